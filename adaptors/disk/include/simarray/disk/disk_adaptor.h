@@ -1,0 +1,60 @@
+#pragma once
+// DiskAdaptor: moves tracks between cache memory and the volumes' backing files. It stages
+// tracks on a cache miss (the cache's BackingStore), destages write-pending track images in
+// the background (pwrite, fdatasync, then mark clean), and serves Flush. Thread-safe; owns
+// one destage thread, stopped by Stop() or the destructor.
+
+#include <atomic>
+#include <cstdint>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "simarray/cache/cache_memory.h"
+#include "simarray/disk/volume_catalog.h"
+
+namespace simarray::disk {
+
+class DiskAdaptor : public cache::BackingStore {
+ public:
+  // Both borrowed; must outlive the adaptor.
+  DiskAdaptor(cache::CacheMemory* cache, VolumeCatalog* volumes);
+  ~DiskAdaptor() override;
+  DiskAdaptor(const DiskAdaptor&) = delete;
+  DiskAdaptor& operator=(const DiskAdaptor&) = delete;
+
+  void Start();
+  void Stop();
+
+  // BackingStore: reads a whole track from the volume's backing file. NOT_FOUND for an
+  // unknown volume id (a deleted volume reads as zeros in flight).
+  absl::Status ReadTrack(cache::TrackKey key, std::span<uint8_t> out) override;
+
+  // Destages every write-pending track image, fdatasyncs the backing files and syncs the
+  // cache region: what was acknowledged before survives a machine crash. Returns the number
+  // of tracks destaged while it waited.
+  absl::StatusOr<uint64_t> Flush();
+
+  // Overwrites `track` of `volume` in the backing file with garbage after destaging it, and
+  // drops its cached copy, so that the next read (and the consistency checker) sees it.
+  absl::Status CorruptTrack(const std::string& volume, uint64_t track);
+
+  // Digest of what a host read of the track returns (cache over disk), without staging it.
+  absl::StatusOr<uint64_t> TrackDigest(cache::TrackKey key);
+
+  uint64_t tracks_destaged() const { return tracks_destaged_.load(); }
+  uint64_t tracks_staged() const { return tracks_staged_.load(); }
+
+ private:
+  void DestageLoop();
+  // Destages up to one batch; returns how many tracks it wrote.
+  size_t DestageBatch();
+
+  cache::CacheMemory* const cache_;
+  VolumeCatalog* const volumes_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::atomic<uint64_t> tracks_destaged_{0};
+  std::atomic<uint64_t> tracks_staged_{0};
+};
+
+}  // namespace simarray::disk

@@ -1,0 +1,79 @@
+#pragma once
+// VolumeCatalog: the volumes this daemon exports, each backed by a sparse file
+// `vol-<id>.img` under data_dir. The list itself is kept in `volumes.tsv` (rewritten
+// atomically on every change), so volumes survive restarts. Thread-safe.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+
+namespace simarray::disk {
+
+// An open volume. Shared: a volume deleted while a request uses it stays open until the
+// request lets go. Immutable after creation.
+struct Volume {
+  Volume(std::string name, uint32_t id, uint64_t size, int fd)
+      : name(std::move(name)), id(id), size(size), fd(fd) {}
+  ~Volume();
+  Volume(const Volume&) = delete;
+  Volume& operator=(const Volume&) = delete;
+  const std::string name;
+  const uint32_t id;
+  const uint64_t size;
+  const int fd;
+};
+
+struct VolumeInfo {
+  std::string name;
+  uint32_t id = 0;
+  uint64_t size = 0;
+  bool paired = false;
+};
+
+class VolumeCatalog {
+ public:
+  static absl::StatusOr<std::unique_ptr<VolumeCatalog>> Open(std::string data_dir,
+                                                             uint32_t track_size);
+
+  // INVALID_ARGUMENT for a bad name (must match [a-z0-9_-]{1,64}) or a size that is zero or
+  // not a multiple of the track size; ALREADY_EXISTS for a taken name or id. `id` 0 picks
+  // the next free id.
+  absl::StatusOr<VolumeInfo> Create(const std::string& name, uint64_t size, uint32_t id,
+                                    bool paired);
+  // NOT_FOUND when there is no such volume. Removes the backing file.
+  absl::Status Delete(const std::string& name);
+  absl::Status SetPaired(const std::string& name, bool paired);
+
+  // NOT_FOUND names the volume.
+  absl::StatusOr<std::shared_ptr<Volume>> Find(const std::string& name);
+  std::shared_ptr<Volume> FindById(uint32_t id);
+  std::vector<VolumeInfo> List();
+  std::vector<std::shared_ptr<Volume>> All();
+
+ private:
+  struct Entry {
+    VolumeInfo info;
+    std::shared_ptr<Volume> volume;
+  };
+  VolumeCatalog(std::string data_dir, uint32_t track_size)
+      : data_dir_(std::move(data_dir)), track_size_(track_size) {}
+  std::string PathFor(uint32_t id) const;
+  absl::StatusOr<std::shared_ptr<Volume>> OpenBacking(const VolumeInfo& info);
+  absl::Status SaveLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const std::string data_dir_;
+  const uint32_t track_size_;
+  absl::Mutex mu_;
+  std::map<std::string, Entry> volumes_ ABSL_GUARDED_BY(mu_);
+};
+
+// Checks a volume name against [a-z0-9_-]{1,64}.
+bool ValidVolumeName(const std::string& name);
+
+}  // namespace simarray::disk

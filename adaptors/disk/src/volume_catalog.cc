@@ -1,0 +1,172 @@
+#include "simarray/disk/volume_catalog.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+
+namespace simarray::disk {
+namespace {
+
+absl::Status ErrnoStatus(const std::string& what) {
+  return absl::InternalError(absl::StrCat(what, ": ", std::strerror(errno)));
+}
+
+constexpr const char* kCatalogFile = "volumes.tsv";
+
+}  // namespace
+
+Volume::~Volume() {
+  if (fd >= 0) close(fd);
+}
+
+bool ValidVolumeName(const std::string& name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-')) return false;
+  }
+  return true;
+}
+
+std::string VolumeCatalog::PathFor(uint32_t id) const {
+  return absl::StrCat(data_dir_, "/vol-", id, ".img");
+}
+
+absl::StatusOr<std::unique_ptr<VolumeCatalog>> VolumeCatalog::Open(std::string data_dir,
+                                                                   uint32_t track_size) {
+  std::unique_ptr<VolumeCatalog> catalog(new VolumeCatalog(std::move(data_dir), track_size));
+  std::ifstream in(absl::StrCat(catalog->data_dir_, "/", kCatalogFile));
+  std::string line;
+  absl::MutexLock lock(&catalog->mu_);
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    VolumeInfo info;
+    int paired = 0;
+    if (!(fields >> info.id >> info.name >> info.size >> paired)) continue;
+    info.paired = paired != 0;
+    auto volume = catalog->OpenBacking(info);
+    if (!volume.ok()) return volume.status();
+    catalog->volumes_[info.name] = Entry{info, *volume};
+  }
+  return catalog;
+}
+
+absl::StatusOr<std::shared_ptr<Volume>> VolumeCatalog::OpenBacking(const VolumeInfo& info) {
+  std::string path = PathFor(info.id);
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoStatus(absl::StrCat("open ", path));
+  if (ftruncate(fd, static_cast<off_t>(info.size)) != 0) {
+    close(fd);
+    return ErrnoStatus(absl::StrCat("size ", path));
+  }
+  return std::make_shared<Volume>(info.name, info.id, info.size, fd);
+}
+
+absl::Status VolumeCatalog::SaveLocked() {
+  std::string path = absl::StrCat(data_dir_, "/", kCatalogFile);
+  std::string tmp = path + ".tmp";
+  std::string text;
+  for (const auto& [name, e] : volumes_) {
+    absl::StrAppend(&text, e.info.id, "\t", name, "\t", e.info.size, "\t", e.info.paired ? 1 : 0,
+                    "\n");
+  }
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoStatus(absl::StrCat("open ", tmp));
+  bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
+            fdatasync(fd) == 0;
+  close(fd);
+  if (!ok || rename(tmp.c_str(), path.c_str()) != 0) {
+    return ErrnoStatus(absl::StrCat("write ", path));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<VolumeInfo> VolumeCatalog::Create(const std::string& name, uint64_t size,
+                                                 uint32_t id, bool paired) {
+  if (!ValidVolumeName(name)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("volume name must match [a-z0-9_-]{1,64}, got \"", name, "\""));
+  }
+  if (size == 0 || size % track_size_ != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "volume size must be a non-zero multiple of the track size ", track_size_, ", got ", size));
+  }
+  absl::MutexLock lock(&mu_);
+  if (volumes_.count(name)) {
+    return absl::AlreadyExistsError(absl::StrCat("volume \"", name, "\" already exists"));
+  }
+  uint32_t max_id = 0;
+  for (const auto& [n, e] : volumes_) {
+    if (id != 0 && e.info.id == id) {
+      return absl::AlreadyExistsError(absl::StrCat("volume id ", id, " is taken by \"", n, "\""));
+    }
+    max_id = std::max(max_id, e.info.id);
+  }
+  VolumeInfo info{name, id != 0 ? id : max_id + 1, size, paired};
+  // A stale file of a deleted volume with this id must not leak old data.
+  unlink(PathFor(info.id).c_str());
+  auto volume = OpenBacking(info);
+  if (!volume.ok()) return volume.status();
+  volumes_[name] = Entry{info, *volume};
+  if (absl::Status s = SaveLocked(); !s.ok()) {
+    volumes_.erase(name);
+    return s;
+  }
+  return info;
+}
+
+absl::Status VolumeCatalog::Delete(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  auto it = volumes_.find(name);
+  if (it == volumes_.end()) {
+    return absl::NotFoundError(absl::StrCat("no volume \"", name, "\""));
+  }
+  uint32_t id = it->second.info.id;
+  volumes_.erase(it);
+  unlink(PathFor(id).c_str());
+  return SaveLocked();
+}
+
+absl::Status VolumeCatalog::SetPaired(const std::string& name, bool paired) {
+  absl::MutexLock lock(&mu_);
+  auto it = volumes_.find(name);
+  if (it == volumes_.end()) return absl::NotFoundError(absl::StrCat("no volume \"", name, "\""));
+  it->second.info.paired = paired;
+  return SaveLocked();
+}
+
+absl::StatusOr<std::shared_ptr<Volume>> VolumeCatalog::Find(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  auto it = volumes_.find(name);
+  if (it == volumes_.end()) return absl::NotFoundError(absl::StrCat("no volume \"", name, "\""));
+  return it->second.volume;
+}
+
+std::shared_ptr<Volume> VolumeCatalog::FindById(uint32_t id) {
+  absl::MutexLock lock(&mu_);
+  for (const auto& [n, e] : volumes_) {
+    if (e.info.id == id) return e.volume;
+  }
+  return nullptr;
+}
+
+std::vector<VolumeInfo> VolumeCatalog::List() {
+  absl::MutexLock lock(&mu_);
+  std::vector<VolumeInfo> out;
+  for (const auto& [n, e] : volumes_) out.push_back(e.info);
+  return out;
+}
+
+std::vector<std::shared_ptr<Volume>> VolumeCatalog::All() {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::shared_ptr<Volume>> out;
+  for (const auto& [n, e] : volumes_) out.push_back(e.volume);
+  return out;
+}
+
+}  // namespace simarray::disk

@@ -1,0 +1,166 @@
+#pragma once
+// HostAdaptor: a front-end port of the array. It owns a holding pen and runs the write path
+// of SPEC section 2 for every host write that comes in on it, whatever the protocol:
+//
+//   BeginWrite  1. checks the request, reserves the write's places in the mirror queue and
+//                  splits it into one portion per track;
+//   Append      2. stages each portion's bytes into a cache slot of its own (invisible to
+//                  readers), and 3. buffers the portion's mirror request in this pen;
+//   Finish      4. determines validity from the bytes as they sit in cache, then
+//               5. valid: commits (sequence, publish, pen -> mirror queue in one step) and,
+//                  in sync mode, replies once the mirror acked every portion; or
+//               6. invalid: deletes every request of the write from the pen, drops the
+//                  staged bytes and replies with what was wrong.
+//
+// Thread-safe. Calls that may wait (queue places, cache slots, disk reads) are made from
+// the adaptor's work pool, never from a gRPC reaction.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "simarray/base/fault_injector.h"
+#include "simarray/base/work_pool.h"
+#include "simarray/cache/cache_memory.h"
+#include "simarray/disk/disk_adaptor.h"
+#include "simarray/disk/volume_catalog.h"
+#include "simarray/mirror/commit_point.h"
+#include "simarray/mirror/holding_pen.h"
+#include "simarray/mirror/mirror_queue.h"
+
+namespace simarray::host {
+
+enum class InvalidReason { kCrcMismatch, kShortStream, kLongStream, kCancelled, kInjected };
+const char* InvalidReasonName(InvalidReason reason);
+inline constexpr int kInvalidReasons = 5;
+
+struct WriteResult {
+  uint64_t sequence = 0;
+  bool mirrored = false;
+  uint32_t portions = 0;
+};
+// Runs once per write, possibly on a remote adaptor thread; must not block.
+using WriteDone = std::function<void(absl::StatusOr<WriteResult>)>;
+
+struct HostCounters {
+  uint64_t writes = 0;
+  uint64_t writes_committed = 0;
+  uint64_t invalid[kInvalidReasons] = {};
+  uint64_t bytes_written = 0;
+  uint64_t reads = 0;
+  uint64_t bytes_read = 0;
+};
+
+// What every host adaptor of a daemon shares. All borrowed; must outlive the adaptors.
+struct ArrayParts {
+  cache::CacheMemory* cache = nullptr;
+  disk::VolumeCatalog* volumes = nullptr;
+  disk::DiskAdaptor* disk = nullptr;
+  mirror::CommitPoint* commit = nullptr;
+  mirror::MirrorQueue* queue = nullptr;  // null: no peer, nothing is mirrored
+  FaultInjector* faults = nullptr;
+  // False while the daemon is a mirror: host writes get FAILED_PRECONDITION.
+  std::function<bool()> accepts_writes;
+};
+
+struct HostAdaptorOptions {
+  std::string id;
+  uint32_t index = 0;  // distinguishes write ids across adaptors
+  uint64_t max_write = 32 << 20;
+  mirror::PenPlacement pen_placement = mirror::PenPlacement::kLocal;
+  size_t pen_capacity = 4096;
+  uint64_t first_pen_record = 0;  // kCache: where this pen's records start in the region
+  size_t workers = 4;
+  // How long a write waits for queue places or cache slots before failing.
+  absl::Duration wait_limit = absl::Seconds(30);
+};
+
+class HostWrite;
+
+class HostAdaptor {
+ public:
+  HostAdaptor(HostAdaptorOptions options, ArrayParts parts);
+  ~HostAdaptor();
+  HostAdaptor(const HostAdaptor&) = delete;
+  HostAdaptor& operator=(const HostAdaptor&) = delete;
+
+  const std::string& id() const { return options_.id; }
+  uint64_t max_write() const { return options_.max_write; }
+  WorkPool& pool() { return pool_; }
+  mirror::HoldingPen& pen() { return pen_; }
+
+  // Step 1. NOT_FOUND, OUT_OF_RANGE, INVALID_ARGUMENT (length 0 or over max_write),
+  // FAILED_PRECONDITION (mirror role), DEADLINE_EXCEEDED (queue full too long).
+  absl::StatusOr<std::unique_ptr<HostWrite>> BeginWrite(const std::string& volume, uint64_t offset,
+                                                        uint64_t length, uint32_t crc32c);
+
+  // The bytes a host read returns: cache over disk. Appends to `out`.
+  absl::Status Read(const std::string& volume, uint64_t offset, uint64_t length, std::string* out);
+
+  HostCounters Counters();
+
+ private:
+  friend class HostWrite;
+  void CountInvalid(InvalidReason reason);
+  void CountCommitted(uint64_t bytes);
+
+  const HostAdaptorOptions options_;
+  const ArrayParts parts_;
+  mirror::HoldingPen pen_;
+  std::atomic<uint64_t> next_write_{1};
+  absl::Mutex mu_;
+  HostCounters counters_ ABSL_GUARDED_BY(mu_);
+  WorkPool pool_;
+};
+
+// One host write in progress on a HostAdaptor (steps 2 to 6). Not thread-safe: one caller
+// at a time (a stream's chunks arrive in order). Destroying an unfinished write drops it
+// as cancelled.
+class HostWrite {
+ public:
+  ~HostWrite();
+  HostWrite(const HostWrite&) = delete;
+  HostWrite& operator=(const HostWrite&) = delete;
+
+  uint64_t write_id() const { return write_id_; }
+  uint64_t received() const { return received_; }
+
+  // Steps 2-3 for the next bytes of the write. Bytes past the declared length make the
+  // write invalid (it stays open so Finish can report it). Errors (cache full) are final.
+  absl::Status Append(std::span<const uint8_t> bytes);
+
+  // Steps 4-6. `done` runs exactly once.
+  void Finish(WriteDone done);
+
+  // The host went away: drop the write (counted as cancelled).
+  void Cancel();
+
+ private:
+  friend class HostAdaptor;
+  HostWrite(HostAdaptor* adaptor, std::shared_ptr<disk::Volume> volume, uint64_t offset,
+            uint64_t length, uint32_t crc32c, uint64_t write_id, mirror::Reservation reservation);
+  absl::Status StartPortion();
+  void Drop(InvalidReason reason);
+
+  HostAdaptor* const adaptor_;
+  const std::shared_ptr<disk::Volume> volume_;
+  const uint64_t offset_;
+  const uint64_t length_;
+  const uint32_t crc32c_;
+  const uint64_t write_id_;
+  mirror::Reservation reservation_;
+  std::vector<mirror::Portion> portions_;
+  uint64_t received_ = 0;
+  uint64_t overflow_ = 0;  // bytes beyond the declared length
+  bool finished_ = false;
+  std::shared_ptr<mirror::WriteTicket> ticket_;
+  std::shared_ptr<std::atomic<uint64_t>> sequence_;
+};
+
+}  // namespace simarray::host

@@ -1,0 +1,126 @@
+#include "simarray/host/host_adaptor.h"
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace simarray::host {
+
+const char* InvalidReasonName(InvalidReason reason) {
+  switch (reason) {
+    case InvalidReason::kCrcMismatch:
+      return "crc_mismatch";
+    case InvalidReason::kShortStream:
+      return "short_stream";
+    case InvalidReason::kLongStream:
+      return "long_stream";
+    case InvalidReason::kCancelled:
+      return "cancelled";
+    case InvalidReason::kInjected:
+      return "injected_corruption";
+  }
+  return "unknown";
+}
+
+HostAdaptor::HostAdaptor(HostAdaptorOptions options, ArrayParts parts)
+    : options_(std::move(options)),
+      parts_(std::move(parts)),
+      pen_(options_.pen_placement, options_.pen_capacity, &parts_.cache->region(),
+           options_.first_pen_record),
+      pool_(options_.workers, 1 << 16) {}
+
+HostAdaptor::~HostAdaptor() { pool_.Stop(); }
+
+namespace {
+
+// Checks [offset, offset + length) against a volume and the adaptor's limits.
+absl::Status CheckRange(const disk::Volume& volume, uint64_t offset, uint64_t length,
+                        uint64_t max_length) {
+  if (length == 0) return absl::InvalidArgumentError("length must be at least 1 byte, got 0");
+  if (length > max_length) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("length ", length, " exceeds max_write ", max_length));
+  }
+  if (offset >= volume.size || length > volume.size - offset) {
+    return absl::OutOfRangeError(absl::StrCat("range [", offset, ", ", offset + length,
+                                              ") is outside volume \"", volume.name, "\" of ",
+                                              volume.size, " bytes"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<HostWrite>> HostAdaptor::BeginWrite(const std::string& name,
+                                                                   uint64_t offset, uint64_t length,
+                                                                   uint32_t crc32c) {
+  auto volume = parts_.volumes->Find(name);
+  if (!volume.ok()) return volume.status();
+  if (absl::Status s = CheckRange(**volume, offset, length, options_.max_write); !s.ok()) {
+    return s;
+  }
+  if (parts_.accepts_writes && !parts_.accepts_writes()) {
+    return absl::FailedPreconditionError(
+        "this daemon is a mirror: hosts may read only; write to the primary");
+  }
+  const uint64_t track_size = parts_.cache->track_size();
+  const uint64_t portions = (offset + length - 1) / track_size - offset / track_size + 1;
+  mirror::Reservation reservation;
+  if (parts_.queue != nullptr) {
+    auto r = parts_.queue->Reserve(portions, absl::Now() + options_.wait_limit);
+    if (!r.ok()) return r.status();
+    reservation = std::move(*r);
+  }
+  const uint64_t write_id =
+      (static_cast<uint64_t>(options_.index) << 48) | next_write_.fetch_add(1);
+  {
+    absl::MutexLock lock(&mu_);
+    ++counters_.writes;
+  }
+  return std::unique_ptr<HostWrite>(new HostWrite(this, *std::move(volume), offset, length, crc32c,
+                                                  write_id, std::move(reservation)));
+}
+
+absl::Status HostAdaptor::Read(const std::string& name, uint64_t offset, uint64_t length,
+                               std::string* out) {
+  auto volume = parts_.volumes->Find(name);
+  if (!volume.ok()) return volume.status();
+  if (absl::Status s = CheckRange(**volume, offset, length, options_.max_write); !s.ok()) {
+    return s;
+  }
+  const uint64_t track_size = parts_.cache->track_size();
+  out->reserve(out->size() + length);
+  uint64_t pos = offset;
+  const uint64_t end = offset + length;
+  while (pos < end) {
+    const uint64_t track = pos / track_size;
+    const uint64_t in_track = pos % track_size;
+    const uint64_t n = std::min(end - pos, track_size - in_track);
+    auto slot = parts_.cache->ReadTrack(cache::TrackKey{(*volume)->id, track});
+    if (!slot.ok()) return slot.status();
+    out->append(reinterpret_cast<const char*>(slot->data().data()) + in_track, n);
+    pos += n;
+  }
+  absl::MutexLock lock(&mu_);
+  ++counters_.reads;
+  counters_.bytes_read += length;
+  return absl::OkStatus();
+}
+
+void HostAdaptor::CountInvalid(InvalidReason reason) {
+  absl::MutexLock lock(&mu_);
+  ++counters_.invalid[static_cast<int>(reason)];
+}
+
+void HostAdaptor::CountCommitted(uint64_t bytes) {
+  absl::MutexLock lock(&mu_);
+  ++counters_.writes_committed;
+  counters_.bytes_written += bytes;
+}
+
+HostCounters HostAdaptor::Counters() {
+  absl::MutexLock lock(&mu_);
+  return counters_;
+}
+
+}  // namespace simarray::host

@@ -1,0 +1,52 @@
+#pragma once
+// PeerService (proto/simarray/v1/peer.proto) as served on the remote adaptor port: the
+// receiving side of the link. Ship verifies each record's CRC-32C before applying it
+// (a record that fails is refused and resent, never applied), applies records in the order
+// they arrive (the primary's sequence order) and acknowledges cumulatively once the data
+// is in this daemon's cache. Synchronous gRPC service: one thread per Ship stream (one per
+// peer). Thread-safe; everything borrowed must outlive the server.
+
+#include <atomic>
+#include <functional>
+#include <string>
+
+#include "simarray/cache/cache_memory.h"
+#include "simarray/disk/disk_adaptor.h"
+#include "simarray/disk/volume_catalog.h"
+#include "simarray/remote/record_applier.h"
+#include "simarray/v1/peer.grpc.pb.h"
+
+namespace simarray::remote {
+
+struct PeerServiceParts {
+  std::string daemon_id;
+  std::function<std::string()> role;
+  cache::CacheMemory* cache = nullptr;
+  disk::VolumeCatalog* volumes = nullptr;
+  disk::DiskAdaptor* disk = nullptr;
+  RecordApplier* applier = nullptr;
+};
+
+class PeerServiceImpl final : public v1::PeerService::Service {
+ public:
+  explicit PeerServiceImpl(PeerServiceParts parts) : parts_(std::move(parts)) {}
+
+  grpc::Status Hello(grpc::ServerContext* context, const v1::HelloRequest* request,
+                     v1::HelloReply* reply) override;
+  grpc::Status Ship(grpc::ServerContext* context,
+                    grpc::ServerReaderWriter<v1::ShipReply, v1::ShipRequest>* stream) override;
+  grpc::Status TrackDigests(grpc::ServerContext* context, const v1::TrackDigestsRequest* request,
+                            v1::TrackDigestsReply* reply) override;
+  grpc::Status CreateVolume(grpc::ServerContext* context, const v1::PeerVolume* request,
+                            v1::PeerVolumeReply* reply) override;
+  grpc::Status DeleteVolume(grpc::ServerContext* context, const v1::PeerVolume* request,
+                            v1::PeerVolumeReply* reply) override;
+
+  uint64_t records_refused() const { return records_refused_.load(); }
+
+ private:
+  const PeerServiceParts parts_;
+  std::atomic<uint64_t> records_refused_{0};
+};
+
+}  // namespace simarray::remote

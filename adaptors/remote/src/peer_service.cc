@@ -1,0 +1,119 @@
+#include "simarray/remote/peer_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "simarray/base/crc32c.h"
+#include "simarray/rpc/rpc.h"
+#include "spdlog/spdlog.h"
+
+namespace simarray::remote {
+namespace {
+constexpr uint64_t kMaxDigestsPerCall = 1 << 16;
+
+std::span<const uint8_t> Bytes(const std::string& s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+}  // namespace
+
+grpc::Status PeerServiceImpl::Hello(grpc::ServerContext* context, const v1::HelloRequest* request,
+                                    v1::HelloReply* reply) {
+  const uint32_t track_size = parts_.cache->track_size();
+  if (request->track_size() != track_size) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("track sizes differ: peer ", request->daemon_id(), " uses ",
+                                     request->track_size(), ", this daemon uses ", track_size));
+  }
+  reply->set_daemon_id(parts_.daemon_id);
+  reply->set_role(parts_.role());
+  reply->set_generation(parts_.cache->region().header().generation);
+  reply->set_track_size(track_size);
+  reply->set_applied_sequence(parts_.applier->applied_sequence());
+  for (const auto& v : parts_.volumes->List()) {
+    v1::PeerVolume* pv = reply->add_volumes();
+    pv->set_name(v.name);
+    pv->set_id(v.id);
+    pv->set_size(v.size);
+    for (const auto& theirs : request->volumes()) {
+      if (theirs.name() == v.name && theirs.size() != v.size) {
+        reply->add_size_mismatches(
+            absl::StrCat(v.name, ": local ", v.size, ", peer ", theirs.size()));
+      }
+    }
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status PeerServiceImpl::Ship(
+    grpc::ServerContext* context,
+    grpc::ServerReaderWriter<v1::ShipReply, v1::ShipRequest>* stream) {
+  spdlog::info("peer service: Ship stream from {} opened", context->peer());
+  v1::ShipRequest request;
+  while (stream->Read(&request)) {
+    v1::ShipReply reply;
+    for (const v1::ShipRecord& rec : request.records()) {
+      if (Crc32c(Bytes(rec.data())) != rec.crc32c()) {
+        reply.add_refused(rec.record_id());
+        records_refused_.fetch_add(1);
+        spdlog::warn("peer service: record {} (track {}) failed its CRC check; refused",
+                     rec.record_id(), rec.track());
+        continue;
+      }
+      auto applied = parts_.applier->Apply(rec.volume_id(), rec.track(), rec.offset(),
+                                           Bytes(rec.data()), rec.sequence());
+      if (!applied.ok()) {
+        // Nothing a resend could fix (e.g. the volume is gone): acknowledged and logged.
+        spdlog::warn("peer service: record {} not applied: {}", rec.record_id(),
+                     std::string(applied.status().message()));
+      }
+      reply.set_acked_through(rec.record_id());
+    }
+    reply.set_applied_sequence(parts_.applier->applied_sequence());
+    if (!stream->Write(reply)) break;
+  }
+  spdlog::info("peer service: Ship stream from {} closed", context->peer());
+  return grpc::Status::OK;
+}
+
+grpc::Status PeerServiceImpl::TrackDigests(grpc::ServerContext* context,
+                                           const v1::TrackDigestsRequest* request,
+                                           v1::TrackDigestsReply* reply) {
+  auto volume = parts_.volumes->FindById(request->volume_id());
+  if (volume == nullptr) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("no volume with id ", request->volume_id()));
+  }
+  const uint64_t tracks = volume->size / parts_.cache->track_size();
+  if (request->count() > kMaxDigestsPerCall || request->first_track() > tracks ||
+      request->count() > tracks - request->first_track()) {
+    return grpc::Status(grpc::StatusCode::OUT_OF_RANGE,
+                        absl::StrCat("tracks [", request->first_track(), ", +", request->count(),
+                                     ") outside volume of ", tracks, " tracks (at most ",
+                                     kMaxDigestsPerCall, " a call)"));
+  }
+  for (uint64_t t = 0; t < request->count(); ++t) {
+    auto digest = parts_.disk->TrackDigest(cache::TrackKey{volume->id, request->first_track() + t});
+    if (!digest.ok()) return rpc::ToGrpc(digest.status());
+    reply->add_digests(*digest);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status PeerServiceImpl::CreateVolume(grpc::ServerContext* context,
+                                           const v1::PeerVolume* request,
+                                           v1::PeerVolumeReply* reply) {
+  auto created = parts_.volumes->Create(request->name(), request->size(), request->id(), true);
+  if (!created.ok()) return rpc::ToGrpc(created.status());
+  spdlog::info("peer service: created twin volume {} (id {}, {} bytes)", request->name(),
+               request->id(), request->size());
+  return grpc::Status::OK;
+}
+
+grpc::Status PeerServiceImpl::DeleteVolume(grpc::ServerContext* context,
+                                           const v1::PeerVolume* request,
+                                           v1::PeerVolumeReply* reply) {
+  auto volume = parts_.volumes->Find(request->name());
+  if (!volume.ok()) return rpc::ToGrpc(volume.status());
+  parts_.cache->DropVolume((*volume)->id);
+  return rpc::ToGrpc(parts_.volumes->Delete(request->name()));
+}
+
+}  // namespace simarray::remote

@@ -1,0 +1,39 @@
+#include "simarray/rpc/rpc.h"
+
+#include <algorithm>
+#include <limits>
+
+namespace simarray::rpc {
+
+grpc::Status ToGrpc(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  // absl and gRPC share the canonical code numbers.
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+absl::Status FromGrpc(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
+int MessageLimit(uint64_t max_write) {
+  uint64_t limit = max_write + (1 << 20);
+  return static_cast<int>(std::min<uint64_t>(limit, std::numeric_limits<int>::max()));
+}
+
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, uint64_t max_write) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(MessageLimit(max_write));
+  args.SetMaxSendMessageSize(MessageLimit(max_write));
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
+void ConfigureServer(grpc::ServerBuilder& builder, uint64_t max_write) {
+  builder.SetMaxReceiveMessageSize(MessageLimit(max_write));
+  builder.SetMaxSendMessageSize(MessageLimit(max_write));
+}
+
+}  // namespace simarray::rpc

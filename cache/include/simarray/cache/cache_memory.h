@@ -1,0 +1,259 @@
+#pragma once
+// CacheMemory: the one cache shared by every adaptor of the array. It hands out track-sized
+// slots, keeps the track directory (which slot holds the current image of each track) and
+// records every slot's state in the region's slot table so that a restart can recover it.
+//
+// Copy-on-write discipline: a host write stages each portion into a slot of its own
+// (kStaging) holding only the portion's bytes; readers never see it. Publish, called by the
+// one commit point in sequence order, fills the rest of that slot from the track's current
+// image and makes it the track's image (kWritePending). A published slot is never written
+// again, so the remote adaptor can read it at ship time and see exactly the write's data,
+// and a concurrent commit to another range of the same track is never lost.
+//
+// Thread-safe: one mutex guards the directory and slot states; slot data is copied outside
+// it by whoever holds the slot (a StagedSlot or SlotRef).
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "simarray/cache/cache_region.h"
+
+namespace simarray::cache {
+
+struct TrackKey {
+  uint32_t volume_id = 0;
+  uint64_t track = 0;
+  bool operator==(const TrackKey&) const = default;
+};
+
+struct TrackKeyHash {
+  size_t operator()(const TrackKey& k) const {
+    return k.track * 0x9E3779B97F4A7C15ull ^ k.volume_id;
+  }
+};
+
+// Where tracks missing from cache are staged from (the disk adaptor). Called without the
+// cache lock held; must be thread-safe.
+class BackingStore {
+ public:
+  virtual ~BackingStore() = default;
+  virtual absl::Status ReadTrack(TrackKey key, std::span<uint8_t> out) = 0;
+};
+
+struct CacheOptions {
+  std::string path;  // region file; empty with persistent = false: anonymous memory
+  uint64_t size = 0;
+  uint32_t track_size = 0;
+  uint64_t pen_records = 0;
+  bool persistent = true;
+  Role role = Role::kPrimary;
+};
+
+struct RecoveryReport {
+  bool fresh = true;
+  uint64_t write_pending = 0;         // committed, not yet destaged: kept and destaged again
+  uint64_t clean = 0;                 // kept as clean cache
+  uint64_t superseded = 0;            // older images of a track with a newer one: freed
+  uint64_t staging_dropped = 0;       // portions of uncommitted writes: dropped
+  uint64_t torn_entries = 0;          // entries whose checksum failed: never trusted
+  uint64_t pen_records_dropped = 0;   // mirror requests of uncommitted writes (pen in cache)
+  std::vector<TrackKey> mirror_owed;  // committed tracks the mirror had not acknowledged
+};
+
+struct SlotCounts {
+  uint64_t total = 0, free = 0, clean = 0, write_pending = 0, staging = 0;
+};
+
+class CacheMemory;
+
+// A pin on a slot's current contents; the slot is not freed or reused while it lives.
+// Move-only; the CacheMemory must outlive it.
+class SlotRef {
+ public:
+  SlotRef() = default;
+  SlotRef(CacheMemory* cache, uint32_t slot) : cache_(cache), slot_(slot) {}
+  SlotRef(SlotRef&& other) noexcept { *this = std::move(other); }
+  SlotRef& operator=(SlotRef&& other) noexcept;
+  ~SlotRef() { Reset(); }
+  void Reset();
+  bool valid() const { return cache_ != nullptr; }
+  uint32_t slot() const { return slot_; }
+  std::span<const uint8_t> data() const;
+
+ private:
+  CacheMemory* cache_ = nullptr;
+  uint32_t slot_ = 0;
+};
+
+// A slot taken for one portion of a write that is not committed yet. Freed on destruction
+// unless published. Move-only; the CacheMemory must outlive it.
+class StagedSlot {
+ public:
+  StagedSlot() = default;
+  StagedSlot(CacheMemory* cache, uint32_t slot, TrackKey key)
+      : cache_(cache), slot_(slot), key_(key) {}
+  StagedSlot(StagedSlot&& other) noexcept { *this = std::move(other); }
+  StagedSlot& operator=(StagedSlot&& other) noexcept;
+  ~StagedSlot() { Drop(); }
+  void Drop();
+  bool valid() const { return cache_ != nullptr; }
+  uint32_t slot() const { return slot_; }
+  TrackKey key() const { return key_; }
+  std::span<uint8_t> data();
+  // Gives up ownership (the slot was published).
+  void Release() { cache_ = nullptr; }
+
+ private:
+  CacheMemory* cache_ = nullptr;
+  uint32_t slot_ = 0;
+  TrackKey key_;
+};
+
+// Keeps a track's directory entry (and so its current image) in cache while alive.
+class TrackPin {
+ public:
+  TrackPin() = default;
+  TrackPin(CacheMemory* cache, TrackKey key) : cache_(cache), key_(key) {}
+  TrackPin(TrackPin&& other) noexcept { *this = std::move(other); }
+  TrackPin& operator=(TrackPin&& other) noexcept;
+  ~TrackPin() { Reset(); }
+  void Reset();
+
+ private:
+  CacheMemory* cache_ = nullptr;
+  TrackKey key_;
+};
+
+// A committed track image waiting to be destaged.
+struct DirtyTrack {
+  TrackKey key;
+  uint64_t sequence = 0;
+  SlotRef slot;
+};
+
+class CacheMemory {
+ public:
+  static absl::StatusOr<std::unique_ptr<CacheMemory>> Open(const CacheOptions& options,
+                                                           RecoveryReport* report);
+  ~CacheMemory();
+  CacheMemory(const CacheMemory&) = delete;
+  CacheMemory& operator=(const CacheMemory&) = delete;
+
+  // Borrowed; must outlive every call that misses. Set once before use.
+  void SetBackingStore(BackingStore* store) { backing_ = store; }
+
+  uint32_t track_size() const { return track_size_; }
+  uint64_t slot_count() const { return slot_count_; }
+  bool persistent() const { return region_->persistent(); }
+  CacheRegion& region() { return *region_; }
+
+  // Takes a free slot (evicting a clean one if needed) for a portion of `key` belonging to
+  // `write_id`. Waits while every slot is write-pending or in use; DEADLINE_EXCEEDED
+  // ("cache full") once `deadline` passes.
+  absl::StatusOr<StagedSlot> AllocateStaging(TrackKey key, uint64_t write_id, absl::Time deadline);
+
+  // Keeps `key`'s current image in cache, staging it from the backing store when absent, so
+  // that Publish of a partial portion can fill from memory.
+  absl::StatusOr<TrackPin> PinTrack(TrackKey key);
+
+  // Makes `staged` the current image of its track as of `sequence`: bytes outside
+  // [offset, offset + length) are copied from the previous image (or the backing store).
+  // Returns false (and drops the staged slot) when the track already holds a newer sequence;
+  // a mirror uses this to never apply an older record over newer data.
+  // The caller serialises Publish calls in sequence order. With `ref`, the published slot
+  // is pinned for the caller (the mirror request that ships it).
+  bool Publish(StagedSlot staged, uint32_t offset, uint32_t length, uint64_t sequence,
+               bool mirror_owed, SlotRef* ref = nullptr);
+
+  // Pins the current image of `key`, staging it from the backing store on a miss.
+  absl::StatusOr<SlotRef> ReadTrack(TrackKey key);
+  // Current image of `key` if cached; the sequence it holds goes to `sequence`.
+  SlotRef PeekTrack(TrackKey key, uint64_t* sequence);
+  // A new pin on a slot the caller already pins.
+  SlotRef AddRef(uint32_t slot);
+
+  // Up to `max` write-pending track images, oldest first, each pinned.
+  std::vector<DirtyTrack> TakeDirty(size_t max);
+  // Marks the slot clean if it still holds `sequence` (it was destaged and synced).
+  void MarkClean(uint32_t slot, uint64_t sequence);
+  // Puts a track image TakeDirty gave out back in line (its destage failed).
+  void Redirty(uint32_t slot, uint64_t sequence);
+  // Clears the mirror-owed flag of a slot if it still holds `sequence`.
+  void ClearMirrorOwed(uint32_t slot, uint64_t sequence);
+  size_t DirtyCount();
+  // Blocks until no track image is write-pending or `deadline` passes.
+  bool WaitClean(absl::Time deadline);
+
+  // Forgets the cached image of `key` (it must be clean); FAILED_PRECONDITION if it is
+  // write-pending.
+  absl::Status DropTrack(TrackKey key);
+  // Forgets every slot of a deleted volume.
+  void DropVolume(uint32_t volume_id);
+
+  // Next sequence number; strictly increasing across restarts. Caller serialises.
+  uint64_t NextSequence();
+  uint64_t LastSequence();
+  // Raises the counter so the next sequence is above `sequence` (the mirror follows the
+  // primary's numbering).
+  void ObserveSequence(uint64_t sequence);
+
+  SlotCounts Counts();
+
+ private:
+  friend class SlotRef;
+  friend class StagedSlot;
+  friend class TrackPin;
+
+  struct SlotMeta {
+    SlotState state = SlotState::kFree;
+    uint8_t flags = 0;
+    bool superseded = false;  // no longer its track's image; freed when refs reach 0
+    uint32_t refs = 0;
+    TrackKey key;
+    uint64_t sequence = 0;
+  };
+  struct TrackEntry {
+    int64_t live = -1;
+    uint32_t pins = 0;
+    bool loading = false;
+  };
+
+  CacheMemory(std::unique_ptr<CacheRegion> region);
+  void Recover(RecoveryReport* report);
+  void Unref(uint32_t slot);
+  void FreeStaged(uint32_t slot);
+  void Unpin(TrackKey key);
+  std::span<uint8_t> Data(uint32_t slot) { return region_->SlotData(slot); }
+  // Takes a free or evictable slot; -1 if none.
+  int64_t TakeSlotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FreeSlotLocked(uint32_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void WriteEntryLocked(uint32_t slot, uint64_t write_id = 0) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MaybeDropEntryLocked(TrackKey key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  std::unique_ptr<CacheRegion> region_;
+  const uint32_t track_size_;
+  const uint64_t slot_count_;
+  BackingStore* backing_ = nullptr;
+
+  absl::Mutex mu_;
+  std::vector<SlotMeta> slots_ ABSL_GUARDED_BY(mu_);
+  std::vector<uint32_t> free_ ABSL_GUARDED_BY(mu_);
+  std::unordered_map<TrackKey, TrackEntry, TrackKeyHash> directory_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::pair<uint32_t, uint64_t>> dirty_ ABSL_GUARDED_BY(mu_);  // (slot, sequence)
+  uint64_t write_pending_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t clock_hand_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t sequence_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::CondVar slot_freed_;
+  absl::CondVar track_loaded_;
+  absl::CondVar all_clean_;
+};
+
+}  // namespace simarray::cache

@@ -1,0 +1,248 @@
+#include "daemon/admin_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "daemon/array.h"
+#include "simarray/rpc/rpc.h"
+#include "spdlog/spdlog.h"
+
+namespace simarray::daemon {
+namespace {
+
+grpc::Status Error(grpc::StatusCode code, std::string message) {
+  return grpc::Status(code, std::move(message));
+}
+
+// Digests of every track of a volume on this side, in chunks.
+absl::StatusOr<std::vector<uint64_t>> LocalDigests(disk::DiskAdaptor& disk, uint32_t volume_id,
+                                                   uint64_t tracks) {
+  std::vector<uint64_t> out;
+  out.reserve(tracks);
+  for (uint64_t t = 0; t < tracks; ++t) {
+    auto d = disk.TrackDigest(cache::TrackKey{volume_id, t});
+    if (!d.ok()) return d.status();
+    out.push_back(*d);
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<uint64_t>> MismatchedTracks(Array& array, uint32_t volume_id,
+                                                       uint64_t tracks) {
+  constexpr uint64_t kChunk = 4096;
+  std::vector<uint64_t> mismatched;
+  for (uint64_t first = 0; first < tracks; first += kChunk) {
+    const uint64_t count = std::min(kChunk, tracks - first);
+    auto theirs = array.remote()->PeerDigests(volume_id, first, count);
+    if (!theirs.ok()) return theirs.status();
+    for (uint64_t i = 0; i < count; ++i) {
+      auto mine = array.disk().TrackDigest(cache::TrackKey{volume_id, first + i});
+      if (!mine.ok()) return mine.status();
+      if (i >= theirs->size() || (*theirs)[i] != *mine) mismatched.push_back(first + i);
+    }
+  }
+  return mismatched;
+}
+
+}  // namespace
+
+grpc::Status AdminServiceImpl::Status(grpc::ServerContext* context,
+                                      const v1::StatusRequest* request, v1::StatusReply* reply) {
+  Array& a = *array_;
+  reply->set_daemon_id(a.config().name);
+  reply->set_role(a.role());
+  reply->set_mode(a.config().mode);
+  reply->set_pair_state(a.PairState());
+  reply->set_sequence(a.cache().LastSequence());
+  reply->set_generation(a.cache().region().header().generation);
+  cache::SlotCounts slots = a.cache().Counts();
+  v1::CacheStatus* cs = reply->mutable_cache();
+  cs->set_slots(slots.total);
+  cs->set_free(slots.free);
+  cs->set_clean(slots.clean);
+  cs->set_write_pending(slots.write_pending);
+  cs->set_staging(slots.staging);
+  cs->set_track_size(a.cache().track_size());
+  cs->set_persistent(a.cache().persistent());
+  for (const auto& ha : a.host_adaptors()) {
+    v1::PenStatus* ps = reply->add_pens();
+    ps->set_host_adaptor(ha->id());
+    ps->set_placement(ha->pen().placement() == mirror::PenPlacement::kCache ? "cache" : "local");
+    mirror::PenCounters pen = ha->pen().Counters();
+    host::HostCounters hc = ha->Counters();
+    ps->set_depth(pen.depth);
+    ps->set_requests_buffered(pen.requests_buffered);
+    ps->set_requests_sent(pen.requests_sent);
+    ps->set_requests_deleted(pen.requests_deleted);
+    ps->set_writes(hc.writes);
+    ps->set_writes_committed(hc.writes_committed);
+    ps->set_bytes_written(hc.bytes_written);
+    for (int r = 0; r < host::kInvalidReasons; ++r) {
+      (*ps->mutable_invalid_writes())[host::InvalidReasonName(
+          static_cast<host::InvalidReason>(r))] = hc.invalid[r];
+    }
+  }
+  if (a.queue() != nullptr) {
+    mirror::QueueCounters q = a.queue()->Counters();
+    reply->set_queue_depth(q.depth);
+    reply->set_queue_peak(q.peak);
+    reply->set_queue_capacity(q.capacity);
+  }
+  v1::LinkStatus* ls = reply->mutable_link();
+  if (a.remote() != nullptr) {
+    remote::LinkCounters l = a.remote()->Counters();
+    ls->set_peer(a.config().peer_address);
+    ls->set_state(l.state);
+    ls->set_records_shipped(l.records_shipped);
+    ls->set_records_acked(l.records_acked);
+    ls->set_records_refused(l.records_refused);
+    ls->set_bytes_shipped(l.bytes_shipped);
+    ls->set_in_flight(l.in_flight);
+    ls->set_in_flight_peak(l.in_flight_peak);
+    ls->set_ack_timeouts(l.ack_timeouts);
+    ls->set_mirror_applied_sequence(l.mirror_applied_sequence);
+  } else {
+    ls->set_state("none");
+  }
+  reply->set_writes_cancelled(a.streams_cancelled());
+  reply->set_records_applied(a.applier().records_applied());
+  reply->set_applied_sequence(a.applier().applied_sequence());
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminServiceImpl::CreateVolume(grpc::ServerContext* context,
+                                            const v1::CreateVolumeRequest* request,
+                                            v1::VolumeInfo* reply) {
+  if (!array_->is_primary()) {
+    return Error(grpc::StatusCode::FAILED_PRECONDITION,
+                 "volumes are created on the primary; it creates the mirror's twin");
+  }
+  auto created = array_->volumes().Create(request->name(), request->size(), 0, false);
+  if (!created.ok()) return rpc::ToGrpc(created.status());
+  bool paired = false;
+  if (array_->remote() != nullptr) {
+    absl::Status twin = array_->remote()->CreateTwin(*created);
+    if (twin.ok()) {
+      paired = array_->volumes().SetPaired(created->name, true).ok();
+    } else {
+      spdlog::warn("volume {}: twin not created on the mirror ({}); not paired", created->name,
+                   std::string(twin.message()));
+    }
+  }
+  spdlog::info("volume {} created (id {}, {} bytes){}", created->name, created->id, created->size,
+               paired ? ", twin created on the mirror" : "");
+  reply->set_name(created->name);
+  reply->set_id(created->id);
+  reply->set_size(created->size);
+  reply->set_paired(paired);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminServiceImpl::DeleteVolume(grpc::ServerContext* context,
+                                            const v1::DeleteVolumeRequest* request,
+                                            v1::DeleteVolumeReply* reply) {
+  auto volume = array_->volumes().Find(request->name());
+  if (!volume.ok()) return rpc::ToGrpc(volume.status());
+  disk::VolumeInfo info;
+  for (const auto& v : array_->volumes().List()) {
+    if (v.name == request->name()) info = v;
+  }
+  if (info.paired && !request->force()) {
+    return Error(grpc::StatusCode::FAILED_PRECONDITION,
+                 absl::StrCat("volume ", info.name,
+                              " is paired; delete with force to drop "
+                              "both sides"));
+  }
+  if (info.paired && array_->remote() != nullptr) {
+    absl::Status twin = array_->remote()->DeleteTwin(info);
+    if (!twin.ok())
+      spdlog::warn("volume {}: twin not deleted: {}", info.name, std::string(twin.message()));
+  }
+  array_->cache().DropVolume(info.id);
+  spdlog::info("volume {} deleted", info.name);
+  return rpc::ToGrpc(array_->volumes().Delete(info.name));
+}
+
+grpc::Status AdminServiceImpl::ListVolumes(grpc::ServerContext* context,
+                                           const v1::ListVolumesRequest* request,
+                                           v1::ListVolumesReply* reply) {
+  for (const auto& v : array_->volumes().List()) {
+    v1::VolumeInfo* vi = reply->add_volumes();
+    vi->set_name(v.name);
+    vi->set_id(v.id);
+    vi->set_size(v.size);
+    vi->set_paired(v.paired);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminServiceImpl::CheckConsistency(grpc::ServerContext* context,
+                                                const v1::CheckConsistencyRequest* request,
+                                                v1::CheckConsistencyReply* reply) {
+  auto volume = array_->volumes().Find(request->volume());
+  if (!volume.ok()) return rpc::ToGrpc(volume.status());
+  remote::RemoteAdaptor* ra = array_->remote();
+  if (ra == nullptr) {
+    return Error(grpc::StatusCode::FAILED_PRECONDITION,
+                 "this daemon ships to no mirror; run the check on the primary of a pair");
+  }
+  const uint32_t id = (*volume)->id;
+  const uint64_t tracks = (*volume)->size / array_->cache().track_size();
+  const uint64_t cut = array_->cache().LastSequence();
+  reply->set_cut_sequence(cut);
+  ra->WaitApplied(cut, absl::Now() + absl::Milliseconds(request->wait_ms()));
+  reply->set_mirror_applied_sequence(ra->Counters().mirror_applied_sequence);
+  auto mismatched = MismatchedTracks(*array_, id, tracks);
+  if (!mismatched.ok()) return rpc::ToGrpc(mismatched.status());
+  reply->set_tracks_compared(tracks);
+  for (uint64_t t : *mismatched) reply->add_mismatched_tracks(t);
+  bool consistent = mismatched->empty();
+  if (!consistent && request->repair()) {
+    std::vector<cache::TrackKey> keys;
+    for (uint64_t t : *mismatched) keys.push_back(cache::TrackKey{id, t});
+    auto repaired = ra->ResendTracks(keys, absl::Seconds(30));
+    if (!repaired.ok()) return rpc::ToGrpc(repaired.status());
+    reply->set_tracks_repaired(*repaired);
+    auto again = MismatchedTracks(*array_, id, tracks);
+    if (!again.ok()) return rpc::ToGrpc(again.status());
+    consistent = again->empty();
+  }
+  reply->set_consistent(consistent);
+  spdlog::info(
+      "consistency check of {}: cut {}, {} tracks compared, {} mismatched{}{}", (*volume)->name,
+      cut, tracks, mismatched->size(),
+      reply->tracks_repaired() ? absl::StrCat(", ", reply->tracks_repaired(), " repaired") : "",
+      consistent ? ", consistent" : ", NOT consistent");
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminServiceImpl::InjectFault(grpc::ServerContext* context,
+                                           const v1::InjectFaultRequest* request,
+                                           v1::InjectFaultReply* reply) {
+  switch (request->kind()) {
+    case v1::FAULT_CORRUPT_NEXT_WRITE:
+      array_->faults().ArmCorruptNextWrite();
+      reply->set_description("the next host write will be corrupted in cache after staging");
+      break;
+    case v1::FAULT_CORRUPT_TRACK: {
+      absl::Status s = array_->disk().CorruptTrack(request->volume(), request->track());
+      if (!s.ok()) return rpc::ToGrpc(s);
+      reply->set_description(absl::StrCat("track ", request->track(), " of ", request->volume(),
+                                          " corrupted in the backing store, cached copy dropped"));
+      break;
+    }
+    case v1::FAULT_DELAY_RECORDS:
+      array_->faults().SetRecordDelayMs(request->duration_ms());
+      reply->set_description(
+          request->duration_ms() == 0
+              ? std::string("shipped records are no longer delayed")
+              : absl::StrCat("every shipped record is delayed by ", request->duration_ms(), " ms"));
+      break;
+    default:
+      return Error(grpc::StatusCode::INVALID_ARGUMENT,
+                   absl::StrCat("unknown fault kind ", static_cast<int>(request->kind()),
+                                "; expected corrupt-next-write, corrupt-track or delay-records"));
+  }
+  spdlog::warn("fault injected: {}", reply->description());
+  return grpc::Status::OK;
+}
+
+}  // namespace simarray::daemon

@@ -1,0 +1,34 @@
+#pragma once
+// AdminService (proto/simarray/v1/admin.proto) on the management port: status, volumes,
+// the consistency checker and fault injection. Synchronous gRPC service (admin calls may
+// wait, e.g. CheckConsistency's wait_ms). Thread-safe; the Array must outlive it.
+
+#include "simarray/v1/admin.grpc.pb.h"
+
+namespace simarray::daemon {
+
+class Array;
+
+class AdminServiceImpl final : public v1::AdminService::Service {
+ public:
+  explicit AdminServiceImpl(Array* array) : array_(array) {}
+
+  grpc::Status Status(grpc::ServerContext* context, const v1::StatusRequest* request,
+                      v1::StatusReply* reply) override;
+  grpc::Status CreateVolume(grpc::ServerContext* context, const v1::CreateVolumeRequest* request,
+                            v1::VolumeInfo* reply) override;
+  grpc::Status DeleteVolume(grpc::ServerContext* context, const v1::DeleteVolumeRequest* request,
+                            v1::DeleteVolumeReply* reply) override;
+  grpc::Status ListVolumes(grpc::ServerContext* context, const v1::ListVolumesRequest* request,
+                           v1::ListVolumesReply* reply) override;
+  grpc::Status CheckConsistency(grpc::ServerContext* context,
+                                const v1::CheckConsistencyRequest* request,
+                                v1::CheckConsistencyReply* reply) override;
+  grpc::Status InjectFault(grpc::ServerContext* context, const v1::InjectFaultRequest* request,
+                           v1::InjectFaultReply* reply) override;
+
+ private:
+  Array* const array_;
+};
+
+}  // namespace simarray::daemon

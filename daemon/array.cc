@@ -1,0 +1,202 @@
+#include "daemon/array.h"
+
+#include <sys/stat.h>
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "daemon/admin_service.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "simarray/rpc/rpc.h"
+#include "spdlog/spdlog.h"
+
+namespace simarray::daemon {
+namespace {
+
+// Builds and starts one server on `listen`; the bound address goes to `bound`.
+absl::StatusOr<std::unique_ptr<grpc::Server>> Serve(const std::string& listen,
+                                                    std::vector<grpc::Service*> services,
+                                                    uint64_t max_write, std::string* bound) {
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  rpc::ConfigureServer(builder, max_write);
+  for (grpc::Service* s : services) builder.RegisterService(s);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", listen));
+  }
+  *bound = absl::StrCat(listen.substr(0, listen.rfind(':')), ":", port);
+  return server;
+}
+
+}  // namespace
+
+Array::Array(DaemonConfig config) : config_(std::move(config)) {}
+
+Array::~Array() { Shutdown(); }
+
+absl::Status Array::OpenStorage() {
+  std::error_code ec;
+  std::filesystem::create_directories(config_.data_dir, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot create data_dir ", config_.data_dir, ": ", std::string(ec.message())));
+  }
+  cache::CacheOptions co;
+  co.path = config_.data_dir + "/cache.region";
+  co.size = config_.cache_size;
+  co.track_size = config_.track_size;
+  co.persistent = config_.cache_persistent;
+  co.pen_records =
+      config_.holding_pen == "cache" ? config_.queue_capacity * config_.host_adaptors.size() : 0;
+  co.role = config_.role == "mirror" ? cache::Role::kMirror : cache::Role::kPrimary;
+  cache::RecoveryReport report;
+  auto cache = cache::CacheMemory::Open(co, &report);
+  if (!cache.ok()) return cache.status();
+  cache_ = std::move(*cache);
+  // The role in the config applies at first start; afterwards the region's header rules.
+  is_primary_ = static_cast<cache::Role>(cache_->region().header().role) == cache::Role::kPrimary;
+  if (report.fresh) {
+    spdlog::info("cache memory: new region, {} slots of {} bytes ({})", cache_->slot_count(),
+                 cache_->track_size(), cache_->persistent() ? "persistent" : "write-through");
+  } else {
+    spdlog::info(
+        "cache memory: recovered {} write-pending and {} clean tracks; dropped {} staged "
+        "portions and {} pen records of uncommitted writes, {} superseded images, {} torn "
+        "entries; {} tracks still owed to the mirror; sequence resumes after {}",
+        report.write_pending, report.clean, report.staging_dropped, report.pen_records_dropped,
+        report.superseded, report.torn_entries, report.mirror_owed.size(), cache_->LastSequence());
+  }
+  auto volumes = disk::VolumeCatalog::Open(config_.data_dir, config_.track_size);
+  if (!volumes.ok()) return volumes.status();
+  volumes_ = std::move(*volumes);
+  disk_ = std::make_unique<disk::DiskAdaptor>(cache_.get(), volumes_.get());
+  cache_->SetBackingStore(disk_.get());
+  disk_->Start();
+  return absl::OkStatus();
+}
+
+absl::Status Array::CreateConfiguredVolumes() {
+  for (const VolumeConfig& v : config_.volumes) {
+    if (volumes_->Find(v.name).ok()) continue;  // created at an earlier start
+    auto created = volumes_->Create(v.name, v.size, 0, false);
+    if (!created.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("config ", config_.path, ": volume ", v.name,
+                                                     ": ", created.status().message()));
+    }
+    if (remote_ && remote_->CreateTwin(*created).ok()) {
+      (void)volumes_->SetPaired(v.name, true);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<BoundAddresses> Array::Start() {
+  if (absl::Status s = OpenStorage(); !s.ok()) return s;
+  const bool paired = is_primary_ && !config_.peer_address.empty();
+  if (paired) queue_ = std::make_unique<mirror::MirrorQueue>(config_.queue_capacity);
+  commit_ = std::make_unique<mirror::CommitPoint>(cache_.get(), queue_.get());
+  applier_ = std::make_unique<remote::RecordApplier>(cache_.get(), volumes_.get());
+  if (paired) {
+    remote::RemoteAdaptorOptions ro;
+    ro.daemon_id = config_.name;
+    ro.peer_address = config_.peer_address;
+    ro.max_write = config_.max_write;
+    ro.ack_timeout = absl::Milliseconds(config_.ack_timeout_ms);
+    remote_ = std::make_unique<remote::RemoteAdaptor>(ro, cache_.get(), queue_.get(),
+                                                      volumes_.get(), &faults_);
+  }
+
+  BoundAddresses bound;
+  host::ArrayParts parts;
+  parts.cache = cache_.get();
+  parts.volumes = volumes_.get();
+  parts.disk = disk_.get();
+  parts.commit = commit_.get();
+  parts.queue = queue_.get();
+  parts.faults = &faults_;
+  parts.accepts_writes = [this] { return is_primary_.load(); };
+  for (size_t i = 0; i < config_.host_adaptors.size(); ++i) {
+    const HostAdaptorConfig& hc = config_.host_adaptors[i];
+    host::HostAdaptorOptions ho;
+    ho.id = hc.id;
+    ho.index = static_cast<uint32_t>(i + 1);
+    ho.max_write = config_.max_write;
+    ho.pen_placement = config_.holding_pen == "cache" ? mirror::PenPlacement::kCache
+                                                      : mirror::PenPlacement::kLocal;
+    ho.pen_capacity = config_.queue_capacity;
+    ho.first_pen_record = i * config_.queue_capacity;
+    ho.workers = config_.host_workers;
+    hosts_.push_back(std::make_unique<host::HostAdaptor>(ho, parts));
+    host_services_.push_back(
+        std::make_unique<host::GrpcHostService>(hosts_.back().get(), disk_.get()));
+  }
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  for (size_t i = 0; i < hosts_.size(); ++i) {
+    std::string addr;
+    auto server =
+        Serve(config_.host_adaptors[i].listen, {host_services_[i].get()}, config_.max_write, &addr);
+    if (!server.ok()) return server.status();
+    servers_.push_back(std::move(*server));
+    bound.host_adaptors[hosts_[i]->id()] = addr;
+    spdlog::info("host adaptor {}: grpc on {}", hosts_[i]->id(), addr);
+  }
+  remote::PeerServiceParts pp;
+  pp.daemon_id = config_.name;
+  pp.role = [this] { return role(); };
+  pp.cache = cache_.get();
+  pp.volumes = volumes_.get();
+  pp.disk = disk_.get();
+  pp.applier = applier_.get();
+  peer_service_ = std::make_unique<remote::PeerServiceImpl>(pp);
+  auto peer = Serve(config_.peer_listen, {peer_service_.get()}, config_.max_write, &bound.peer);
+  if (!peer.ok()) return peer.status();
+  servers_.push_back(std::move(*peer));
+  spdlog::info("remote adaptor port (PeerService) on {}", bound.peer);
+
+  admin_service_ = std::make_unique<AdminServiceImpl>(this);
+  auto admin = Serve(config_.admin_listen, {admin_service_.get()}, config_.max_write, &bound.admin);
+  if (!admin.ok()) return admin.status();
+  servers_.push_back(std::move(*admin));
+  spdlog::info("admin service on {}", bound.admin);
+
+  if (remote_) remote_->Start();
+  if (absl::Status s = CreateConfiguredVolumes(); !s.ok()) return s;
+  spdlog::info("{} is serving as {} ({} mode){}", config_.name, role(), config_.mode,
+               remote_ ? absl::StrCat(", mirroring to ", config_.peer_address) : "");
+  return bound;
+}
+
+void Array::Shutdown() {
+  if (stopped_) return;
+  stopped_ = true;
+  // Stop accepting, drain, then destroy (reverse of Start).
+  for (auto& server : servers_)
+    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  if (queue_) queue_->Close();
+  if (remote_) remote_->Stop();
+  for (auto& h : hosts_) h->pool().Stop();
+  for (auto& server : servers_) server->Wait();
+  if (disk_) disk_->Stop();
+  if (cache_) (void)cache_->region().Sync();
+}
+
+std::string Array::PairState() {
+  if (!is_primary_) return "Mirror";
+  if (!remote_) return "NotPaired";
+  auto link = remote_->Counters();
+  if (link.state != "up") return "Partitioned";
+  return link.in_flight == 0 && queue_->Counters().depth == 0 ? "Synchronized" : "SyncInProg";
+}
+
+uint64_t Array::streams_cancelled() {
+  uint64_t n = 0;
+  for (auto& s : host_services_) n += s->streams_cancelled();
+  return n;
+}
+
+}  // namespace simarray::daemon

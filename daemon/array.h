@@ -1,0 +1,88 @@
+#pragma once
+// Array: one simarrayd, wired. It owns the cache memory, the volumes, the disk adaptor,
+// the mirror queue and commit point, the host adaptors (one gRPC server each), the remote
+// adaptor (primary with a peer) and the peer service, and the admin service. Start() opens
+// every listener and reports the bound addresses; Shutdown() stops accepting, drains and
+// destroys in the reverse order. Thread-safe after Start().
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "daemon/config.h"
+#include "grpcpp/grpcpp.h"
+#include "simarray/base/fault_injector.h"
+#include "simarray/cache/cache_memory.h"
+#include "simarray/disk/disk_adaptor.h"
+#include "simarray/disk/volume_catalog.h"
+#include "simarray/host/grpc_host_service.h"
+#include "simarray/host/host_adaptor.h"
+#include "simarray/mirror/commit_point.h"
+#include "simarray/mirror/mirror_queue.h"
+#include "simarray/remote/peer_service.h"
+#include "simarray/remote/record_applier.h"
+#include "simarray/remote/remote_adaptor.h"
+
+namespace simarray::daemon {
+
+class AdminServiceImpl;
+
+struct BoundAddresses {
+  std::map<std::string, std::string> host_adaptors;  // id -> host:port
+  std::string admin;
+  std::string peer;
+};
+
+class Array {
+ public:
+  explicit Array(DaemonConfig config);
+  ~Array();
+  Array(const Array&) = delete;
+  Array& operator=(const Array&) = delete;
+
+  // Opens (or recovers) the cache region and volumes, starts adaptors and listeners.
+  absl::StatusOr<BoundAddresses> Start();
+  void Shutdown();
+
+  const DaemonConfig& config() const { return config_; }
+  std::string role() const { return is_primary_.load() ? "primary" : "mirror"; }
+  bool is_primary() const { return is_primary_.load(); }
+  std::string PairState();
+
+  cache::CacheMemory& cache() { return *cache_; }
+  disk::VolumeCatalog& volumes() { return *volumes_; }
+  disk::DiskAdaptor& disk() { return *disk_; }
+  mirror::MirrorQueue* queue() { return queue_.get(); }
+  remote::RemoteAdaptor* remote() { return remote_.get(); }
+  remote::RecordApplier& applier() { return *applier_; }
+  remote::PeerServiceImpl& peer_service() { return *peer_service_; }
+  FaultInjector& faults() { return faults_; }
+  const std::vector<std::unique_ptr<host::HostAdaptor>>& host_adaptors() { return hosts_; }
+  uint64_t streams_cancelled();
+
+ private:
+  absl::Status OpenStorage();
+  absl::Status CreateConfiguredVolumes();
+
+  const DaemonConfig config_;
+  std::atomic<bool> is_primary_{true};
+  FaultInjector faults_;
+  std::unique_ptr<cache::CacheMemory> cache_;
+  std::unique_ptr<disk::VolumeCatalog> volumes_;
+  std::unique_ptr<disk::DiskAdaptor> disk_;
+  std::unique_ptr<mirror::MirrorQueue> queue_;
+  std::unique_ptr<mirror::CommitPoint> commit_;
+  std::unique_ptr<remote::RecordApplier> applier_;
+  std::unique_ptr<remote::RemoteAdaptor> remote_;
+  std::vector<std::unique_ptr<host::HostAdaptor>> hosts_;
+  std::vector<std::unique_ptr<host::GrpcHostService>> host_services_;
+  std::unique_ptr<remote::PeerServiceImpl> peer_service_;
+  std::unique_ptr<AdminServiceImpl> admin_service_;
+  std::vector<std::unique_ptr<grpc::Server>> servers_;
+  bool stopped_ = false;
+};
+
+}  // namespace simarray::daemon

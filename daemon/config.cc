@@ -1,0 +1,225 @@
+#include "daemon/config.h"
+
+#include <toml++/toml.h>
+
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "simarray/base/size.h"
+#include "simarray/disk/volume_catalog.h"
+
+namespace simarray::daemon {
+namespace {
+
+// Reads typed values out of a TOML table, remembering the first error with its key.
+class Reader {
+ public:
+  Reader(const std::string& path, const toml::table& root) : path_(path), root_(root) {}
+
+  absl::Status status() const { return status_; }
+  void Fail(const std::string& key, const std::string& reason) {
+    if (status_.ok()) {
+      status_ =
+          absl::InvalidArgumentError(absl::StrCat("config ", path_, ": key ", key, ": ", reason));
+    }
+  }
+
+  void String(const std::string& key, std::string* out,
+              const toml::node_view<const toml::node>& node) {
+    if (!node) return;
+    if (auto v = node.value<std::string>()) {
+      *out = *v;
+    } else {
+      Fail(key, "expected a string");
+    }
+  }
+  void String(const std::string& key, std::string* out) { String(key, out, root_.at_path(key)); }
+
+  void Bool(const std::string& key, bool* out) {
+    auto node = root_.at_path(key);
+    if (!node) return;
+    if (auto v = node.value<bool>()) {
+      *out = *v;
+    } else {
+      Fail(key, "expected true or false");
+    }
+  }
+
+  // A size: an integer number of bytes or a string like "64K".
+  template <typename T>
+  void Size(const std::string& key, T* out, const toml::node_view<const toml::node>& node) {
+    if (!node) return;
+    uint64_t value = 0;
+    if (auto i = node.value<int64_t>()) {
+      if (*i < 0) return Fail(key, absl::StrCat("expected a size, got ", *i));
+      value = static_cast<uint64_t>(*i);
+    } else if (auto s = node.value<std::string>()) {
+      auto parsed = ParseSize(*s);
+      if (!parsed.ok()) return Fail(key, std::string(parsed.status().message()));
+      value = *parsed;
+    } else {
+      return Fail(key, "expected a size (bytes, or a string like \"64K\")");
+    }
+    *out = static_cast<T>(value);
+  }
+  template <typename T>
+  void Size(const std::string& key, T* out) {
+    Size(key, out, root_.at_path(key));
+  }
+
+  template <typename T>
+  void Integer(const std::string& key, T* out) {
+    auto node = root_.at_path(key);
+    if (!node) return;
+    auto i = node.value<int64_t>();
+    if (!i || *i < 0) return Fail(key, "expected a non-negative integer");
+    *out = static_cast<T>(*i);
+  }
+
+ private:
+  const std::string path_;
+  const toml::table& root_;
+  absl::Status status_;
+};
+
+bool OneOf(const std::string& v, std::initializer_list<const char*> options) {
+  for (const char* o : options) {
+    if (v == o) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+absl::StatusOr<DaemonConfig> LoadConfig(const std::string& path,
+                                        const std::string& data_dir_override) {
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config ", path, ": line ", e.source().begin.line, ": ", std::string(e.description())));
+  }
+  DaemonConfig c;
+  c.path = path;
+  Reader r(path, root);
+  r.String("name", &c.name);
+  r.String("role", &c.role);
+  r.String("mode", &c.mode);
+  r.String("data_dir", &c.data_dir);
+  r.Size("track_size", &c.track_size);
+  r.Size("max_write", &c.max_write);
+  r.String("holding_pen", &c.holding_pen);
+  r.Size("cache.size", &c.cache_size);
+  r.Bool("cache.persistent", &c.cache_persistent);
+  r.Integer("mirror_queue.capacity", &c.queue_capacity);
+  r.Integer("host_workers", &c.host_workers);
+  r.String("admin.listen", &c.admin_listen);
+  r.String("admin.token_file", &c.admin_token_file);
+  r.String("metrics.listen", &c.metrics_listen);
+  r.String("peer.listen", &c.peer_listen);
+  r.String("peer.address", &c.peer_address);
+  r.String("link.policy", &c.link_policy);
+  r.Integer("link.ack_timeout_ms", &c.ack_timeout_ms);
+  r.String("log.level", &c.log_level);
+
+  if (auto* has = root["host_adaptor"].as_array()) {
+    for (size_t i = 0; i < has->size(); ++i) {
+      std::string key = absl::StrCat("host_adaptor[", i, "]");
+      const toml::table* t = (*has)[i].as_table();
+      if (t == nullptr) {
+        r.Fail(key, "expected a table ([[host_adaptor]])");
+        break;
+      }
+      HostAdaptorConfig ha;
+      ha.id = absl::StrCat("ha", i);
+      toml::node_view<const toml::node> view(t);
+      r.String(key + ".id", &ha.id, view["id"]);
+      r.String(key + ".listen", &ha.listen, view["listen"]);
+      r.String(key + ".protocol", &ha.protocol, view["protocol"]);
+      if (ha.listen.empty()) ha.listen = "127.0.0.1:0";
+      if (ha.protocol != "grpc") {
+        r.Fail(key + ".protocol", absl::StrCat("expected \"grpc\", got \"", ha.protocol, "\""));
+      }
+      c.host_adaptors.push_back(ha);
+    }
+  } else if (root.contains("host_adaptor")) {
+    r.Fail("host_adaptor", "expected an array of tables ([[host_adaptor]])");
+  }
+  if (auto* vols = root["volume"].as_array()) {
+    for (size_t i = 0; i < vols->size(); ++i) {
+      std::string key = absl::StrCat("volume[", i, "]");
+      const toml::table* t = (*vols)[i].as_table();
+      if (t == nullptr) {
+        r.Fail(key, "expected a table ([[volume]])");
+        break;
+      }
+      VolumeConfig v;
+      toml::node_view<const toml::node> view(t);
+      r.String(key + ".name", &v.name, view["name"]);
+      r.Size(key + ".size", &v.size, view["size"]);
+      if (!disk::ValidVolumeName(v.name)) {
+        r.Fail(key + ".name", absl::StrCat("expected [a-z0-9_-]{1,64}, got \"", v.name, "\""));
+      }
+      c.volumes.push_back(v);
+    }
+  }
+  if (!r.status().ok()) return r.status();
+
+  if (!data_dir_override.empty()) c.data_dir = data_dir_override;
+  if (c.name.empty()) c.name = c.role;
+  if (!OneOf(c.role, {"primary", "mirror"})) {
+    r.Fail("role", absl::StrCat("expected \"primary\" or \"mirror\", got \"", c.role, "\""));
+  }
+  if (!OneOf(c.mode, {"sync"})) {
+    r.Fail("mode",
+           absl::StrCat("expected \"sync\" (async is not built yet), got \"", c.mode, "\""));
+  }
+  if (c.data_dir.empty()) r.Fail("data_dir", "required (or pass --data-dir)");
+  if (c.track_size < 4096 || c.track_size > (1 << 20) || (c.track_size & (c.track_size - 1))) {
+    r.Fail("track_size", absl::StrCat("expected a power of two from 4K to 1M, got ", c.track_size));
+  }
+  if (c.max_write == 0 || c.max_write > (256ull << 20)) {
+    r.Fail("max_write", absl::StrCat("expected 1 byte to 256M, got ", c.max_write));
+  }
+  if (!OneOf(c.holding_pen, {"local", "cache"})) {
+    r.Fail("holding_pen",
+           absl::StrCat("expected \"local\" or \"cache\", got \"", c.holding_pen, "\""));
+  }
+  if (!OneOf(c.link_policy, {"continue", "fail"})) {
+    r.Fail("link.policy",
+           absl::StrCat("expected \"continue\" or \"fail\", got \"", c.link_policy, "\""));
+  }
+  if (c.ack_timeout_ms == 0) r.Fail("link.ack_timeout_ms", "expected at least 1");
+  if (c.host_workers == 0 || c.host_workers > 256) r.Fail("host_workers", "expected 1 to 256");
+  const uint64_t portions = c.max_write / c.track_size + 2;
+  if (c.queue_capacity < portions) {
+    r.Fail("mirror_queue.capacity", absl::StrCat("must hold one max_write (", portions,
+                                                 " portions), got ", c.queue_capacity));
+  }
+  if (c.host_adaptors.empty()) c.host_adaptors.push_back(HostAdaptorConfig{"ha0", "127.0.0.1:0"});
+  std::set<std::string> ids;
+  for (const auto& ha : c.host_adaptors) {
+    if (!ids.insert(ha.id).second)
+      r.Fail("host_adaptor.id", absl::StrCat("duplicate id \"", ha.id, "\""));
+  }
+  if (c.track_size != 0 && r.status().ok()) {
+    // Staging one max_write needs one slot per portion, and the commit of a partial portion
+    // pins the track's current image: twice the portions, plus room to keep destaging.
+    const uint64_t pen_records =
+        c.holding_pen == "cache" ? c.queue_capacity * c.host_adaptors.size() : 0;
+    const uint64_t needed = 2 * portions + 16;
+    const uint64_t slots = (c.cache_size > 8192 + pen_records * 40)
+                               ? (c.cache_size - 8192 - pen_records * 40) / (c.track_size + 40)
+                               : 0;
+    if (slots < needed) {
+      r.Fail("cache.size", absl::StrCat("too small: ", c.cache_size, " bytes give ", slots,
+                                        " slots of ", c.track_size, ", staging one max_write of ",
+                                        c.max_write, " needs ", needed));
+    }
+  }
+  if (!r.status().ok()) return r.status();
+  return c;
+}
+
+}  // namespace simarray::daemon

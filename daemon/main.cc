@@ -1,0 +1,82 @@
+// simarrayd --config FILE [--data-dir DIR] [--ready-file F] [--log-level L]
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
+#include "daemon/array.h"
+#include "spdlog/spdlog.h"
+
+namespace {
+
+// Writes the bound addresses as JSON, atomically (tests read it once it exists).
+bool WriteReadyFile(const std::string& path, const std::string& name,
+                    const simarray::daemon::BoundAddresses& bound) {
+  std::string json =
+      absl::StrCat("{\"name\": \"", name, "\", \"pid\": ", getpid(), ", \"admin\": \"", bound.admin,
+                   "\", \"peer\": \"", bound.peer, "\", \"host_adaptors\": {");
+  bool first = true;
+  for (const auto& [id, addr] : bound.host_adaptors) {
+    absl::StrAppend(&json, first ? "" : ", ", "\"", id, "\": \"", addr, "\"");
+    first = false;
+  }
+  absl::StrAppend(&json, "}}\n");
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << json;
+    if (!out) return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"simarrayd: a simulated storage array with remote mirroring"};
+  std::string config_path, data_dir, ready_file, log_level;
+  app.add_option("--config", config_path, "TOML config file")->required();
+  app.add_option("--data-dir", data_dir, "overrides data_dir of the config");
+  app.add_option("--ready-file", ready_file, "once serving, write the bound addresses here (JSON)");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  CLI11_PARSE(app, argc, argv);
+
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%n] %v");
+  auto config = simarray::daemon::LoadConfig(config_path, data_dir);
+  if (!config.ok()) {
+    std::fprintf(stderr, "simarrayd: %s\n", std::string(config.status().message()).c_str());
+    return 2;
+  }
+  spdlog::set_default_logger(spdlog::default_logger()->clone(config->name));
+  spdlog::set_level(spdlog::level::from_str(log_level.empty() ? config->log_level : log_level));
+
+  // Signals are taken synchronously by the main thread, after every other thread has them
+  // blocked.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  simarray::daemon::Array array(*config);
+  auto bound = array.Start();
+  if (!bound.ok()) {
+    std::fprintf(stderr, "simarrayd: %s\n", std::string(bound.status().message()).c_str());
+    array.Shutdown();
+    return 1;
+  }
+  if (!ready_file.empty() && !WriteReadyFile(ready_file, config->name, *bound)) {
+    std::fprintf(stderr, "simarrayd: cannot write ready file %s\n", ready_file.c_str());
+    return 1;
+  }
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("signal {}: shutting down", sig);
+  array.Shutdown();
+  spdlog::info("stopped");
+  return 0;
+}

@@ -1,0 +1,47 @@
+#pragma once
+// CommitPoint: the one place where a validated write becomes part of the array's history
+// (SPEC section 2, step 5). Under one lock it takes the write's sequence number, publishes
+// every portion in cache, and moves all of the write's mirror requests from the holding pen
+// to the mirror queue in one step (claims 1, 4). Serialising these three keeps the cache and
+// the queue in sequence order, which is what lets both sides end every byte equal to the
+// highest-sequence write covering it. Thread-safe.
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "simarray/cache/cache_memory.h"
+#include "simarray/mirror/holding_pen.h"
+#include "simarray/mirror/mirror_queue.h"
+
+namespace simarray::mirror {
+
+// One portion of a write: a staged slot holding [offset, offset + length) of its track.
+struct Portion {
+  cache::StagedSlot staged;
+  uint32_t offset = 0;
+  uint32_t length = 0;
+  cache::TrackPin pin;  // held for partial portions so Publish fills from memory
+};
+
+class CommitPoint {
+ public:
+  // Both borrowed; must outlive this. `queue` may be null (no peer: nothing is mirrored).
+  CommitPoint(cache::CacheMemory* cache, MirrorQueue* queue) : cache_(cache), queue_(queue) {}
+
+  // Commits `portions` of write `write_id`, whose requests wait in `pen`. Returns the
+  // sequence number. `reservation` is consumed; `ticket` (may be null) goes with every
+  // request so the remote adaptor can report the mirror's acks.
+  uint64_t Commit(uint64_t write_id, std::vector<Portion>& portions, HoldingPen& pen,
+                  Reservation& reservation, std::shared_ptr<WriteTicket> ticket);
+
+  bool mirrored() const { return queue_ != nullptr; }
+
+ private:
+  cache::CacheMemory* const cache_;
+  MirrorQueue* const queue_;
+  absl::Mutex mu_;
+};
+
+}  // namespace simarray::mirror

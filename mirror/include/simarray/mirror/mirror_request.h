@@ -1,0 +1,25 @@
+#pragma once
+// A mirror request: "copy this byte range of this track from this cache slot to the
+// mirror". It references cache, it does not copy data: the remote adaptor reads the slot at
+// ship time. Move-only (it pins the slot once committed).
+
+#include <cstdint>
+#include <memory>
+
+#include "simarray/cache/cache_memory.h"
+#include "simarray/mirror/write_ticket.h"
+
+namespace simarray::mirror {
+
+struct MirrorRequest {
+  cache::TrackKey key;
+  uint32_t slot = 0;
+  uint32_t offset = 0;  // byte range inside the track
+  uint32_t length = 0;
+  uint64_t write_id = 0;
+  uint64_t sequence = 0;                // set at commit
+  cache::SlotRef data;                  // pin on the published slot, taken at commit
+  std::shared_ptr<WriteTicket> ticket;  // sync writes only
+};
+
+}  // namespace simarray::mirror
