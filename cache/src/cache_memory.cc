@@ -64,7 +64,9 @@ void TrackPin::Reset() {
 absl::StatusOr<std::unique_ptr<CacheMemory>> CacheMemory::Open(const CacheOptions& options,
                                                                RecoveryReport* report) {
   RegionOptions ro;
-  ro.path = options.persistent ? options.path : std::string();
+  // Without persistence the region file still carries the header (sequence high-water,
+  // generation, role) across restarts; its slots are never trusted.
+  ro.path = options.path;
   ro.size = options.size;
   ro.track_size = options.track_size;
   ro.pen_records = options.pen_records;
@@ -72,11 +74,11 @@ absl::StatusOr<std::unique_ptr<CacheMemory>> CacheMemory::Open(const CacheOption
   bool fresh = true;
   auto region = CacheRegion::Open(ro, &fresh);
   if (!region.ok()) return region.status();
-  std::unique_ptr<CacheMemory> cache(new CacheMemory(std::move(*region)));
+  std::unique_ptr<CacheMemory> cache(new CacheMemory(std::move(*region), options.persistent));
   *report = RecoveryReport();
   report->fresh = fresh;
   absl::MutexLock lock(&cache->mu_);
-  if (fresh) {
+  if (fresh || !options.persistent) {
     for (uint64_t s = 0; s < cache->slot_count_; ++s) cache->WriteEntryLocked(s);
     for (uint64_t s = cache->slot_count_; s-- > 0;) cache->free_.push_back(s);
   } else {
@@ -85,8 +87,9 @@ absl::StatusOr<std::unique_ptr<CacheMemory>> CacheMemory::Open(const CacheOption
   return cache;
 }
 
-CacheMemory::CacheMemory(std::unique_ptr<CacheRegion> region)
+CacheMemory::CacheMemory(std::unique_ptr<CacheRegion> region, bool persistent)
     : region_(std::move(region)),
+      persistent_(persistent),
       track_size_(region_->track_size()),
       slot_count_(region_->slot_count()),
       slots_(slot_count_) {

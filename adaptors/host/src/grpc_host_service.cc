@@ -80,11 +80,11 @@ class WriteStreamReactor : public grpc::ServerReadReactor<v1::WriteStreamRequest
       }
       const v1::WriteStreamHeader& h = message_.header();
       auto write = service_->adaptor_->BeginWrite(h.volume(), h.offset(), h.length(), h.crc32c());
-      if (!write.ok()) {
+      if (write.ok()) {
+        write_ = std::move(*write);
+      } else {
         Fail(write.status());
-        return;
       }
-      write_ = std::move(*write);
     } else if (!write_) {
       if (!failed_) {
         Fail(absl::InvalidArgumentError(

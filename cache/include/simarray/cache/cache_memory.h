@@ -49,7 +49,7 @@ class BackingStore {
 };
 
 struct CacheOptions {
-  std::string path;  // region file; empty with persistent = false: anonymous memory
+  std::string path;  // region file; empty: anonymous memory (tests)
   uint64_t size = 0;
   uint32_t track_size = 0;
   uint64_t pen_records = 0;
@@ -152,7 +152,8 @@ class CacheMemory {
 
   uint32_t track_size() const { return track_size_; }
   uint64_t slot_count() const { return slot_count_; }
-  bool persistent() const { return region_->persistent(); }
+  // False: write-through; nothing in the slots is trusted at restart.
+  bool persistent() const { return persistent_; }
   CacheRegion& region() { return *region_; }
 
   // Takes a free slot (evicting a clean one if needed) for a portion of `key` belonging to
@@ -226,7 +227,7 @@ class CacheMemory {
     bool loading = false;
   };
 
-  CacheMemory(std::unique_ptr<CacheRegion> region);
+  CacheMemory(std::unique_ptr<CacheRegion> region, bool persistent);
   void Recover(RecoveryReport* report);
   void Unref(uint32_t slot);
   void FreeStaged(uint32_t slot);
@@ -239,6 +240,7 @@ class CacheMemory {
   void MaybeDropEntryLocked(TrackKey key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   std::unique_ptr<CacheRegion> region_;
+  const bool persistent_;
   const uint32_t track_size_;
   const uint64_t slot_count_;
   BackingStore* backing_ = nullptr;

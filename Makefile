@@ -1,0 +1,41 @@
+# simarray: `make demo` runs the product, `make test` runs the whole suite. Both install
+# what is missing (Debian packages, as root), configure with Ninja and build first.
+BUILD ?= build
+BUILD_TYPE ?= RelWithDebInfo
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps configure build test test-unit test-integration soak demo format clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/build.ninja: | deps
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DSIMARRAY_ONLY_INTEGRATION=OFF
+
+configure: deps $(BUILD)/build.ninja
+
+build: configure
+	ninja -C $(BUILD) -j $(JOBS)
+
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) -LE soak
+
+test-unit: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) -LE 'soak|integration'
+
+test-integration: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS) -L integration
+
+soak: build
+	ctest --test-dir $(BUILD) --output-on-failure -L soak
+
+demo: build
+	@scripts/demo.sh $(BUILD)
+
+format:
+	git ls-files '*.cc' '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf $(BUILD) demo-data

@@ -1,0 +1,299 @@
+#include "daemon_process.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "simarray/base/crc32c.h"
+#include "simarray/rpc/rpc.h"
+
+namespace simarray::testing {
+namespace {
+
+constexpr uint64_t kClientMaxWrite = 64 << 20;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string JsonField(const std::string& json, const std::string& key) {
+  std::smatch m;
+  std::regex re("\"" + key + "\": \"([^\"]*)\"");
+  return std::regex_search(json, m, re) ? m[1].str() : std::string();
+}
+
+std::chrono::system_clock::time_point Deadline(int seconds = 30) {
+  return std::chrono::system_clock::now() + std::chrono::seconds(seconds);
+}
+
+}  // namespace
+
+TempDir::TempDir() {
+  char templ[] = "/tmp/simarray-test-XXXXXX";
+  char* made = mkdtemp(templ);
+  REQUIRE(made != nullptr);
+  path_ = made;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+Daemon::Daemon(std::string dir, DaemonOptions options)
+    : dir_(std::move(dir)), options_(std::move(options)) {
+  std::filesystem::create_directories(dir_);
+  std::ofstream config(config_path());
+  config << "name = \"" << options_.role << "\"\n"
+         << "role = \"" << options_.role << "\"\n"
+         << "data_dir = \"" << dir_ << "/data\"\n"
+         << "track_size = \"" << options_.track_size << "\"\n"
+         << "max_write = \"" << options_.max_write << "\"\n"
+         << "holding_pen = \"" << options_.holding_pen << "\"\n"
+         << "host_workers = 4\n"
+         << options_.extra << "\n"
+         << "[cache]\nsize = \"" << options_.cache_size << "\"\n"
+         << "persistent = " << (options_.persistent ? "true" : "false") << "\n"
+         << "[mirror_queue]\ncapacity = 1024\n"
+         << "[admin]\nlisten = \"127.0.0.1:0\"\n"
+         << "[peer]\nlisten = \"127.0.0.1:0\"\n";
+  if (!options_.peer_address.empty()) config << "address = \"" << options_.peer_address << "\"\n";
+  config << "[link]\nack_timeout_ms = " << options_.ack_timeout_ms << "\n"
+         << "[log]\nlevel = \"info\"\n";
+  for (int i = 0; i < options_.host_adaptors; ++i) {
+    config << "[[host_adaptor]]\nid = \"ha" << i << "\"\nlisten = \"127.0.0.1:0\"\n";
+  }
+}
+
+Daemon::~Daemon() {
+  if (pid_ > 0) Kill(SIGKILL);
+}
+
+void Daemon::Start() {
+  const std::string ready = dir_ + "/ready.json";
+  std::filesystem::remove(ready);
+  const std::string log = dir_ + "/daemon.log";
+  fflush(nullptr);  // the child must not repeat our buffered output
+  pid_ = fork();
+  REQUIRE(pid_ >= 0);
+  if (pid_ == 0) {
+    FILE* out = freopen(log.c_str(), "a", stdout);
+    FILE* err = freopen(log.c_str(), "a", stderr);
+    (void)out;
+    (void)err;
+    execl(SIMARRAYD_PATH, SIMARRAYD_PATH, "--config", config_path().c_str(), "--ready-file",
+          ready.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  bool up = Eventually([&] {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return true;
+    }
+    return std::filesystem::exists(ready);
+  });
+  INFO("daemon log:\n" << ReadFile(log));
+  REQUIRE(up);
+  REQUIRE(pid_ > 0);
+  const std::string json = ReadFile(ready);
+  peer_ = JsonField(json, "peer");
+  host_addresses_.clear();
+  hosts_.clear();
+  for (int i = 0; i < options_.host_adaptors; ++i) {
+    host_addresses_.push_back(JsonField(json, "ha" + std::to_string(i)));
+    hosts_.push_back(
+        v1::HostService::NewStub(rpc::MakeChannel(host_addresses_.back(), kClientMaxWrite)));
+  }
+  admin_ = v1::AdminService::NewStub(rpc::MakeChannel(JsonField(json, "admin"), kClientMaxWrite));
+}
+
+void Daemon::Kill(int signal) {
+  if (pid_ <= 0) return;
+  kill(pid_, signal);
+  if (signal == SIGSTOP || signal == SIGCONT) return;
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+}
+
+int Daemon::Stop() {
+  if (pid_ <= 0) return -1;
+  kill(pid_, SIGTERM);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+v1::StatusReply Daemon::Status() {
+  grpc::ClientContext context;
+  context.set_deadline(Deadline());
+  v1::StatusReply reply;
+  grpc::Status s = admin_->Status(&context, v1::StatusRequest(), &reply);
+  REQUIRE(s.ok());
+  return reply;
+}
+
+Pair::Pair(DaemonOptions primary_options, DaemonOptions mirror_options) {
+  mirror_options.role = "mirror";
+  mirror = std::make_unique<Daemon>(dir.path() + "/mirror", mirror_options);
+  mirror->Start();
+  primary_options.role = "primary";
+  primary_options.peer_address = mirror->peer_address();
+  primary = std::make_unique<Daemon>(dir.path() + "/primary", primary_options);
+  primary->Start();
+  REQUIRE(Eventually([&] { return primary->Status().link().state() == "up"; }));
+}
+
+void Pair::CreateVolume(const std::string& name, uint64_t size) {
+  grpc::ClientContext context;
+  context.set_deadline(Deadline());
+  v1::CreateVolumeRequest request;
+  request.set_name(name);
+  request.set_size(size);
+  v1::VolumeInfo reply;
+  grpc::Status s = primary->admin().CreateVolume(&context, request, &reply);
+  INFO(s.error_message());
+  REQUIRE(s.ok());
+  REQUIRE(reply.paired());
+}
+
+ExitResult RunDaemonExpectingExit(const std::string& dir, const std::string& config_text) {
+  std::filesystem::create_directories(dir);
+  const std::string config = dir + "/bad.toml";
+  const std::string log = dir + "/bad.log";
+  std::ofstream(config) << config_text;
+  fflush(nullptr);
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    FILE* err = freopen(log.c_str(), "w", stderr);
+    (void)err;
+    execl(SIMARRAYD_PATH, SIMARRAYD_PATH, "--config", config.c_str(), "--data-dir",
+          (dir + "/data").c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  bool exited = Eventually([&] { return waitpid(pid, &status, WNOHANG) == pid; });
+  if (!exited) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+  }
+  REQUIRE(exited);
+  return ExitResult{WIFEXITED(status) ? WEXITSTATUS(status) : -1, ReadFile(log)};
+}
+
+std::string Pattern(size_t length, uint32_t seed) {
+  std::string out(length, '\0');
+  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (size_t i = 0; i < length; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    out[i] = static_cast<char>(x);
+  }
+  return out;
+}
+
+uint32_t Crc(const std::string& data) {
+  return Crc32c({reinterpret_cast<const uint8_t*>(data.data()), data.size()});
+}
+
+WriteOutcome WriteWithCrc(v1::HostService::Stub& host, const std::string& volume, uint64_t offset,
+                          const std::string& data, uint32_t crc) {
+  grpc::ClientContext context;
+  context.set_deadline(Deadline());
+  v1::WriteRequest request;
+  request.set_volume(volume);
+  request.set_offset(offset);
+  request.set_data(data);
+  request.set_crc32c(crc);
+  WriteOutcome out;
+  out.status = host.Write(&context, request, &out.reply);
+  return out;
+}
+
+WriteOutcome Write(v1::HostService::Stub& host, const std::string& volume, uint64_t offset,
+                   const std::string& data) {
+  return WriteWithCrc(host, volume, offset, data, Crc(data));
+}
+
+WriteOutcome StreamWrite(v1::HostService::Stub& host, const std::string& volume, uint64_t offset,
+                         const std::string& data, size_t chunk, int64_t declared) {
+  grpc::ClientContext context;
+  context.set_deadline(Deadline());
+  WriteOutcome out;
+  auto writer = host.WriteStream(&context, &out.reply);
+  v1::WriteStreamRequest header;
+  header.mutable_header()->set_volume(volume);
+  header.mutable_header()->set_offset(offset);
+  header.mutable_header()->set_length(declared >= 0 ? declared : data.size());
+  header.mutable_header()->set_crc32c(Crc(data));
+  writer->Write(header);
+  for (size_t pos = 0; pos < data.size(); pos += chunk) {
+    v1::WriteStreamRequest m;
+    m.set_chunk(data.substr(pos, chunk));
+    if (!writer->Write(m)) break;
+  }
+  writer->WritesDone();
+  out.status = writer->Finish();
+  return out;
+}
+
+std::string Read(v1::HostService::Stub& host, const std::string& volume, uint64_t offset,
+                 uint64_t length) {
+  grpc::ClientContext context;
+  context.set_deadline(Deadline());
+  v1::ReadRequest request;
+  request.set_volume(volume);
+  request.set_offset(offset);
+  request.set_length(length);
+  v1::ReadReply reply;
+  grpc::Status s = host.Read(&context, request, &reply);
+  INFO(s.error_message());
+  REQUIRE(s.ok());
+  REQUIRE(reply.crc32c() == Crc(reply.data()));
+  return reply.data();
+}
+
+v1::CheckConsistencyReply CheckConsistency(Daemon& primary, const std::string& volume, bool repair,
+                                           uint32_t wait_ms) {
+  grpc::ClientContext context;
+  context.set_deadline(Deadline(120));
+  v1::CheckConsistencyRequest request;
+  request.set_volume(volume);
+  request.set_repair(repair);
+  request.set_wait_ms(wait_ms);
+  v1::CheckConsistencyReply reply;
+  grpc::Status s = primary.admin().CheckConsistency(&context, request, &reply);
+  INFO(s.error_message());
+  REQUIRE(s.ok());
+  return reply;
+}
+
+bool Eventually(const std::function<bool()>& condition, std::chrono::milliseconds limit) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return condition();
+}
+
+const v1::PenStatus& Pen(const v1::StatusReply& status, int index) {
+  REQUIRE(status.pens_size() > index);
+  return status.pens(index);
+}
+
+}  // namespace simarray::testing

@@ -1,0 +1,125 @@
+#pragma once
+// Test harness: a real simarrayd process started from a generated config on loopback
+// (every port 0, addresses read back from --ready-file), with stubs for its services.
+// Not thread-safe; one test thread drives it.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "grpcpp/grpcpp.h"
+#include "simarray/v1/admin.grpc.pb.h"
+#include "simarray/v1/host.grpc.pb.h"
+
+namespace simarray::testing {
+
+struct DaemonOptions {
+  std::string role = "primary";
+  std::string holding_pen = "local";
+  std::string peer_address;  // primary: the mirror's peer port
+  int host_adaptors = 1;
+  std::string track_size = "64K";
+  std::string max_write = "4M";
+  std::string cache_size = "64M";
+  bool persistent = true;
+  uint32_t ack_timeout_ms = 5000;
+  std::string extra;  // more TOML, appended verbatim
+};
+
+// A fresh directory under /tmp, removed on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+class Daemon {
+ public:
+  Daemon(std::string dir, DaemonOptions options);
+  ~Daemon();
+
+  // Starts the process and waits for its ready file; fails the test if it does not come.
+  void Start();
+  // SIGKILL (or `signal`) and reap.
+  void Kill(int signal = 9);
+  // SIGTERM and reap; returns the exit status.
+  int Stop();
+  bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
+
+  v1::HostService::Stub& host(int index = 0) { return *hosts_.at(index); }
+  v1::AdminService::Stub& admin() { return *admin_; }
+  const std::string& peer_address() const { return peer_; }
+  const std::string& host_address(int index = 0) const { return host_addresses_.at(index); }
+  const std::string& dir() const { return dir_; }
+  std::string config_path() const { return dir_ + "/config.toml"; }
+
+  v1::StatusReply Status();
+
+ private:
+  std::string dir_;
+  DaemonOptions options_;
+  pid_t pid_ = -1;
+  std::string peer_;
+  std::vector<std::string> host_addresses_;
+  std::vector<std::unique_ptr<v1::HostService::Stub>> hosts_;
+  std::unique_ptr<v1::AdminService::Stub> admin_;
+};
+
+// A primary and a mirror, started mirror first.
+struct Pair {
+  explicit Pair(DaemonOptions primary_options = {}, DaemonOptions mirror_options = {});
+  TempDir dir;
+  std::unique_ptr<Daemon> mirror;
+  std::unique_ptr<Daemon> primary;
+  pid_t mirror_pid() const { return mirror->pid(); }
+  // Creates a volume on the primary (and so its twin); fails the test on error.
+  void CreateVolume(const std::string& name, uint64_t size);
+};
+
+// Runs a simarrayd with `config_text` and returns its exit code and stderr (for config
+// errors: it must exit by itself).
+struct ExitResult {
+  int code;
+  std::string stderr_text;
+};
+ExitResult RunDaemonExpectingExit(const std::string& dir, const std::string& config_text);
+
+// --- calls -------------------------------------------------------------------------------
+
+std::string Pattern(size_t length, uint32_t seed);
+uint32_t Crc(const std::string& data);
+
+struct WriteOutcome {
+  grpc::Status status;
+  v1::WriteReply reply;
+};
+WriteOutcome Write(v1::HostService::Stub& host, const std::string& volume, uint64_t offset,
+                   const std::string& data);
+WriteOutcome WriteWithCrc(v1::HostService::Stub& host, const std::string& volume, uint64_t offset,
+                          const std::string& data, uint32_t crc);
+// A WriteStream of `data` in `chunk`-byte messages, declaring `declared` bytes
+// (default: data.size()).
+WriteOutcome StreamWrite(v1::HostService::Stub& host, const std::string& volume, uint64_t offset,
+                         const std::string& data, size_t chunk, int64_t declared = -1);
+std::string Read(v1::HostService::Stub& host, const std::string& volume, uint64_t offset,
+                 uint64_t length);
+v1::CheckConsistencyReply CheckConsistency(Daemon& primary, const std::string& volume,
+                                           bool repair = false, uint32_t wait_ms = 10000);
+
+// Polls `condition` every 10 ms until it holds or `limit` passes; returns whether it held.
+bool Eventually(const std::function<bool()>& condition,
+                std::chrono::milliseconds limit = std::chrono::seconds(20));
+
+// Pen counters of host adaptor `index`.
+const v1::PenStatus& Pen(const v1::StatusReply& status, int index = 0);
+
+}  // namespace simarray::testing

@@ -1,0 +1,143 @@
+// SPEC section 6: bad input gets a clear error and loses nothing.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include "daemon_process.h"
+
+namespace simarray::testing {
+namespace {
+
+constexpr uint64_t kTrack = 64 << 10;
+
+void CreateVolume(Daemon& d, const std::string& name, uint64_t size) {
+  grpc::ClientContext context;
+  v1::CreateVolumeRequest request;
+  request.set_name(name);
+  request.set_size(size);
+  v1::VolumeInfo reply;
+  REQUIRE(d.admin().CreateVolume(&context, request, &reply).ok());
+}
+
+grpc::Status ReadStatus(Daemon& d, const std::string& volume, uint64_t offset, uint64_t length) {
+  grpc::ClientContext context;
+  v1::ReadRequest request;
+  request.set_volume(volume);
+  request.set_offset(offset);
+  request.set_length(length);
+  v1::ReadReply reply;
+  return d.host().Read(&context, request, &reply);
+}
+
+// Sends raw bytes to a TCP address "host:port" and closes.
+void SendGarbage(const std::string& address, const std::string& bytes) {
+  const auto colon = address.rfind(':');
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
+  inet_pton(AF_INET, address.substr(0, colon).c_str(), &sa.sin_addr);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) == 0) {
+    (void)!write(fd, bytes.data(), bytes.size());
+  }
+  close(fd);
+}
+
+}  // namespace
+
+TEST_CASE("host requests with bad input get the SPEC status and change nothing",
+          "[integration][errors]") {
+  TempDir dir;
+  Daemon d(dir.path() + "/solo", DaemonOptions{});  // a primary with no peer, max_write 4M
+  d.Start();
+  CreateVolume(d, "vol", 8 * kTrack);
+  const std::string old_bytes = Pattern(8 * kTrack, 11);
+  REQUIRE(Write(d.host(), "vol", 0, old_bytes).status.ok());
+  const std::string data = Pattern(4096, 12);
+
+  SECTION("unknown volume: NOT_FOUND") {
+    CHECK(Write(d.host(), "nope", 0, data).status.error_code() == grpc::StatusCode::NOT_FOUND);
+    CHECK(ReadStatus(d, "nope", 0, 10).error_code() == grpc::StatusCode::NOT_FOUND);
+    CHECK(StreamWrite(d.host(), "nope", 0, data, 1000).status.error_code() ==
+          grpc::StatusCode::NOT_FOUND);
+  }
+  SECTION("a range outside the volume: OUT_OF_RANGE") {
+    WriteOutcome w = Write(d.host(), "vol", 8 * kTrack - 100, data);
+    CHECK(w.status.error_code() == grpc::StatusCode::OUT_OF_RANGE);
+    CHECK_THAT(w.status.error_message(), Catch::Contains("outside volume"));
+    CHECK(Write(d.host(), "vol", ~0ull - 10, data).status.error_code() ==
+          grpc::StatusCode::OUT_OF_RANGE);
+    CHECK(ReadStatus(d, "vol", 8 * kTrack, 1).error_code() == grpc::StatusCode::OUT_OF_RANGE);
+  }
+  SECTION("length 0, a write over max_write, malformed streams: INVALID_ARGUMENT") {
+    CHECK(Write(d.host(), "vol", 0, "").status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK(ReadStatus(d, "vol", 0, 0).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    const std::string big = Pattern((4 << 20) + 1, 13);
+    WriteOutcome w = Write(d.host(), "vol", 0, big);
+    CHECK(w.status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK_THAT(w.status.error_message(), Catch::Contains("max_write"));
+
+    // A stream whose first message is a chunk, not the header.
+    grpc::ClientContext context;
+    v1::WriteReply reply;
+    auto writer = d.host().WriteStream(&context, &reply);
+    v1::WriteStreamRequest chunk;
+    chunk.set_chunk(data);
+    writer->Write(chunk);
+    writer->WritesDone();
+    grpc::Status s = writer->Finish();
+    CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK_THAT(s.error_message(), Catch::Contains("header"));
+  }
+  SECTION("garbage bytes on every port do not crash the daemon") {
+    std::string garbage = Pattern(100000, 14);
+    SendGarbage(d.host_address(), garbage);
+    SendGarbage(d.host_address(), "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + garbage);
+    SendGarbage(d.peer_address(), garbage);
+    CHECK(d.Status().role() == "primary");
+  }
+  CHECK(Read(d.host(), "vol", 0, old_bytes.size()) == old_bytes);
+  CHECK(Pen(d.Status()).depth() == 0);
+}
+
+TEST_CASE("host writes to a mirror-role daemon are refused with FAILED_PRECONDITION",
+          "[integration][errors]") {
+  Pair pair;
+  pair.CreateVolume("vol", 4 * kTrack);
+  WriteOutcome w = Write(pair.mirror->host(), "vol", 0, Pattern(100, 1));
+  CHECK(w.status.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+  CHECK_THAT(w.status.error_message(), Catch::Contains("mirror"));
+  CHECK(StreamWrite(pair.mirror->host(), "vol", 0, Pattern(100, 1), 50).status.error_code() ==
+        grpc::StatusCode::FAILED_PRECONDITION);
+  CHECK(Read(pair.mirror->host(), "vol", 0, 100) == std::string(100, '\0'));
+}
+
+TEST_CASE("a bad config file makes the daemon exit non-zero naming file, key and reason",
+          "[integration][errors][config]") {
+  TempDir dir;
+  struct Case {
+    std::string text, key;
+  };
+  const std::vector<Case> cases = {
+      {"role = \"boss\"\n", "role"},
+      {"track_size = \"3K\"\n", "track_size"},
+      {"track_size = \"64K\"\nmax_write = \"32M\"\n[cache]\nsize = \"8M\"\n", "cache.size"},
+      {"holding_pen = \"disk\"\n", "holding_pen"},
+      {"[cache]\nsize = \"lots\"\n", "cache.size"},
+      {"[[host_adaptor]]\nid = \"a\"\nprotocol = \"scsi\"\n", "protocol"},
+      {"this is not toml ===\n", "line"},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    INFO("config: " << cases[i].text);
+    ExitResult r = RunDaemonExpectingExit(dir.path() + "/c" + std::to_string(i), cases[i].text);
+    CHECK(r.code != 0);
+    CHECK_THAT(r.stderr_text, Catch::Contains("bad.toml"));
+    CHECK_THAT(r.stderr_text, Catch::Contains(cases[i].key));
+  }
+}
+
+}  // namespace simarray::testing
