@@ -12,19 +12,7 @@ grpc::Status Error(grpc::StatusCode code, std::string message) {
   return grpc::Status(code, std::move(message));
 }
 
-// Digests of every track of a volume on this side, in chunks.
-absl::StatusOr<std::vector<uint64_t>> LocalDigests(disk::DiskAdaptor& disk, uint32_t volume_id,
-                                                   uint64_t tracks) {
-  std::vector<uint64_t> out;
-  out.reserve(tracks);
-  for (uint64_t t = 0; t < tracks; ++t) {
-    auto d = disk.TrackDigest(cache::TrackKey{volume_id, t});
-    if (!d.ok()) return d.status();
-    out.push_back(*d);
-  }
-  return out;
-}
-
+// Tracks whose digests differ between this side and the mirror, compared in chunks.
 absl::StatusOr<std::vector<uint64_t>> MismatchedTracks(Array& array, uint32_t volume_id,
                                                        uint64_t tracks) {
   constexpr uint64_t kChunk = 4096;

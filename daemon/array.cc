@@ -1,6 +1,9 @@
 #include "daemon/array.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <filesystem>
 
@@ -43,6 +46,13 @@ absl::Status Array::OpenStorage() {
   if (ec) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot create data_dir ", config_.data_dir, ": ", std::string(ec.message())));
+  }
+  const std::string lock_path = config_.data_dir + "/LOCK";
+  data_dir_lock_ = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (data_dir_lock_ < 0 || flock(data_dir_lock_, LOCK_EX | LOCK_NB) != 0) {
+    return absl::FailedPreconditionError(absl::StrCat("data_dir ", config_.data_dir,
+                                                      " is in use by another simarrayd (",
+                                                      lock_path, " is locked)"));
   }
   cache::CacheOptions co;
   co.path = config_.data_dir + "/cache.region";
@@ -183,10 +193,11 @@ void Array::Shutdown() {
   for (auto& server : servers_) server->Wait();
   if (disk_) disk_->Stop();
   if (cache_) (void)cache_->region().Sync();
+  if (data_dir_lock_ >= 0) close(data_dir_lock_);
 }
 
 std::string Array::PairState() {
-  if (!is_primary_) return "Mirror";
+  if (!is_primary_) return peer_service_->open_streams() > 0 ? "Synchronized" : "Partitioned";
   if (!remote_) return "NotPaired";
   auto link = remote_->Counters();
   if (link.state != "up") return "Partitioned";

@@ -82,6 +82,7 @@ class Array {
   std::unique_ptr<remote::PeerServiceImpl> peer_service_;
   std::unique_ptr<AdminServiceImpl> admin_service_;
   std::vector<std::unique_ptr<grpc::Server>> servers_;
+  int data_dir_lock_ = -1;  // flock on data_dir/LOCK: one daemon per data_dir
   bool stopped_ = false;
 };
 

@@ -1,1 +1,242 @@
-int main() { return 0; }
+// simarrayctl [--admin ADDR] [--json] [--timeout-ms N] COMMAND ...
+// The command-line client of simarrayd: the command line is declared and checked here, the
+// commands themselves live in ctl_admin_commands.cc and ctl_host_commands.cc.
+//
+// Exit codes: 0 success; 1 `consistency` found the volume not consistent; 2 any error (bad
+// command line, RPC error, local file error).
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "tools/ctl_arguments.h"
+#include "tools/ctl_commands.h"
+#include "tools/ctl_output.h"
+
+namespace simarray::ctl {
+namespace {
+
+// The chosen command, set by its subcommand's callback once the whole line is checked.
+using Command = std::function<int()>;
+
+constexpr char kReadHelp[] = R"(Reads LENGTH bytes at OFFSET.
+With --out the bytes go to FILE. Otherwise the human form prints a hex dump of the first 256
+bytes with the length and CRC-32C, and --json prints
+  {"volume","offset","length","crc32c"(number),"data_base64"}
+where data_base64 (standard base64) is present only for reads of at most 4096 bytes (with
+--out, "out" names the file instead). The client checks the reply's CRC-32C against the bytes.)";
+
+constexpr char kWriteHelp[] = R"(Writes a file, or LENGTH copies of BYTE, at OFFSET.
+Data up to 4 MiB goes as one unary Write unless --stream is given; larger data goes through
+WriteStream in --chunk pieces. The CRC-32C of the data is computed and sent, unless --crc32c
+gives the value to send instead (to watch the array reject a write with DATA_LOSS).
+--json prints {"volume","offset","length","crc32c","streamed","sequence","mirrored","portions"}.)";
+
+// Makes `app` insist on one of its subcommands, naming them when none came (CLI11's own
+// message does not say which ones there are). Call after the subcommands are added.
+void RequireCommand(CLI::App& app) {
+  std::vector<std::string> names;
+  for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+    names.push_back(sub->get_name());
+  }
+  std::string list;
+  for (size_t i = 0; i < names.size(); ++i) {
+    list += (i == 0 ? "" : i + 1 == names.size() ? " or " : ", ") + names[i];
+  }
+  const std::string prefix = app.get_parent() != nullptr ? app.get_name() + ": " : "";
+  app.callback([&app, message = prefix + "expected a command, " + list + "; got none"] {
+    if (app.get_subcommands().empty())
+      throw CLI::RequiredError(message, CLI::ExitCodes::RequiredError);
+  });
+}
+
+void AddStatus(CLI::App& app, const GlobalOptions& global, Command& command) {
+  CLI::App* status = app.add_subcommand(
+      "status", "AdminService.Status: role, mode, pair state, cache, pens, queue and link");
+  status->callback([&] { command = [&] { return RunStatus(global); }; });
+}
+
+void AddVolume(CLI::App& app, const GlobalOptions& global, Command& command) {
+  CLI::App* volume = app.add_subcommand("volume", "create, list or delete volumes");
+  volume->require_subcommand(0, 1);
+
+  CLI::App* create = volume->add_subcommand("create", "create a volume (and its mirror twin)");
+  auto name = std::make_shared<std::string>();
+  auto size = std::make_shared<uint64_t>(0);
+  create->add_option("NAME", *name, "volume name")->required()->type_name("NAME");
+  create->add_option("SIZE", *size, "volume size: bytes, or with suffix K, M, G, T")
+      ->required()
+      ->transform(SizeArgument(1))
+      ->type_name("SIZE");
+  create->callback([&, name, size] {
+    command = [&, name, size] { return RunVolumeCreate(global, *name, *size); };
+  });
+
+  CLI::App* list = volume->add_subcommand("list", "list volumes");
+  list->callback([&] { command = [&] { return RunVolumeList(global); }; });
+
+  CLI::App* del = volume->add_subcommand("delete", "delete a volume");
+  auto del_name = std::make_shared<std::string>();
+  auto force = std::make_shared<bool>(false);
+  del->add_option("NAME", *del_name, "volume name")->required()->type_name("NAME");
+  del->add_flag("--force", *force, "delete a paired volume on both sides");
+  del->callback([&, del_name, force] {
+    command = [&, del_name, force] { return RunVolumeDelete(global, *del_name, *force); };
+  });
+  RequireCommand(*volume);
+}
+
+void AddConsistency(CLI::App& app, const GlobalOptions& global, Command& command) {
+  CLI::App* check = app.add_subcommand(
+      "consistency", "AdminService.CheckConsistency; exit 0 when consistent, 1 when not");
+  check->footer(
+      "Compares per-track digests of VOLUME on the primary and the mirror once the mirror has "
+      "applied\nthe cut sequence (waiting up to --wait MS). Run it against the primary's admin "
+      "port.");
+  auto options = std::make_shared<ConsistencyOptions>();
+  check->add_option("VOLUME", options->volume, "volume name")->required()->type_name("NAME");
+  check->add_option("--wait", options->wait_ms, "wait up to MS for the mirror to catch up")
+      ->transform(NumberArgument(0, UINT32_MAX))
+      ->type_name("MS");
+  check->add_flag("--repair", options->repair, "resend mismatched tracks, then check again");
+  check->callback(
+      [&, options] { command = [&, options] { return RunConsistency(global, *options); }; });
+}
+
+void AddFault(CLI::App& app, const GlobalOptions& global, Command& command) {
+  CLI::App* fault = app.add_subcommand("fault", "AdminService.InjectFault");
+  fault->require_subcommand(0, 1);
+
+  CLI::App* next = fault->add_subcommand(
+      "corrupt-next-write", "corrupt the next host write in cache (validation must reject it)");
+  next->callback([&] { command = [&] { return RunFaultCorruptNextWrite(global); }; });
+
+  CLI::App* track = fault->add_subcommand("corrupt-track",
+                                          "corrupt TRACK of VOLUME in this daemon's backing store");
+  auto volume = std::make_shared<std::string>();
+  auto number = std::make_shared<uint64_t>(0);
+  track->add_option("VOLUME", *volume, "volume name")->required()->type_name("NAME");
+  track->add_option("TRACK", *number, "track number")
+      ->required()
+      ->transform(NumberArgument())
+      ->type_name("TRACK");
+  track->callback([&, volume, number] {
+    command = [&, volume, number] { return RunFaultCorruptTrack(global, *volume, *number); };
+  });
+
+  CLI::App* delay =
+      fault->add_subcommand("delay-records", "delay every shipped record by MS (0 clears)");
+  auto ms = std::make_shared<uint32_t>(0);
+  delay->add_option("MS", *ms, "delay in milliseconds")
+      ->required()
+      ->transform(NumberArgument(0, UINT32_MAX))
+      ->type_name("MS");
+  delay->callback([&, ms] { command = [&, ms] { return RunFaultDelayRecords(global, *ms); }; });
+  RequireCommand(*fault);
+}
+
+void AddWrite(CLI::App& app, const GlobalOptions& global, Command& command) {
+  CLI::App* write =
+      app.add_subcommand("write", "HostService.Write/WriteStream of a file or a byte pattern");
+  write->footer(kWriteHelp);
+  auto options = std::make_shared<WriteOptions>();
+  auto pattern = std::make_shared<unsigned>(0);
+  auto crc = std::make_shared<uint32_t>(0);
+  write->add_option("--host", options->host, "host adaptor address (HOST:PORT)")
+      ->required()
+      ->type_name("ADDR");
+  write->add_option("VOLUME", options->volume, "volume name")->required()->type_name("NAME");
+  write->add_option("OFFSET", options->offset, "byte offset in the volume (K, M, G suffixes)")
+      ->required()
+      ->transform(SizeArgument())
+      ->type_name("OFFSET");
+  CLI::Option* file =
+      write->add_option("--file", options->file, "write this file's bytes")->type_name("FILE");
+  CLI::Option* byte = write->add_option("--pattern", *pattern, "write LENGTH copies of BYTE")
+                          ->transform(NumberArgument(0, 255))
+                          ->type_name("BYTE");
+  CLI::Option* length = write->add_option("--length", options->length, "bytes to write")
+                            ->transform(SizeArgument())
+                            ->type_name("N");
+  CLI::Option* crc_option =
+      write->add_option("--crc32c", *crc, "send this CRC-32C instead of the data's")
+          ->transform(Hex32Argument())
+          ->type_name("HEX");
+  write->add_flag("--stream", options->stream, "always use WriteStream");
+  write->add_option("--chunk", options->chunk, "WriteStream chunk size (default 1M)")
+      ->transform(SizeArgument(1, kClientMaxWrite))
+      ->type_name("SIZE");
+  length->needs(byte);
+  byte->needs(length);
+  write->callback([&, options, pattern, crc, file, byte, crc_option] {
+    if (file->count() > 0 && byte->count() > 0) {
+      throw CLI::ValidationError(
+          "write: expected one data source, --file F or --pattern BYTE --length N; got both");
+    }
+    if (file->count() == 0 && byte->count() == 0) {
+      throw CLI::ValidationError(
+          "write: expected one data source, --file F or --pattern BYTE --length N; got neither");
+    }
+    if (byte->count() > 0) options->pattern = static_cast<uint8_t>(*pattern);
+    if (crc_option->count() > 0) options->crc32c = *crc;
+    command = [&, options] { return RunWrite(global, *options); };
+  });
+}
+
+void AddRead(CLI::App& app, const GlobalOptions& global, Command& command) {
+  CLI::App* read = app.add_subcommand("read", "HostService.Read: hex dump, JSON or a file");
+  read->footer(kReadHelp);
+  auto options = std::make_shared<ReadOptions>();
+  read->add_option("--host", options->host, "host adaptor address (HOST:PORT)")
+      ->required()
+      ->type_name("ADDR");
+  read->add_option("VOLUME", options->volume, "volume name")->required()->type_name("NAME");
+  read->add_option("OFFSET", options->offset, "byte offset in the volume (K, M, G suffixes)")
+      ->required()
+      ->transform(SizeArgument())
+      ->type_name("OFFSET");
+  read->add_option("LENGTH", options->length, "bytes to read (K, M, G suffixes)")
+      ->required()
+      ->transform(SizeArgument())
+      ->type_name("LENGTH");
+  read->add_option("--out", options->out, "write the bytes to this file")->type_name("FILE");
+  read->callback([&, options] { command = [&, options] { return RunRead(global, *options); }; });
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app{"simarrayctl: the command-line client of simarrayd", "simarrayctl"};
+  app.require_subcommand(0, 1);
+  app.fallthrough();  // Global options are also accepted after the command.
+  app.failure_message([](const CLI::App* failed, const CLI::Error& e) {
+    return std::string("simarrayctl: ") + e.what() + "\nRun with --help for more information.\n";
+  });
+  GlobalOptions global;
+  app.add_option("--admin", global.admin, "simarrayd admin address (default 127.0.0.1:7100)")
+      ->type_name("ADDR");
+  app.add_flag("--json", global.json, "print one JSON object per command on stdout");
+  app.add_option("--timeout-ms", global.timeout_ms, "deadline of every call (default 30000)")
+      ->transform(NumberArgument(1, INT32_MAX))
+      ->type_name("N");
+
+  Command command;
+  AddStatus(app, global, command);
+  AddVolume(app, global, command);
+  AddWrite(app, global, command);
+  AddRead(app, global, command);
+  AddConsistency(app, global, command);
+  AddFault(app, global, command);
+  RequireCommand(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == static_cast<int>(CLI::ExitCodes::Success) ? kExitOk : kExitError;
+  }
+  return command ? command() : kExitError;
+}
+
+}  // namespace
+}  // namespace simarray::ctl
+
+int main(int argc, char** argv) { return simarray::ctl::Main(argc, argv); }

@@ -33,7 +33,10 @@ absl::StatusOr<uint64_t> ParseSize(std::string_view text) {
         absl::StrCat("expected a size like 4096, 64K, 1M or 2G, got \"", std::string(text), "\""));
   }
   uint64_t value = 0;
-  std::from_chars(rest.data(), rest.data() + i, value);
+  if (std::from_chars(rest.data(), rest.data() + i, value).ec != std::errc()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("size \"", std::string(text), "\" overflows 64 bits"));
+  }
   std::string_view suffix = rest.substr(i);
   if (suffix.ends_with("iB")) suffix.remove_suffix(2);
   if (suffix.size() == 2 && (suffix[1] == 'B' || suffix[1] == 'b')) suffix.remove_suffix(1);

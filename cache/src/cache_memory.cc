@@ -364,23 +364,33 @@ std::vector<DirtyTrack> CacheMemory::TakeDirty(size_t max) {
     SlotMeta& m = slots_[s];
     if (m.state != SlotState::kWritePending || m.sequence != seq || m.superseded) continue;
     ++m.refs;
+    destaging_.emplace_back(s, seq);
     out.push_back(DirtyTrack{m.key, seq, SlotRef(this, s)});
   }
   return out;
 }
 
+void CacheMemory::EndDestageLocked(uint32_t slot, uint64_t sequence) {
+  auto it = std::find(destaging_.begin(), destaging_.end(), std::make_pair(slot, sequence));
+  if (it != destaging_.end()) destaging_.erase(it);
+  all_clean_.SignalAll();
+}
+
 void CacheMemory::MarkClean(uint32_t slot, uint64_t sequence) {
   absl::MutexLock lock(&mu_);
+  EndDestageLocked(slot, sequence);
   SlotMeta& m = slots_[slot];
   if (m.state != SlotState::kWritePending || m.sequence != sequence || m.superseded) return;
   m.state = SlotState::kClean;
   WriteEntryLocked(slot);
-  if (--write_pending_ == 0) all_clean_.SignalAll();
+  --write_pending_;
+  all_clean_.SignalAll();  // WaitClean and WaitDestaged re-check
   slot_freed_.SignalAll();
 }
 
 void CacheMemory::Redirty(uint32_t slot, uint64_t sequence) {
   absl::MutexLock lock(&mu_);
+  EndDestageLocked(slot, sequence);
   dirty_.emplace_back(slot, sequence);
 }
 
@@ -403,6 +413,27 @@ bool CacheMemory::WaitClean(absl::Time deadline) {
     if (all_clean_.WaitWithDeadline(&mu_, deadline) && absl::Now() >= deadline) break;
   }
   return write_pending_ == 0;
+}
+
+bool CacheMemory::WaitDestaged(uint64_t sequence, absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  auto pending = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (auto [s, seq] : destaging_) {
+      if (seq <= sequence) return true;
+    }
+    for (auto [s, seq] : dirty_) {
+      const SlotMeta& m = slots_[s];
+      if (seq <= sequence && m.state == SlotState::kWritePending && m.sequence == seq &&
+          !m.superseded) {
+        return true;
+      }
+    }
+    return false;
+  };
+  while (pending()) {
+    if (all_clean_.WaitWithDeadline(&mu_, deadline) && absl::Now() >= deadline) return false;
+  }
+  return true;
 }
 
 absl::Status CacheMemory::DropTrack(TrackKey key) {

@@ -121,7 +121,17 @@ void Daemon::Start() {
 void Daemon::Kill(int signal) {
   if (pid_ <= 0) return;
   kill(pid_, signal);
-  if (signal == SIGSTOP || signal == SIGCONT) return;
+  if (signal == SIGCONT) return;
+  if (signal == SIGSTOP) {
+    // kill() returns before the process is stopped: wait until /proc says it is.
+    REQUIRE(Eventually([&] {
+      std::string stat = ReadFile("/proc/" + std::to_string(pid_) + "/stat");
+      auto close_paren = stat.rfind(')');
+      return close_paren != std::string::npos && close_paren + 2 < stat.size() &&
+             stat[close_paren + 2] == 'T';
+    }));
+    return;
+  }
   int status = 0;
   waitpid(pid_, &status, 0);
   pid_ = -1;
@@ -141,6 +151,7 @@ v1::StatusReply Daemon::Status() {
   context.set_deadline(Deadline());
   v1::StatusReply reply;
   grpc::Status s = admin_->Status(&context, v1::StatusRequest(), &reply);
+  INFO("Status: " << s.error_message() << "\ndaemon log:\n" << ReadFile(dir_ + "/daemon.log"));
   REQUIRE(s.ok());
   return reply;
 }

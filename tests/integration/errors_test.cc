@@ -141,3 +141,18 @@ TEST_CASE("a bad config file makes the daemon exit non-zero naming file, key and
 }
 
 }  // namespace simarray::testing
+
+namespace simarray::testing {
+
+TEST_CASE("a second daemon on the same data_dir refuses to start", "[integration][errors]") {
+  TempDir dir;
+  Daemon first(dir.path() + "/solo", DaemonOptions{});
+  first.Start();
+  // RunDaemonExpectingExit uses DIR/data as data_dir: the same as the running daemon's.
+  ExitResult second = RunDaemonExpectingExit(first.dir(), "name = \"intruder\"\n");
+  CHECK(second.code != 0);
+  CHECK_THAT(second.stderr_text, Catch::Contains("in use by another simarrayd"));
+  CHECK(first.Status().role() == "primary");
+}
+
+}  // namespace simarray::testing

@@ -112,7 +112,7 @@ void DiskAdaptor::DestageLoop() {
 
 absl::StatusOr<uint64_t> DiskAdaptor::Flush() {
   const uint64_t before = tracks_destaged_.load();
-  if (!cache_->WaitClean(absl::Now() + absl::Seconds(60))) {
+  if (!cache_->WaitDestaged(cache_->LastSequence(), absl::Now() + absl::Seconds(60))) {
     return absl::DeadlineExceededError("flush: write-pending tracks did not destage in 60 s");
   }
   for (const auto& volume : volumes_->All()) {

@@ -76,6 +76,7 @@ class WriteStreamReactor : public grpc::ServerReadReactor<v1::WriteStreamRequest
     if (message_.has_header()) {
       if (write_ || failed_) {
         Fail(absl::InvalidArgumentError("WriteStream: a second header after the first"));
+        StartRead(&message_);  // Drain: End() reports the error once the client half-closes.
         return;
       }
       const v1::WriteStreamHeader& h = message_.header();

@@ -46,6 +46,7 @@ grpc::Status PeerServiceImpl::Ship(
     grpc::ServerContext* context,
     grpc::ServerReaderWriter<v1::ShipReply, v1::ShipRequest>* stream) {
   spdlog::info("peer service: Ship stream from {} opened", context->peer());
+  open_streams_.fetch_add(1);
   v1::ShipRequest request;
   while (stream->Read(&request)) {
     v1::ShipReply reply;
@@ -69,6 +70,7 @@ grpc::Status PeerServiceImpl::Ship(
     reply.set_applied_sequence(parts_.applier->applied_sequence());
     if (!stream->Write(reply)) break;
   }
+  open_streams_.fetch_sub(1);
   spdlog::info("peer service: Ship stream from {} closed", context->peer());
   return grpc::Status::OK;
 }

@@ -310,7 +310,12 @@ absl::StatusOr<uint64_t> RemoteAdaptor::ResendTracks(const std::vector<cache::Tr
   return keys.size();
 }
 
-absl::Status RemoteAdaptor::CreateTwin(const disk::VolumeInfo& volume) {
+namespace {
+
+// Calls a PeerService volume RPC (CreateVolume or DeleteVolume) about `volume`.
+template <typename Method>
+absl::Status CallAboutVolume(v1::PeerService::Stub& stub, Method method,
+                             const disk::VolumeInfo& volume) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   v1::PeerVolume request;
@@ -318,18 +323,17 @@ absl::Status RemoteAdaptor::CreateTwin(const disk::VolumeInfo& volume) {
   request.set_id(volume.id);
   request.set_size(volume.size);
   v1::PeerVolumeReply reply;
-  return rpc::FromGrpc(stub_->CreateVolume(&context, request, &reply));
+  return rpc::FromGrpc((stub.*method)(&context, request, &reply));
+}
+
+}  // namespace
+
+absl::Status RemoteAdaptor::CreateTwin(const disk::VolumeInfo& volume) {
+  return CallAboutVolume(*stub_, &v1::PeerService::Stub::CreateVolume, volume);
 }
 
 absl::Status RemoteAdaptor::DeleteTwin(const disk::VolumeInfo& volume) {
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  v1::PeerVolume request;
-  request.set_name(volume.name);
-  request.set_id(volume.id);
-  request.set_size(volume.size);
-  v1::PeerVolumeReply reply;
-  return rpc::FromGrpc(stub_->DeleteVolume(&context, request, &reply));
+  return CallAboutVolume(*stub_, &v1::PeerService::Stub::DeleteVolume, volume);
 }
 
 absl::StatusOr<std::vector<uint64_t>> RemoteAdaptor::PeerDigests(uint32_t volume_id, uint64_t first,

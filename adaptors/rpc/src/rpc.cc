@@ -32,6 +32,8 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, uint64_t 
 }
 
 void ConfigureServer(grpc::ServerBuilder& builder, uint64_t max_write) {
+  // Two daemons must never share a port: a second one fails to bind instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(MessageLimit(max_write));
   builder.SetMaxSendMessageSize(MessageLimit(max_write));
 }

@@ -192,6 +192,9 @@ class CacheMemory {
   size_t DirtyCount();
   // Blocks until no track image is write-pending or `deadline` passes.
   bool WaitClean(absl::Time deadline);
+  // Blocks until no current track image with a sequence <= `sequence` is write-pending (what
+  // was committed by then is destaged), or `deadline` passes. Newer writes do not hold it up.
+  bool WaitDestaged(uint64_t sequence, absl::Time deadline);
 
   // Forgets the cached image of `key` (it must be clean); FAILED_PRECONDITION if it is
   // write-pending.
@@ -238,6 +241,7 @@ class CacheMemory {
   void FreeSlotLocked(uint32_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void WriteEntryLocked(uint32_t slot, uint64_t write_id = 0) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeDropEntryLocked(TrackKey key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EndDestageLocked(uint32_t slot, uint64_t sequence) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   std::unique_ptr<CacheRegion> region_;
   const bool persistent_;
@@ -250,6 +254,8 @@ class CacheMemory {
   std::vector<uint32_t> free_ ABSL_GUARDED_BY(mu_);
   std::unordered_map<TrackKey, TrackEntry, TrackKeyHash> directory_ ABSL_GUARDED_BY(mu_);
   std::deque<std::pair<uint32_t, uint64_t>> dirty_ ABSL_GUARDED_BY(mu_);  // (slot, sequence)
+  // Given out by TakeDirty, not yet MarkClean'd or Redirty'd (a destage in progress).
+  std::vector<std::pair<uint32_t, uint64_t>> destaging_ ABSL_GUARDED_BY(mu_);
   uint64_t write_pending_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t clock_hand_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t sequence_ ABSL_GUARDED_BY(mu_) = 0;

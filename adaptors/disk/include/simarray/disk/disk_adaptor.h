@@ -29,9 +29,9 @@ class DiskAdaptor : public cache::BackingStore {
   // unknown volume id (a deleted volume reads as zeros in flight).
   absl::Status ReadTrack(cache::TrackKey key, std::span<uint8_t> out) override;
 
-  // Destages every write-pending track image, fdatasyncs the backing files and syncs the
-  // cache region: what was acknowledged before survives a machine crash. Returns the number
-  // of tracks destaged while it waited.
+  // Destages every track image committed before the call, fdatasyncs the backing files and syncs
+  // the cache region: what was acknowledged before survives a machine crash. Returns the number of
+  // tracks destaged while it waited.
   absl::StatusOr<uint64_t> Flush();
 
   // Overwrites `track` of `volume` in the backing file with garbage after destaging it, and

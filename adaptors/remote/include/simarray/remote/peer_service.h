@@ -43,10 +43,13 @@ class PeerServiceImpl final : public v1::PeerService::Service {
                             v1::PeerVolumeReply* reply) override;
 
   uint64_t records_refused() const { return records_refused_.load(); }
+  // Ship streams open now (a mirror with one is receiving from its primary).
+  int open_streams() const { return open_streams_.load(); }
 
  private:
   const PeerServiceParts parts_;
   std::atomic<uint64_t> records_refused_{0};
+  std::atomic<int> open_streams_{0};
 };
 
 }  // namespace simarray::remote

@@ -1,0 +1,172 @@
+// The AdminService commands: status, volume, consistency, fault.
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "simarray/base/size.h"
+#include "simarray/rpc/rpc.h"
+#include "simarray/v1/admin.grpc.pb.h"
+#include "tools/ctl_commands.h"
+#include "tools/ctl_output.h"
+
+namespace simarray::ctl {
+namespace {
+
+std::unique_ptr<v1::AdminService::Stub> AdminStub(const GlobalOptions& global) {
+  return v1::AdminService::NewStub(rpc::MakeChannel(global.admin, kClientMaxWrite));
+}
+
+void Print(const std::string& text) { std::fputs(text.c_str(), stdout); }
+
+// Mismatched track numbers, at most `limit` of them, then how many more there are.
+std::string TrackList(const v1::CheckConsistencyReply& reply, int limit) {
+  std::vector<uint64_t> shown;
+  for (int i = 0; i < reply.mismatched_tracks_size() && i < limit; ++i) {
+    shown.push_back(reply.mismatched_tracks(i));
+  }
+  std::string out = absl::StrJoin(shown, ", ");
+  if (reply.mismatched_tracks_size() > limit) {
+    absl::StrAppend(&out, " and ", reply.mismatched_tracks_size() - limit, " more");
+  }
+  return out;
+}
+
+int InjectFault(const GlobalOptions& global, absl::string_view command,
+                const v1::InjectFaultRequest& request) {
+  grpc::ClientContext context;
+  SetDeadline(context, global);
+  v1::InjectFaultReply reply;
+  grpc::Status status = AdminStub(global)->InjectFault(&context, request, &reply);
+  if (!status.ok()) return ReportRpcError(command, status);
+  Print(global.json ? ReplyJson(reply) + "\n" : reply.description() + "\n");
+  return kExitOk;
+}
+
+}  // namespace
+
+void SetDeadline(grpc::ClientContext& context, const GlobalOptions& global, int64_t extra_ms) {
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::milliseconds(global.timeout_ms + extra_ms));
+}
+
+int RunStatus(const GlobalOptions& global) {
+  grpc::ClientContext context;
+  SetDeadline(context, global);
+  v1::StatusReply reply;
+  grpc::Status status = AdminStub(global)->Status(&context, v1::StatusRequest(), &reply);
+  if (!status.ok()) return ReportRpcError("status", status);
+  Print(global.json ? ReplyJson(reply) + "\n" : FormatStatus(reply));
+  return kExitOk;
+}
+
+int RunVolumeCreate(const GlobalOptions& global, const std::string& name, uint64_t size) {
+  grpc::ClientContext context;
+  SetDeadline(context, global);
+  v1::CreateVolumeRequest request;
+  request.set_name(name);
+  request.set_size(size);
+  v1::VolumeInfo reply;
+  grpc::Status status = AdminStub(global)->CreateVolume(&context, request, &reply);
+  if (!status.ok()) return ReportRpcError("volume create", status);
+  Print(global.json ? ReplyJson(reply) + "\n"
+                    : absl::StrCat("created volume ", reply.name(), ": id ", reply.id(), ", size ",
+                                   FormatSize(reply.size()), " (", reply.size(), " bytes), ",
+                                   reply.paired() ? "paired with its twin on the mirror\n"
+                                                  : "not paired\n"));
+  return kExitOk;
+}
+
+int RunVolumeList(const GlobalOptions& global) {
+  grpc::ClientContext context;
+  SetDeadline(context, global);
+  v1::ListVolumesReply reply;
+  grpc::Status status = AdminStub(global)->ListVolumes(&context, v1::ListVolumesRequest(), &reply);
+  if (!status.ok()) return ReportRpcError("volume list", status);
+  if (global.json) {
+    Print(ReplyJson(reply) + "\n");
+    return kExitOk;
+  }
+  if (reply.volumes_size() == 0) {
+    Print("no volumes\n");
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> rows = {{"NAME", "ID", "SIZE", "BYTES", "PAIRED"}};
+  for (const v1::VolumeInfo& v : reply.volumes()) {
+    rows.push_back({v.name(), absl::StrCat(v.id()), FormatSize(v.size()), absl::StrCat(v.size()),
+                    v.paired() ? "yes" : "no"});
+  }
+  Print(FormatTable(rows, {false, true, true, true, false}));
+  return kExitOk;
+}
+
+int RunVolumeDelete(const GlobalOptions& global, const std::string& name, bool force) {
+  grpc::ClientContext context;
+  SetDeadline(context, global);
+  v1::DeleteVolumeRequest request;
+  request.set_name(name);
+  request.set_force(force);
+  v1::DeleteVolumeReply reply;
+  grpc::Status status = AdminStub(global)->DeleteVolume(&context, request, &reply);
+  if (!status.ok()) return ReportRpcError("volume delete", status);
+  Print(global.json ? JsonObject().Add("volume", name).Add("deleted", true).str() + "\n"
+                    : absl::StrCat("deleted volume ", name, "\n"));
+  return kExitOk;
+}
+
+int RunConsistency(const GlobalOptions& global, const ConsistencyOptions& options) {
+  grpc::ClientContext context;
+  // The daemon may wait up to wait_ms before it starts comparing.
+  SetDeadline(context, global, options.wait_ms);
+  v1::CheckConsistencyRequest request;
+  request.set_volume(options.volume);
+  request.set_wait_ms(options.wait_ms);
+  request.set_repair(options.repair);
+  v1::CheckConsistencyReply reply;
+  grpc::Status status = AdminStub(global)->CheckConsistency(&context, request, &reply);
+  if (!status.ok()) return ReportRpcError("consistency", status);
+  const int code = reply.consistent() ? kExitOk : kExitNotConsistent;
+  if (global.json) {
+    Print(ReplyJson(reply) + "\n");
+    return code;
+  }
+  std::string text = absl::StrCat(
+      options.volume, ": ", reply.consistent() ? "consistent" : "NOT consistent",
+      "\n  cut sequence ", reply.cut_sequence(), ", mirror applied sequence ",
+      reply.mirror_applied_sequence(), "\n  ", reply.tracks_compared(), " tracks compared, ",
+      reply.mismatched_tracks_size(), options.repair ? " mismatched before repair" : " mismatched");
+  if (reply.mismatched_tracks_size() > 0) absl::StrAppend(&text, ": ", TrackList(reply, 32));
+  absl::StrAppend(&text, "\n  owed tracks ", reply.owed_tracks(), "\n");
+  if (options.repair) {
+    absl::StrAppend(&text, "  tracks repaired ", reply.tracks_repaired(),
+                    reply.mismatched_tracks_size() > 0 && reply.consistent()
+                        ? ", consistent after repair\n"
+                        : "\n");
+  }
+  Print(text);
+  return code;
+}
+
+int RunFaultCorruptNextWrite(const GlobalOptions& global) {
+  v1::InjectFaultRequest request;
+  request.set_kind(v1::FAULT_CORRUPT_NEXT_WRITE);
+  return InjectFault(global, "fault corrupt-next-write", request);
+}
+
+int RunFaultCorruptTrack(const GlobalOptions& global, const std::string& volume, uint64_t track) {
+  v1::InjectFaultRequest request;
+  request.set_kind(v1::FAULT_CORRUPT_TRACK);
+  request.set_volume(volume);
+  request.set_track(track);
+  return InjectFault(global, "fault corrupt-track", request);
+}
+
+int RunFaultDelayRecords(const GlobalOptions& global, uint32_t delay_ms) {
+  v1::InjectFaultRequest request;
+  request.set_kind(v1::FAULT_DELAY_RECORDS);
+  request.set_duration_ms(delay_ms);
+  return InjectFault(global, "fault delay-records", request);
+}
+
+}  // namespace simarray::ctl

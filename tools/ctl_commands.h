@@ -1,0 +1,73 @@
+#pragma once
+// The commands of simarrayctl, one function each. A command makes its RPCs with a deadline of
+// GlobalOptions::timeout_ms, prints its result (human text, or one JSON object with --json) on
+// stdout and returns the process exit code: kExitOk, kExitNotConsistent (consistency only) or
+// kExitError after printing the error on stderr. Command-line syntax is checked before a
+// command runs (see simarrayctl.cc). Not thread-safe; simarrayctl runs one command.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "grpcpp/grpcpp.h"
+
+namespace simarray::ctl {
+
+// Largest message the client sends or accepts.
+inline constexpr uint64_t kClientMaxWrite = 256ull << 20;
+// Writes up to this size go as one unary Write unless --stream is given.
+inline constexpr uint64_t kUnaryWriteLimit = 4ull << 20;
+// Reads up to this size carry their data in the JSON output.
+inline constexpr uint64_t kJsonDataLimit = 4096;
+
+struct GlobalOptions {
+  std::string admin = "127.0.0.1:7100";
+  bool json = false;
+  int64_t timeout_ms = 30000;
+};
+
+// Sets the deadline of one call: now + timeout_ms + extra_ms.
+void SetDeadline(grpc::ClientContext& context, const GlobalOptions& global, int64_t extra_ms = 0);
+
+int RunStatus(const GlobalOptions& global);
+
+int RunVolumeCreate(const GlobalOptions& global, const std::string& name, uint64_t size);
+int RunVolumeList(const GlobalOptions& global);
+int RunVolumeDelete(const GlobalOptions& global, const std::string& name, bool force);
+
+struct ConsistencyOptions {
+  std::string volume;
+  uint32_t wait_ms = 0;
+  bool repair = false;
+};
+int RunConsistency(const GlobalOptions& global, const ConsistencyOptions& options);
+
+int RunFaultCorruptNextWrite(const GlobalOptions& global);
+int RunFaultCorruptTrack(const GlobalOptions& global, const std::string& volume, uint64_t track);
+int RunFaultDelayRecords(const GlobalOptions& global, uint32_t delay_ms);
+
+struct WriteOptions {
+  std::string host;
+  std::string volume;
+  uint64_t offset = 0;
+  // Exactly one source: a file, or `length` copies of `pattern`.
+  std::string file;
+  std::optional<uint8_t> pattern;
+  uint64_t length = 0;
+  // Sent instead of the data's CRC-32C when set.
+  std::optional<uint32_t> crc32c;
+  bool stream = false;
+  uint64_t chunk = 1ull << 20;
+};
+int RunWrite(const GlobalOptions& global, const WriteOptions& options);
+
+struct ReadOptions {
+  std::string host;
+  std::string volume;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  std::string out;  // Empty: print a hex dump (human) or the data (JSON, small reads).
+};
+int RunRead(const GlobalOptions& global, const ReadOptions& options);
+
+}  // namespace simarray::ctl

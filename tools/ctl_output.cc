@@ -1,0 +1,229 @@
+#include "tools/ctl_output.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "google/protobuf/util/json_util.h"
+#include "simarray/base/size.h"
+
+namespace simarray::ctl {
+
+const char* StatusCodeName(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK:
+      return "OK";
+    case grpc::StatusCode::CANCELLED:
+      return "CANCELLED";
+    case grpc::StatusCode::UNKNOWN:
+      return "UNKNOWN";
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND:
+      return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED:
+      return "ABORTED";
+    case grpc::StatusCode::OUT_OF_RANGE:
+      return "OUT_OF_RANGE";
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL:
+      return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE:
+      return "UNAVAILABLE";
+    case grpc::StatusCode::DATA_LOSS:
+      return "DATA_LOSS";
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return "UNAUTHENTICATED";
+    default:
+      return "UNKNOWN_CODE";
+  }
+}
+
+int ReportRpcError(absl::string_view command, const grpc::Status& status) {
+  std::string line =
+      absl::StrCat("simarrayctl: ", command, ": ", StatusCodeName(status.error_code()), ": ",
+                   status.error_message());
+  std::fprintf(stderr, "%s\n", line.c_str());
+  return kExitError;
+}
+
+int ReportError(absl::string_view command, absl::string_view message) {
+  std::string line = absl::StrCat("simarrayctl: ", command, ": ", message);
+  std::fprintf(stderr, "%s\n", line.c_str());
+  return kExitError;
+}
+
+std::string ReplyJson(const google::protobuf::Message& reply) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.always_print_primitive_fields = true;
+  options.preserve_proto_field_names = true;
+  std::string json;
+  if (!google::protobuf::util::MessageToJsonString(reply, &json, options).ok()) {
+    return "{}";  // Only for messages with unprintable fields, which simarray's protos lack.
+  }
+  return json;
+}
+
+void JsonObject::Key(std::string_view key) {
+  if (!body_.empty()) body_ += ",";
+  body_ += '"';
+  body_.append(key);
+  body_ += "\":";
+}
+
+JsonObject& JsonObject::Add(std::string_view key, std::string_view value) {
+  Key(key);
+  body_ += '"';
+  for (char c : value) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      body_ += '\\';
+      body_ += c;
+    } else if (u < 0x20) {
+      absl::StrAppendFormat(&body_, "\\u%04x", u);
+    } else {
+      body_ += c;
+    }
+  }
+  body_ += '"';
+  return *this;
+}
+
+JsonObject& JsonObject::Add(std::string_view key, uint64_t value) {
+  Key(key);
+  absl::StrAppend(&body_, value);
+  return *this;
+}
+
+JsonObject& JsonObject::Add(std::string_view key, bool value) {
+  Key(key);
+  body_ += value ? "true" : "false";
+  return *this;
+}
+
+std::string Hex32(uint32_t value) { return absl::StrFormat("0x%08x", value); }
+
+std::string HexDump(std::string_view data, uint64_t base) {
+  std::string out;
+  for (size_t line = 0; line < data.size(); line += 16) {
+    absl::StrAppendFormat(&out, "%012x  ", base + line);
+    std::string ascii;
+    for (size_t i = line; i < line + 16; ++i) {
+      if (i < data.size()) {
+        const auto u = static_cast<unsigned char>(data[i]);
+        absl::StrAppendFormat(&out, "%02x ", u);
+        ascii += (u >= 0x20 && u < 0x7f) ? static_cast<char>(u) : '.';
+      } else {
+        out += "   ";
+      }
+      if (i == line + 7) out += ' ';
+    }
+    absl::StrAppend(&out, " |", ascii, "|\n");
+  }
+  return out;
+}
+
+std::string FormatTable(const std::vector<std::vector<std::string>>& rows,
+                        const std::vector<bool>& right) {
+  std::vector<size_t> width;
+  for (const auto& row : rows) {
+    if (width.size() < row.size()) width.resize(row.size(), 0);
+    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t c = 0; c < row.size(); ++c) {
+      const std::string pad(width[c] - row[c].size(), ' ');
+      const bool align_right = c < right.size() && right[c];
+      absl::StrAppend(&line, c == 0 ? "" : "  ", align_right ? pad : "", row[c],
+                      align_right ? "" : pad);
+    }
+    line.erase(line.find_last_not_of(' ') + 1);
+    absl::StrAppend(&out, line, "\n");
+  }
+  return out;
+}
+
+namespace {
+
+// "crc_mismatch 2, cancelled 1" for the reasons that happened, sorted; "0" when none did.
+std::string InvalidByReason(const v1::PenStatus& pen) {
+  std::map<std::string, uint64_t> sorted(pen.invalid_writes().begin(), pen.invalid_writes().end());
+  std::vector<std::string> parts;
+  for (const auto& [reason, count] : sorted) {
+    if (count != 0) parts.push_back(absl::StrCat(reason, " ", count));
+  }
+  return parts.empty() ? "0" : absl::StrJoin(parts, ", ");
+}
+
+std::string Pens(const v1::StatusReply& s) {
+  std::vector<std::vector<std::string>> rows = {{"  adaptor", "placement", "depth", "writes",
+                                                 "committed", "buffered", "sent", "deleted",
+                                                 "written", "invalid"}};
+  for (const auto& p : s.pens()) {
+    rows.push_back({absl::StrCat("  ", p.host_adaptor()), p.placement(), absl::StrCat(p.depth()),
+                    absl::StrCat(p.writes()), absl::StrCat(p.writes_committed()),
+                    absl::StrCat(p.requests_buffered()), absl::StrCat(p.requests_sent()),
+                    absl::StrCat(p.requests_deleted()), FormatSize(p.bytes_written()),
+                    InvalidByReason(p)});
+  }
+  return FormatTable(rows, {false, false, true, true, true, true, true, true, true, false});
+}
+
+}  // namespace
+
+std::string FormatStatus(const v1::StatusReply& s) {
+  const v1::CacheStatus& c = s.cache();
+  const v1::LinkStatus& l = s.link();
+  std::vector<std::vector<std::string>> rows = {
+      {"daemon", s.daemon_id()},
+      {"role", s.role()},
+      {"mode", s.mode()},
+      {"pair state", s.pair_state()},
+      {"sequence", absl::StrCat(s.sequence(), " (generation ", s.generation(), ")")},
+      {"cache slots",
+       absl::StrCat(c.slots(), " total: ", c.free(), " free, ", c.clean(), " clean, ",
+                    c.write_pending(), " write-pending, ", c.staging(), " staging (track ",
+                    FormatSize(c.track_size()), c.persistent() ? ", persistent)" : ", volatile)")},
+      {"mirror queue", s.queue_capacity() == 0
+                           ? std::string("none")
+                           : absl::StrCat("depth ", s.queue_depth(), ", peak ", s.queue_peak(),
+                                          ", capacity ", s.queue_capacity())},
+      {"owed tracks", absl::StrCat(s.owed_tracks())},
+      {"link", l.peer().empty() ? l.state() : absl::StrCat(l.state(), " (peer ", l.peer(), ")")},
+  };
+  if (l.state() != "none") {
+    rows.push_back({"  records", absl::StrCat("shipped ", l.records_shipped(), ", acked ",
+                                              l.records_acked(), ", refused ", l.records_refused(),
+                                              ", bytes ", l.bytes_shipped())});
+    rows.push_back(
+        {"  in flight", absl::StrCat(l.in_flight(), " (peak ", l.in_flight_peak(), ")")});
+    rows.push_back({"  ack timeouts", absl::StrCat(l.ack_timeouts())});
+    rows.push_back({"  mirror applied", absl::StrCat("sequence ", l.mirror_applied_sequence())});
+  }
+  rows.push_back({"streams cancelled", absl::StrCat(s.writes_cancelled())});
+  rows.push_back({"records applied", absl::StrCat(s.records_applied(), " (applied sequence ",
+                                                  s.applied_sequence(), ")")});
+  for (auto& row : rows) row[0] += ":";
+  std::string out = FormatTable(rows, {});
+  absl::StrAppend(&out, "holding pens (", s.pens_size(),
+                  s.pens_size() == 1 ? " host adaptor):\n" : " host adaptors):\n", Pens(s));
+  return out;
+}
+
+}  // namespace simarray::ctl
