@@ -87,6 +87,17 @@ grpc::Status AdminServiceImpl::Status(grpc::ServerContext* context,
     ls->set_in_flight_peak(l.in_flight_peak);
     ls->set_ack_timeouts(l.ack_timeouts);
     ls->set_mirror_applied_sequence(l.mirror_applied_sequence);
+    ls->set_records_degraded(l.records_degraded);
+    ls->set_heartbeat_timeouts(l.heartbeat_timeouts);
+    ls->set_connects(l.connects);
+    ls->set_link_losses(l.link_losses);
+    ls->set_resyncing(l.resyncing);
+    ls->set_resync_pending(a.owed()->resync_pending());
+    ls->set_tracks_resynced(a.owed()->tracks_resynced());
+    ls->set_resyncs_started(l.resyncs_started);
+    ls->set_resyncs_completed(l.resyncs_completed);
+    ls->set_policy(a.config().link_policy);
+    reply->set_owed_tracks(a.owed()->owed());
   } else {
     ls->set_state("none");
   }
@@ -103,50 +114,19 @@ grpc::Status AdminServiceImpl::CreateVolume(grpc::ServerContext* context,
     return Error(grpc::StatusCode::FAILED_PRECONDITION,
                  "volumes are created on the primary; it creates the mirror's twin");
   }
-  auto created = array_->volumes().Create(request->name(), request->size(), 0, false);
+  auto created = array_->CreateVolume(request->name(), request->size());
   if (!created.ok()) return rpc::ToGrpc(created.status());
-  bool paired = false;
-  if (array_->remote() != nullptr) {
-    absl::Status twin = array_->remote()->CreateTwin(*created);
-    if (twin.ok()) {
-      paired = array_->volumes().SetPaired(created->name, true).ok();
-    } else {
-      spdlog::warn("volume {}: twin not created on the mirror ({}); not paired", created->name,
-                   std::string(twin.message()));
-    }
-  }
-  spdlog::info("volume {} created (id {}, {} bytes){}", created->name, created->id, created->size,
-               paired ? ", twin created on the mirror" : "");
   reply->set_name(created->name);
   reply->set_id(created->id);
   reply->set_size(created->size);
-  reply->set_paired(paired);
+  reply->set_paired(created->paired);
   return grpc::Status::OK;
 }
 
 grpc::Status AdminServiceImpl::DeleteVolume(grpc::ServerContext* context,
                                             const v1::DeleteVolumeRequest* request,
                                             v1::DeleteVolumeReply* reply) {
-  auto volume = array_->volumes().Find(request->name());
-  if (!volume.ok()) return rpc::ToGrpc(volume.status());
-  disk::VolumeInfo info;
-  for (const auto& v : array_->volumes().List()) {
-    if (v.name == request->name()) info = v;
-  }
-  if (info.paired && !request->force()) {
-    return Error(grpc::StatusCode::FAILED_PRECONDITION,
-                 absl::StrCat("volume ", info.name,
-                              " is paired; delete with force to drop "
-                              "both sides"));
-  }
-  if (info.paired && array_->remote() != nullptr) {
-    absl::Status twin = array_->remote()->DeleteTwin(info);
-    if (!twin.ok())
-      spdlog::warn("volume {}: twin not deleted: {}", info.name, std::string(twin.message()));
-  }
-  array_->cache().DropVolume(info.id);
-  spdlog::info("volume {} deleted", info.name);
-  return rpc::ToGrpc(array_->volumes().Delete(info.name));
+  return rpc::ToGrpc(array_->DeleteVolume(request->name(), request->force()));
 }
 
 grpc::Status AdminServiceImpl::ListVolumes(grpc::ServerContext* context,
@@ -193,6 +173,7 @@ grpc::Status AdminServiceImpl::CheckConsistency(grpc::ServerContext* context,
     if (!again.ok()) return rpc::ToGrpc(again.status());
     consistent = again->empty();
   }
+  reply->set_owed_tracks(array_->owed()->owed(id));
   reply->set_consistent(consistent);
   spdlog::info(
       "consistency check of {}: cut {}, {} tracks compared, {} mismatched{}{}", (*volume)->name,
@@ -224,12 +205,47 @@ grpc::Status AdminServiceImpl::InjectFault(grpc::ServerContext* context,
               ? std::string("shipped records are no longer delayed")
               : absl::StrCat("every shipped record is delayed by ", request->duration_ms(), " ms"));
       break;
+    case v1::FAULT_DROP_LINK:
+      if (array_->remote() == nullptr) {
+        return Error(grpc::StatusCode::FAILED_PRECONDITION, "this daemon ships to no mirror");
+      }
+      array_->remote()->DropFor(absl::Milliseconds(request->duration_ms()));
+      reply->set_description(
+          absl::StrCat("the peer link is dropped for ", request->duration_ms(), " ms"));
+      break;
     default:
-      return Error(grpc::StatusCode::INVALID_ARGUMENT,
-                   absl::StrCat("unknown fault kind ", static_cast<int>(request->kind()),
-                                "; expected corrupt-next-write, corrupt-track or delay-records"));
+      return Error(
+          grpc::StatusCode::INVALID_ARGUMENT,
+          absl::StrCat("unknown fault kind ", static_cast<int>(request->kind()),
+                       "; expected corrupt-next-write, corrupt-track, delay-records or drop-link"));
   }
   spdlog::warn("fault injected: {}", reply->description());
+  return grpc::Status::OK;
+}
+
+}  // namespace simarray::daemon
+
+namespace simarray::daemon {
+
+grpc::Status AdminServiceImpl::SuspendLink(grpc::ServerContext* context,
+                                           const v1::SuspendLinkRequest* request,
+                                           v1::SuspendLinkReply* reply) {
+  if (array_->remote() == nullptr) {
+    return Error(grpc::StatusCode::FAILED_PRECONDITION,
+                 "this daemon ships to no mirror; suspend the link on the primary");
+  }
+  array_->remote()->Suspend();
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminServiceImpl::ResumeLink(grpc::ServerContext* context,
+                                          const v1::ResumeLinkRequest* request,
+                                          v1::ResumeLinkReply* reply) {
+  if (array_->remote() == nullptr) {
+    return Error(grpc::StatusCode::FAILED_PRECONDITION,
+                 "this daemon ships to no mirror; resume the link on the primary");
+  }
+  array_->remote()->Resume();
   return grpc::Status::OK;
 }
 

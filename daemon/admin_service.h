@@ -26,6 +26,10 @@ class AdminServiceImpl final : public v1::AdminService::Service {
                                 v1::CheckConsistencyReply* reply) override;
   grpc::Status InjectFault(grpc::ServerContext* context, const v1::InjectFaultRequest* request,
                            v1::InjectFaultReply* reply) override;
+  grpc::Status SuspendLink(grpc::ServerContext* context, const v1::SuspendLinkRequest* request,
+                           v1::SuspendLinkReply* reply) override;
+  grpc::Status ResumeLink(grpc::ServerContext* context, const v1::ResumeLinkRequest* request,
+                          v1::ResumeLinkReply* reply) override;
 
  private:
   Array* const array_;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "daemon/admin_service.h"
@@ -91,13 +92,11 @@ absl::Status Array::OpenStorage() {
 absl::Status Array::CreateConfiguredVolumes() {
   for (const VolumeConfig& v : config_.volumes) {
     if (volumes_->Find(v.name).ok()) continue;  // created at an earlier start
-    auto created = volumes_->Create(v.name, v.size, 0, false);
+    auto created = CreateVolume(v.name, v.size);
     if (!created.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("config ", config_.path, ": volume ", v.name,
-                                                     ": ", created.status().message()));
-    }
-    if (remote_ && remote_->CreateTwin(*created).ok()) {
-      (void)volumes_->SetPaired(v.name, true);
+                                                     ": ",
+                                                     std::string(created.status().message())));
     }
   }
   return absl::OkStatus();
@@ -106,8 +105,18 @@ absl::Status Array::CreateConfiguredVolumes() {
 absl::StatusOr<BoundAddresses> Array::Start() {
   if (absl::Status s = OpenStorage(); !s.ok()) return s;
   const bool paired = is_primary_ && !config_.peer_address.empty();
-  if (paired) queue_ = std::make_unique<mirror::MirrorQueue>(config_.queue_capacity);
-  commit_ = std::make_unique<mirror::CommitPoint>(cache_.get(), queue_.get());
+  if (paired) {
+    queue_ = std::make_unique<mirror::MirrorQueue>(config_.queue_capacity);
+    owed_ = std::make_unique<mirror::OwedTracks>(config_.data_dir);
+    for (const disk::VolumeInfo& v : volumes_->List()) {
+      if (absl::Status s = owed_->AddVolume(v.id, v.size / config_.track_size); !s.ok()) return s;
+    }
+    if (owed_->owed() != 0) {
+      spdlog::info("owed tracks: {} tracks are owed to the mirror from before the restart",
+                   owed_->owed());
+    }
+  }
+  commit_ = std::make_unique<mirror::CommitPoint>(cache_.get(), queue_.get(), owed_.get());
   applier_ = std::make_unique<remote::RecordApplier>(cache_.get(), volumes_.get());
   if (paired) {
     remote::RemoteAdaptorOptions ro;
@@ -115,8 +124,9 @@ absl::StatusOr<BoundAddresses> Array::Start() {
     ro.peer_address = config_.peer_address;
     ro.max_write = config_.max_write;
     ro.ack_timeout = absl::Milliseconds(config_.ack_timeout_ms);
-    remote_ = std::make_unique<remote::RemoteAdaptor>(ro, cache_.get(), queue_.get(),
-                                                      volumes_.get(), &faults_);
+    ro.fail_writes_when_down = config_.link_policy == "fail";
+    remote_ = std::make_unique<remote::RemoteAdaptor>(ro, cache_.get(), queue_.get(), owed_.get(),
+                                                      volumes_.get(), disk_.get(), &faults_);
   }
 
   BoundAddresses bound;
@@ -127,7 +137,7 @@ absl::StatusOr<BoundAddresses> Array::Start() {
   parts.commit = commit_.get();
   parts.queue = queue_.get();
   parts.faults = &faults_;
-  parts.accepts_writes = [this] { return is_primary_.load(); };
+  parts.admit_write = [this] { return AdmitWrite(); };
   for (size_t i = 0; i < config_.host_adaptors.size(); ++i) {
     const HostAdaptorConfig& hc = config_.host_adaptors[i];
     host::HostAdaptorOptions ho;
@@ -148,6 +158,18 @@ absl::StatusOr<BoundAddresses> Array::Start() {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   for (size_t i = 0; i < hosts_.size(); ++i) {
     std::string addr;
+    if (config_.host_adaptors[i].protocol == "nbd") {
+      nbd::NbdServerOptions no;
+      no.listen = config_.host_adaptors[i].listen;
+      nbd::NbdServerParts np{hosts_[i].get(), volumes_.get(), disk_.get(), config_.track_size,
+                             [this] { return is_primary_.load(); }};
+      nbd_servers_.push_back(std::make_unique<nbd::NbdServer>(no, np));
+      auto nbd_addr = nbd_servers_.back()->Start();
+      if (!nbd_addr.ok()) return nbd_addr.status();
+      bound.host_adaptors[hosts_[i]->id()] = *nbd_addr;
+      spdlog::info("host adaptor {}: nbd on {}", hosts_[i]->id(), *nbd_addr);
+      continue;
+    }
     auto server =
         Serve(config_.host_adaptors[i].listen, {host_services_[i].get()}, config_.max_write, &addr);
     if (!server.ok()) return server.status();
@@ -187,6 +209,7 @@ void Array::Shutdown() {
   // Stop accepting, drain, then destroy (reverse of Start).
   for (auto& server : servers_)
     server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  for (auto& nbd : nbd_servers_) nbd->Stop();  // destroyed with the Array, after the pools
   if (queue_) queue_->Close();
   if (remote_) remote_->Stop();
   for (auto& h : hosts_) h->pool().Stop();
@@ -199,9 +222,67 @@ void Array::Shutdown() {
 std::string Array::PairState() {
   if (!is_primary_) return peer_service_->open_streams() > 0 ? "Synchronized" : "Partitioned";
   if (!remote_) return "NotPaired";
-  auto link = remote_->Counters();
-  if (link.state != "up") return "Partitioned";
-  return link.in_flight == 0 && queue_->Counters().depth == 0 ? "Synchronized" : "SyncInProg";
+  return remote_->PairState();
+}
+
+absl::Status Array::AdmitWrite() {
+  if (!is_primary_) {
+    return absl::FailedPreconditionError(
+        "this daemon is a mirror: hosts may read only; write to the primary");
+  }
+  if (remote_ && !remote_->AdmitsWrites()) {
+    return absl::UnavailableError(
+        absl::StrCat("link.policy is \"fail\" and the pair is ", remote_->PairState(),
+                     ": writes are refused until the mirror is synchronized"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<disk::VolumeInfo> Array::CreateVolume(const std::string& name, uint64_t size) {
+  auto created = volumes_->Create(name, size, 0, false);
+  if (!created.ok()) return created.status();
+  if (owed_) {
+    if (absl::Status s = owed_->AddVolume(created->id, size / config_.track_size); !s.ok()) {
+      (void)volumes_->Delete(name);
+      return s;
+    }
+  }
+  if (remote_ != nullptr) {
+    // When the mirror cannot be reached the volume starts not paired; the remote adaptor
+    // creates the twin when the link comes up.
+    absl::Status twin = remote_->CreateTwin(*created);
+    if (twin.ok()) {
+      created->paired = volumes_->SetPaired(name, true).ok();
+    } else {
+      spdlog::warn("volume {}: twin not created on the mirror ({}); not paired yet", name,
+                   std::string(twin.message()));
+    }
+  }
+  spdlog::info("volume {} created (id {}, {} bytes){}", name, created->id, size,
+               created->paired ? ", twin created on the mirror" : "");
+  return created;
+}
+
+absl::Status Array::DeleteVolume(const std::string& name, bool force) {
+  std::optional<disk::VolumeInfo> info;
+  for (const auto& v : volumes_->List()) {
+    if (v.name == name) info = v;
+  }
+  if (!info) return absl::NotFoundError(absl::StrCat("no volume \"", name, "\""));
+  if (info->paired && !force) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("volume ", name, " is paired; delete with force to drop both sides"));
+  }
+  if (info->paired && remote_ != nullptr) {
+    absl::Status twin = remote_->DeleteTwin(*info);
+    if (!twin.ok()) {
+      spdlog::warn("volume {}: twin not deleted: {}", name, std::string(twin.message()));
+    }
+  }
+  cache_->DropVolume(info->id);
+  if (owed_) owed_->DropVolume(info->id);
+  spdlog::info("volume {} deleted", name);
+  return volumes_->Delete(name);
 }
 
 uint64_t Array::streams_cancelled() {

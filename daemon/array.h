@@ -1,6 +1,6 @@
 #pragma once
 // Array: one simarrayd, wired. It owns the cache memory, the volumes, the disk adaptor,
-// the mirror queue and commit point, the host adaptors (one gRPC server each), the remote
+// the mirror queue and commit point, the host adaptors (a gRPC or NBD port each), the remote
 // adaptor (primary with a peer) and the peer service, and the admin service. Start() opens
 // every listener and reports the bound addresses; Shutdown() stops accepting, drains and
 // destroys in the reverse order. Thread-safe after Start().
@@ -22,6 +22,8 @@
 #include "simarray/host/host_adaptor.h"
 #include "simarray/mirror/commit_point.h"
 #include "simarray/mirror/mirror_queue.h"
+#include "simarray/mirror/owed_tracks.h"
+#include "simarray/nbd/nbd_server.h"
 #include "simarray/remote/peer_service.h"
 #include "simarray/remote/record_applier.h"
 #include "simarray/remote/remote_adaptor.h"
@@ -56,6 +58,7 @@ class Array {
   disk::VolumeCatalog& volumes() { return *volumes_; }
   disk::DiskAdaptor& disk() { return *disk_; }
   mirror::MirrorQueue* queue() { return queue_.get(); }
+  mirror::OwedTracks* owed() { return owed_.get(); }
   remote::RemoteAdaptor* remote() { return remote_.get(); }
   remote::RecordApplier& applier() { return *applier_; }
   remote::PeerServiceImpl& peer_service() { return *peer_service_; }
@@ -63,9 +66,14 @@ class Array {
   const std::vector<std::unique_ptr<host::HostAdaptor>>& host_adaptors() { return hosts_; }
   uint64_t streams_cancelled();
 
+  // Creates a volume (and, paired and reachable, its twin), keeping owed tracks for it.
+  absl::StatusOr<disk::VolumeInfo> CreateVolume(const std::string& name, uint64_t size);
+  absl::Status DeleteVolume(const std::string& name, bool force);
+
  private:
   absl::Status OpenStorage();
   absl::Status CreateConfiguredVolumes();
+  absl::Status AdmitWrite();
 
   const DaemonConfig config_;
   std::atomic<bool> is_primary_{true};
@@ -74,11 +82,14 @@ class Array {
   std::unique_ptr<disk::VolumeCatalog> volumes_;
   std::unique_ptr<disk::DiskAdaptor> disk_;
   std::unique_ptr<mirror::MirrorQueue> queue_;
+  std::unique_ptr<mirror::OwedTracks> owed_;
   std::unique_ptr<mirror::CommitPoint> commit_;
   std::unique_ptr<remote::RecordApplier> applier_;
   std::unique_ptr<remote::RemoteAdaptor> remote_;
   std::vector<std::unique_ptr<host::HostAdaptor>> hosts_;
   std::vector<std::unique_ptr<host::GrpcHostService>> host_services_;
+  // NBD ports; after hosts_ so they are destroyed first (and after the pools stopped).
+  std::vector<std::unique_ptr<nbd::NbdServer>> nbd_servers_;
   std::unique_ptr<remote::PeerServiceImpl> peer_service_;
   std::unique_ptr<AdminServiceImpl> admin_service_;
   std::vector<std::unique_ptr<grpc::Server>> servers_;

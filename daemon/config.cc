@@ -138,8 +138,9 @@ absl::StatusOr<DaemonConfig> LoadConfig(const std::string& path,
       r.String(key + ".listen", &ha.listen, view["listen"]);
       r.String(key + ".protocol", &ha.protocol, view["protocol"]);
       if (ha.listen.empty()) ha.listen = "127.0.0.1:0";
-      if (ha.protocol != "grpc") {
-        r.Fail(key + ".protocol", absl::StrCat("expected \"grpc\", got \"", ha.protocol, "\""));
+      if (!OneOf(ha.protocol, {"grpc", "nbd"})) {
+        r.Fail(key + ".protocol",
+               absl::StrCat("expected \"grpc\" or \"nbd\", got \"", ha.protocol, "\""));
       }
       c.host_adaptors.push_back(ha);
     }

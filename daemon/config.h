@@ -14,7 +14,7 @@ namespace simarray::daemon {
 struct HostAdaptorConfig {
   std::string id;
   std::string listen;
-  std::string protocol = "grpc";
+  std::string protocol = "grpc";  // "grpc" | "nbd"
 };
 
 struct VolumeConfig {

@@ -9,6 +9,7 @@ packages=(
   libboost-dev libfmt-dev libspdlog-dev libcli11-dev libtomlplusplus-dev
   libisal-dev libxxhash-dev catch2
   python3 python3-grpcio procps
+  libnbd-bin qemu-utils fio
 )
 
 missing=()

@@ -519,4 +519,19 @@ SlotCounts CacheMemory::Counts() {
   return c;
 }
 
+uint64_t CacheMemory::generation() {
+  absl::MutexLock lock(&mu_);
+  return region_->header().generation;
+}
+
+uint64_t CacheMemory::peer_generation() {
+  absl::MutexLock lock(&mu_);
+  return region_->header().peer_generation;
+}
+
+void CacheMemory::SetPeerGeneration(uint64_t generation) {
+  absl::MutexLock lock(&mu_);
+  region_->SetPeerGeneration(generation);
+}
+
 }  // namespace simarray::cache

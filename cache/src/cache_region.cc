@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "simarray/base/digest.h"
@@ -107,7 +108,10 @@ absl::StatusOr<std::unique_ptr<CacheRegion>> CacheRegion::Open(const RegionOptio
     h.slot_count = slot_count;
     h.pen_records = options.pen_records;
     h.sequence_high_water = 0;
-    h.generation = 1;
+    // A fresh region is a new data generation: random, so two formats never share one.
+    std::random_device random;
+    h.generation = (static_cast<uint64_t>(random()) << 32 | random()) | 1;
+    h.peer_generation = 0;
     h.role = static_cast<uint32_t>(options.role);
     region->StampHeader();
     return region;
@@ -168,6 +172,11 @@ void CacheRegion::SetSequenceHighWater(uint64_t mark) {
 
 void CacheRegion::SetGeneration(uint64_t generation) {
   header_->generation = generation;
+  StampHeader();
+}
+
+void CacheRegion::SetPeerGeneration(uint64_t generation) {
+  header_->peer_generation = generation;
   StampHeader();
 }
 

@@ -10,6 +10,7 @@ uint64_t CommitPoint::Commit(uint64_t write_id, std::vector<Portion>& portions, 
   // Requests were buffered in portion order, one per portion.
   for (size_t i = 0; i < portions.size(); ++i) {
     Portion& p = portions[i];
+    if (owed_ != nullptr) owed_->MarkWritten(p.staged.key(), sequence);
     cache::SlotRef* ref = i < requests.size() && queue_ != nullptr ? &requests[i].data : nullptr;
     cache_->Publish(std::move(p.staged), p.offset, p.length, sequence, queue_ != nullptr, ref);
     if (i < requests.size()) {

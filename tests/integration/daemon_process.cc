@@ -53,6 +53,9 @@ TempDir::~TempDir() {
 Daemon::Daemon(std::string dir, DaemonOptions options)
     : dir_(std::move(dir)), options_(std::move(options)) {
   std::filesystem::create_directories(dir_);
+}
+
+void Daemon::WriteConfig() {
   std::ofstream config(config_path());
   config << "name = \"" << options_.role << "\"\n"
          << "role = \"" << options_.role << "\"\n"
@@ -66,12 +69,17 @@ Daemon::Daemon(std::string dir, DaemonOptions options)
          << "persistent = " << (options_.persistent ? "true" : "false") << "\n"
          << "[mirror_queue]\ncapacity = 1024\n"
          << "[admin]\nlisten = \"127.0.0.1:0\"\n"
-         << "[peer]\nlisten = \"127.0.0.1:0\"\n";
+         << "[peer]\nlisten = \"" << (peer_.empty() ? "127.0.0.1:0" : peer_) << "\"\n";
   if (!options_.peer_address.empty()) config << "address = \"" << options_.peer_address << "\"\n";
   config << "[link]\nack_timeout_ms = " << options_.ack_timeout_ms << "\n"
+         << "policy = \"" << options_.link_policy << "\"\n"
          << "[log]\nlevel = \"info\"\n";
   for (int i = 0; i < options_.host_adaptors; ++i) {
     config << "[[host_adaptor]]\nid = \"ha" << i << "\"\nlisten = \"127.0.0.1:0\"\n";
+  }
+  for (int i = 0; i < options_.nbd_adaptors; ++i) {
+    config << "[[host_adaptor]]\nid = \"nbd" << i
+           << "\"\nlisten = \"127.0.0.1:0\"\nprotocol = \"nbd\"\n";
   }
 }
 
@@ -80,6 +88,8 @@ Daemon::~Daemon() {
 }
 
 void Daemon::Start() {
+  // A restart keeps the peer port of the first start, so its peer finds it again.
+  WriteConfig();
   const std::string ready = dir_ + "/ready.json";
   std::filesystem::remove(ready);
   const std::string log = dir_ + "/daemon.log";
@@ -114,6 +124,10 @@ void Daemon::Start() {
     host_addresses_.push_back(JsonField(json, "ha" + std::to_string(i)));
     hosts_.push_back(
         v1::HostService::NewStub(rpc::MakeChannel(host_addresses_.back(), kClientMaxWrite)));
+  }
+  nbd_addresses_.clear();
+  for (int i = 0; i < options_.nbd_adaptors; ++i) {
+    nbd_addresses_.push_back(JsonField(json, "nbd" + std::to_string(i)));
   }
   admin_ = v1::AdminService::NewStub(rpc::MakeChannel(JsonField(json, "admin"), kClientMaxWrite));
 }
@@ -305,6 +319,40 @@ bool Eventually(const std::function<bool()>& condition, std::chrono::millisecond
 const v1::PenStatus& Pen(const v1::StatusReply& status, int index) {
   REQUIRE(status.pens_size() > index);
   return status.pens(index);
+}
+
+}  // namespace simarray::testing
+
+namespace simarray::testing {
+
+void SuspendLink(Daemon& primary) {
+  grpc::ClientContext context;
+  v1::SuspendLinkReply reply;
+  REQUIRE(primary.admin().SuspendLink(&context, v1::SuspendLinkRequest(), &reply).ok());
+}
+
+void ResumeLink(Daemon& primary) {
+  grpc::ClientContext context;
+  v1::ResumeLinkReply reply;
+  REQUIRE(primary.admin().ResumeLink(&context, v1::ResumeLinkRequest(), &reply).ok());
+}
+
+void InjectFault(Daemon& daemon, v1::FaultKind kind, uint32_t duration_ms,
+                 const std::string& volume, uint64_t track) {
+  grpc::ClientContext context;
+  v1::InjectFaultRequest request;
+  request.set_kind(kind);
+  request.set_duration_ms(duration_ms);
+  request.set_volume(volume);
+  request.set_track(track);
+  v1::InjectFaultReply reply;
+  grpc::Status s = daemon.admin().InjectFault(&context, request, &reply);
+  INFO(s.error_message());
+  REQUIRE(s.ok());
+}
+
+bool WaitPairState(Daemon& primary, const std::string& state, std::chrono::milliseconds limit) {
+  return Eventually([&] { return primary.Status().pair_state() == state; }, limit);
 }
 
 }  // namespace simarray::testing

@@ -22,11 +22,13 @@ struct DaemonOptions {
   std::string holding_pen = "local";
   std::string peer_address;  // primary: the mirror's peer port
   int host_adaptors = 1;
+  int nbd_adaptors = 0;  // more host adaptors, speaking NBD: "nbd0", ... after the gRPC ones
   std::string track_size = "64K";
   std::string max_write = "4M";
   std::string cache_size = "64M";
   bool persistent = true;
   uint32_t ack_timeout_ms = 5000;
+  std::string link_policy = "continue";
   std::string extra;  // more TOML, appended verbatim
 };
 
@@ -59,17 +61,22 @@ class Daemon {
   v1::AdminService::Stub& admin() { return *admin_; }
   const std::string& peer_address() const { return peer_; }
   const std::string& host_address(int index = 0) const { return host_addresses_.at(index); }
+  // host:port of NBD host adaptor `index`; its pen is Pen(status, host_adaptors + index).
+  const std::string& nbd_address(int index = 0) const { return nbd_addresses_.at(index); }
   const std::string& dir() const { return dir_; }
   std::string config_path() const { return dir_ + "/config.toml"; }
+  std::string data_dir() const { return dir_ + "/data"; }
 
   v1::StatusReply Status();
 
  private:
+  void WriteConfig();
   std::string dir_;
   DaemonOptions options_;
   pid_t pid_ = -1;
   std::string peer_;
   std::vector<std::string> host_addresses_;
+  std::vector<std::string> nbd_addresses_;
   std::vector<std::unique_ptr<v1::HostService::Stub>> hosts_;
   std::unique_ptr<v1::AdminService::Stub> admin_;
 };
@@ -118,6 +125,15 @@ v1::CheckConsistencyReply CheckConsistency(Daemon& primary, const std::string& v
 // Polls `condition` every 10 ms until it holds or `limit` passes; returns whether it held.
 bool Eventually(const std::function<bool()>& condition,
                 std::chrono::milliseconds limit = std::chrono::seconds(20));
+
+// Admin calls that must succeed.
+void SuspendLink(Daemon& primary);
+void ResumeLink(Daemon& primary);
+void InjectFault(Daemon& daemon, v1::FaultKind kind, uint32_t duration_ms = 0,
+                 const std::string& volume = "", uint64_t track = 0);
+// Waits until the primary reports `state` (e.g. "Synchronized").
+bool WaitPairState(Daemon& primary, const std::string& state,
+                   std::chrono::milliseconds limit = std::chrono::seconds(60));
 
 // Pen counters of host adaptor `index`.
 const v1::PenStatus& Pen(const v1::StatusReply& status, int index = 0);

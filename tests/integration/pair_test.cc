@@ -167,27 +167,40 @@ TEST_CASE("256 concurrent sync writes under a 200 ms link delay all complete, ma
 
 namespace simarray::testing {
 
-TEST_CASE("a sync write whose ack does not come within ack_timeout fails UNAVAILABLE",
-          "[integration][pair][errors]") {
+TEST_CASE("a mirror that stops answering is declared lost within ack_timeout",
+          "[integration][pair][link]") {
+  const std::string policy = GENERATE("continue", "fail");
+  INFO("link.policy = " << policy);
   DaemonOptions options;
   options.ack_timeout_ms = 500;
+  options.link_policy = policy;
   Pair pair(options);
   pair.CreateVolume("vol", 4 * 65536);
   REQUIRE(Write(pair.primary->host(), "vol", 0, Pattern(100, 1)).status.ok());
   pair.mirror->Kill(SIGSTOP);  // the mirror stops answering; its socket stays open
   WriteOutcome w = Write(pair.primary->host(), "vol", 0, Pattern(100, 2));
+  const v1::StatusReply during = pair.primary->Status();
   kill(pair.mirror_pid(), SIGCONT);
-  CHECK(w.status.error_code() == grpc::StatusCode::UNAVAILABLE);
-  CHECK_THAT(w.status.error_message(), Catch::Contains("ack_timeout_ms=500"));
-  CHECK(pair.primary->Status().link().ack_timeouts() >= 1);
-  // The write is committed on the primary (not mirrored): reads see it there.
+  if (policy == "continue") {
+    // SPEC section 3: writes go on locally, not mirrored; the track becomes owed.
+    REQUIRE(w.status.ok());
+    CHECK_FALSE(w.reply.mirrored());
+  } else {
+    CHECK(w.status.error_code() == grpc::StatusCode::UNAVAILABLE);
+    CHECK_THAT(w.status.error_message(), Catch::Contains("link.policy"));
+  }
+  CHECK(during.link().ack_timeouts() + during.link().heartbeat_timeouts() >= 1);
+  // Either way the write is committed on the primary: reads see it there.
   CHECK(Read(pair.primary->host(), "vol", 0, 100) == Pattern(100, 2));
-  // The link comes back by itself; repair brings the mirror level.
-  REQUIRE(Eventually([&] { return pair.primary->Status().link().state() == "up"; }));
+  // The link comes back by itself and the owed track is resynced.
+  REQUIRE(WaitPairState(*pair.primary, "Synchronized"));
+  CHECK(Read(pair.mirror->host(), "vol", 0, 100) == Pattern(100, 2));
   WriteOutcome again = Write(pair.primary->host(), "vol", 65536, Pattern(100, 3));
   REQUIRE(again.status.ok());
   CHECK(again.reply.mirrored());
-  CHECK(CheckConsistency(*pair.primary, "vol", true).consistent());
+  v1::CheckConsistencyReply check = CheckConsistency(*pair.primary, "vol");
+  CHECK(check.consistent());
+  CHECK(check.owed_tracks() == 0);
 }
 
 TEST_CASE("volumes: twins on the mirror, listing, and delete refused while paired",

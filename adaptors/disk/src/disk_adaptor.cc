@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
 #include <map>
 
 #include "absl/strings/str_cat.h"
@@ -156,6 +157,19 @@ absl::StatusOr<uint64_t> DiskAdaptor::TrackDigest(cache::TrackKey key) {
   if (absl::Status s = ReadTrack(key, buffer); !s.ok()) return s;
   tracks_staged_.fetch_sub(1);  // not staged into cache, only read
   return Digest64(buffer);
+}
+
+absl::StatusOr<bool> DiskAdaptor::TrackHasData(cache::TrackKey key) {
+  auto nonzero = [](std::span<const uint8_t> data) {
+    return std::any_of(data.begin(), data.end(), [](uint8_t b) { return b != 0; });
+  };
+  uint64_t sequence = 0;
+  cache::SlotRef slot = cache_->PeekTrack(key, &sequence);
+  if (slot.valid()) return nonzero(slot.data());
+  std::vector<uint8_t> buffer(cache_->track_size());
+  if (absl::Status s = ReadTrack(key, buffer); !s.ok()) return s;
+  tracks_staged_.fetch_sub(1);  // not staged into cache, only read
+  return nonzero(buffer);
 }
 
 }  // namespace simarray::disk

@@ -59,9 +59,8 @@ absl::StatusOr<std::unique_ptr<HostWrite>> HostAdaptor::BeginWrite(const std::st
   if (absl::Status s = CheckRange(**volume, offset, length, options_.max_write); !s.ok()) {
     return s;
   }
-  if (parts_.accepts_writes && !parts_.accepts_writes()) {
-    return absl::FailedPreconditionError(
-        "this daemon is a mirror: hosts may read only; write to the primary");
+  if (parts_.admit_write) {
+    if (absl::Status s = parts_.admit_write(); !s.ok()) return s;
   }
   const uint64_t track_size = parts_.cache->track_size();
   const uint64_t portions = (offset + length - 1) / track_size - offset / track_size + 1;

@@ -140,13 +140,14 @@ void HostWrite::Finish(WriteDone done) {
   std::shared_ptr<mirror::WriteTicket> ticket;
   if (mirrored) {
     ticket = std::make_shared<mirror::WriteTicket>(
-        portions + 1, [done, sequence, portions](absl::Status status) {
+        portions + 1,
+        mirror::WriteTicket::Done([done, sequence, portions](absl::Status status, bool mirrored) {
           if (!status.ok()) {
             done(status);
           } else {
-            done(WriteResult{sequence->load(), true, portions});
+            done(WriteResult{sequence->load(), mirrored, portions});
           }
-        });
+        }));
   }
   const uint64_t seq =
       adaptor_->parts_.commit->Commit(write_id_, portions_, adaptor_->pen_, reservation_, ticket);

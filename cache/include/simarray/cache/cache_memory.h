@@ -211,6 +211,11 @@ class CacheMemory {
 
   SlotCounts Counts();
 
+  // Region header fields other components keep (serialised with sequence updates).
+  uint64_t generation();
+  uint64_t peer_generation();
+  void SetPeerGeneration(uint64_t generation);
+
  private:
   friend class SlotRef;
   friend class StagedSlot;

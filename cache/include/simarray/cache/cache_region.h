@@ -59,6 +59,7 @@ class CacheRegion {
   void SetSequenceHighWater(uint64_t mark);
   void SetGeneration(uint64_t generation);
   void SetRole(Role role);
+  void SetPeerGeneration(uint64_t generation);
 
   // msync of the whole region (survives a machine crash, not just a daemon crash).
   absl::Status Sync();

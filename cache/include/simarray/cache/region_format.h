@@ -29,6 +29,11 @@ struct RegionHeader {
   // Data-generation id: changes when this side's data diverges from its peer's history.
   uint64_t generation;
   uint32_t role;
+  uint32_t reserved;
+  // The mirror's generation this primary last paired with (0: never). A mirror with another
+  // generation has lost or never had this side's data: it gets an initial copy.
+  uint64_t peer_generation;
+  uint32_t unused;
   uint32_t checksum;  // Digest32 of the header with this field zero.
 };
 

@@ -14,6 +14,7 @@
 #include "simarray/cache/cache_memory.h"
 #include "simarray/mirror/holding_pen.h"
 #include "simarray/mirror/mirror_queue.h"
+#include "simarray/mirror/owed_tracks.h"
 
 namespace simarray::mirror {
 
@@ -27,8 +28,11 @@ struct Portion {
 
 class CommitPoint {
  public:
-  // Both borrowed; must outlive this. `queue` may be null (no peer: nothing is mirrored).
-  CommitPoint(cache::CacheMemory* cache, MirrorQueue* queue) : cache_(cache), queue_(queue) {}
+  // All borrowed; must outlive this. `queue` may be null (no peer: nothing is mirrored).
+  // With `owed`, every committed portion's track is marked owed before its request is
+  // queued, so a crash or link loss after the commit never forgets it.
+  CommitPoint(cache::CacheMemory* cache, MirrorQueue* queue, OwedTracks* owed = nullptr)
+      : cache_(cache), queue_(queue), owed_(owed) {}
 
   // Commits `portions` of write `write_id`, whose requests wait in `pen`. Returns the
   // sequence number. `reservation` is consumed; `ticket` (may be null) goes with every
@@ -41,6 +45,7 @@ class CommitPoint {
  private:
   cache::CacheMemory* const cache_;
   MirrorQueue* const queue_;
+  OwedTracks* const owed_;
   absl::Mutex mu_;
 };
 

@@ -41,6 +41,10 @@ class DiskAdaptor : public cache::BackingStore {
   // Digest of what a host read of the track returns (cache over disk), without staging it.
   absl::StatusOr<uint64_t> TrackDigest(cache::TrackKey key);
 
+  // Whether a host read of the track returns anything but zeros (an initial copy ships only
+  // such tracks).
+  absl::StatusOr<bool> TrackHasData(cache::TrackKey key);
+
   uint64_t tracks_destaged() const { return tracks_destaged_.load(); }
   uint64_t tracks_staged() const { return tracks_staged_.load(); }
 

@@ -65,8 +65,9 @@ struct ArrayParts {
   mirror::CommitPoint* commit = nullptr;
   mirror::MirrorQueue* queue = nullptr;  // null: no peer, nothing is mirrored
   FaultInjector* faults = nullptr;
-  // False while the daemon is a mirror: host writes get FAILED_PRECONDITION.
-  std::function<bool()> accepts_writes;
+  // Whether a host write may begin now: FAILED_PRECONDITION on a mirror-role daemon,
+  // UNAVAILABLE while link.policy = "fail" and the pair is not synchronized. Unset: yes.
+  std::function<absl::Status()> admit_write;
 };
 
 struct HostAdaptorOptions {
@@ -135,6 +136,10 @@ class HostWrite {
   // write invalid (it stays open so Finish can report it). Errors (cache full) are final.
   absl::Status Append(std::span<const uint8_t> bytes);
 
+  // For protocols that learn the checksum only as the payload arrives (NBD: the CRC-32C of
+  // the bytes read off the socket): replaces the crc32c given to BeginWrite. Before Finish.
+  void set_crc32c(uint32_t crc32c) { crc32c_ = crc32c; }
+
   // Steps 4-6. `done` runs exactly once.
   void Finish(WriteDone done);
 
@@ -152,7 +157,7 @@ class HostWrite {
   const std::shared_ptr<disk::Volume> volume_;
   const uint64_t offset_;
   const uint64_t length_;
-  const uint32_t crc32c_;
+  uint32_t crc32c_;
   const uint64_t write_id_;
   mirror::Reservation reservation_;
   std::vector<mirror::Portion> portions_;

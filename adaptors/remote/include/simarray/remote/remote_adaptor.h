@@ -3,14 +3,20 @@
 // requests from the mirror queue in order, reads each one's bytes from its cache slot at
 // ship time, and ships them in batches on one long-lived PeerService.Ship stream, many
 // records in flight. The mirror acknowledges cumulatively; each ack completes the request's
-// write ticket (the sync host reply) and clears the slot's mirror-owed flag.
+// write ticket (the sync host reply) and lets the track's owed bit clear.
 //
-// Link handling in this version: while the stream is down, or when an ack does not come
-// within ack_timeout, the affected writes fail UNAVAILABLE (their data is committed
-// locally) and the adaptor reconnects with bounded back-off.
+// Link handling (SPEC section 3): the link is down when the stream breaks, when an ack or a
+// heartbeat reply is overdue (link.ack_timeout), while an admin suspends it, or while a
+// drop fault holds it. Then every request queued or in flight becomes owed: with policy
+// "continue" the writes succeed with mirrored = false, with policy "fail" they fail
+// UNAVAILABLE (and new writes are refused until the pair is synchronized again). The
+// adaptor reconnects with bounded back-off and jitter; once connected it resyncs the owed
+// tracks (whole tracks, current data, each stamped with the sequence at which it was read)
+// before it resumes normal shipping. A mirror of another data generation gets an initial
+// copy of every track that holds data.
 //
-// Threads: a sender thread (queue -> delay line -> stream, timeouts) and, per stream, a
-// receiver thread (acks). Public methods are thread-safe.
+// Threads: a sender thread (connect, resync, queue -> delay line -> stream, timeouts) and,
+// per stream, a receiver thread (acks). Public methods are thread-safe.
 
 #include <atomic>
 #include <cstdint>
@@ -27,8 +33,10 @@
 #include "absl/time/time.h"
 #include "simarray/base/fault_injector.h"
 #include "simarray/cache/cache_memory.h"
+#include "simarray/disk/disk_adaptor.h"
 #include "simarray/disk/volume_catalog.h"
 #include "simarray/mirror/mirror_queue.h"
+#include "simarray/mirror/owed_tracks.h"
 #include "simarray/v1/peer.grpc.pb.h"
 
 namespace simarray::remote {
@@ -38,22 +46,30 @@ struct RemoteAdaptorOptions {
   std::string peer_address;
   uint64_t max_write = 32 << 20;
   absl::Duration ack_timeout = absl::Seconds(5);
+  bool fail_writes_when_down = false;  // link.policy = "fail"
   size_t batch_records = 64;
   size_t batch_bytes = 4 << 20;
   size_t max_in_flight = 4096;
+  size_t resync_window = 64;  // whole-track records in flight during resync
 };
 
 struct LinkCounters {
-  std::string state;  // "up", "connecting", "down"
+  std::string state;  // "up", "connecting", "down", "suspended"
+  bool resyncing = false;
   uint64_t records_shipped = 0;
   uint64_t records_acked = 0;
   uint64_t records_refused = 0;
   uint64_t records_failed = 0;
+  uint64_t records_degraded = 0;  // dropped to owed tracks (mirrored = false)
   uint64_t bytes_shipped = 0;
   uint64_t in_flight = 0;
   uint64_t in_flight_peak = 0;
   uint64_t ack_timeouts = 0;
+  uint64_t heartbeat_timeouts = 0;
   uint64_t connects = 0;
+  uint64_t link_losses = 0;
+  uint64_t resyncs_started = 0;
+  uint64_t resyncs_completed = 0;
   uint64_t mirror_applied_sequence = 0;
 };
 
@@ -61,7 +77,8 @@ class RemoteAdaptor {
  public:
   // All borrowed; must outlive the adaptor.
   RemoteAdaptor(RemoteAdaptorOptions options, cache::CacheMemory* cache, mirror::MirrorQueue* queue,
-                disk::VolumeCatalog* volumes, FaultInjector* faults);
+                mirror::OwedTracks* owed, disk::VolumeCatalog* volumes, disk::DiskAdaptor* disk,
+                FaultInjector* faults);
   ~RemoteAdaptor();
   RemoteAdaptor(const RemoteAdaptor&) = delete;
   RemoteAdaptor& operator=(const RemoteAdaptor&) = delete;
@@ -69,8 +86,17 @@ class RemoteAdaptor {
   void Start();
   void Stop();
 
+  // Admin: SuspendLink / ResumeLink, and the drop-link fault.
+  void Suspend();
+  void Resume();
+  void DropFor(absl::Duration duration);
+
+  // False while writes must be refused (policy "fail" and the pair not synchronized).
+  bool AdmitsWrites();
+  // "Synchronized", "SyncInProg", "Suspended" or "Partitioned".
+  std::string PairState();
+
   // Peer calls used by the admin service (synchronous, with a deadline).
-  v1::PeerService::Stub& stub() { return *stub_; }
   absl::Status CreateTwin(const disk::VolumeInfo& volume);
   absl::Status DeleteTwin(const disk::VolumeInfo& volume);
   absl::StatusOr<std::vector<uint64_t>> PeerDigests(uint32_t volume_id, uint64_t first,
@@ -81,8 +107,8 @@ class RemoteAdaptor {
   absl::StatusOr<uint64_t> ResendTracks(const std::vector<cache::TrackKey>& keys,
                                         absl::Duration timeout);
 
-  // Waits until the mirror applied every write up to `sequence`, or nothing is queued or in
-  // flight; false at the deadline.
+  // Waits until the mirror applied every write up to `sequence` and owes nothing, or
+  // nothing is queued, owed or in flight; false at the deadline.
   bool WaitApplied(uint64_t sequence, absl::Time deadline);
 
   LinkCounters Counters();
@@ -95,21 +121,39 @@ class RemoteAdaptor {
   struct InFlight {
     mirror::MirrorRequest request;
     absl::Time deadline;
+    bool resync = false;
+  };
+  struct Outgoing {
+    mirror::MirrorRequest request;
+    bool resync = false;
   };
   using Stream = grpc::ClientReaderWriter<v1::ShipRequest, v1::ShipReply>;
 
-  void SenderLoop();
+  // remote_adaptor.cc: the link's life.
+  bool LinkHeld();
   bool Connect();
+  absl::Status PairVolumes(const v1::HelloReply& reply);
+  std::vector<uint64_t> TracksWithData(const disk::VolumeInfo& volume);
+  void TearDown(const std::string& why);
+  void Degrade(mirror::MirrorRequest& request);
+
+  // remote_adaptor_ship.cc: shipping.
+  void SenderLoop();
   void ReceiverLoop(Stream* stream);
-  void TearDown(const absl::Status& why);
-  void FailRequest(mirror::MirrorRequest& request, const absl::Status& why);
   void HandleReply(const v1::ShipReply& reply);
+  void DrainQueueDegraded();
+  std::vector<Outgoing> TakeResyncBatch();
+  std::vector<Outgoing> TakeNormalBatch();
+  void Send(std::vector<Outgoing> batch);
+  bool Overdue();
   uint64_t AppliedSequenceLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const RemoteAdaptorOptions options_;
   cache::CacheMemory* const cache_;
   mirror::MirrorQueue* const queue_;
+  mirror::OwedTracks* const owed_;
   disk::VolumeCatalog* const volumes_;
+  disk::DiskAdaptor* const disk_;
   FaultInjector* const faults_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::PeerService::Stub> stub_;
@@ -122,10 +166,16 @@ class RemoteAdaptor {
   std::thread receiver_;
   std::atomic<bool> stream_broken_{false};
   uint64_t next_record_id_ = 1;
+  absl::Time last_sent_ = absl::InfinitePast();
+  bool was_resyncing_ = false;
 
   absl::Mutex mu_;
+  bool suspended_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time held_until_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  absl::Time heartbeat_sent_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  bool heartbeat_outstanding_ ABSL_GUARDED_BY(mu_) = false;
   std::deque<Pending> delay_line_ ABSL_GUARDED_BY(mu_);
-  std::deque<mirror::MirrorRequest> resend_ ABSL_GUARDED_BY(mu_);
+  std::deque<mirror::MirrorRequest> repair_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, InFlight> in_flight_ ABSL_GUARDED_BY(mu_);
   uint64_t last_acked_sequence_ ABSL_GUARDED_BY(mu_) = 0;
   LinkCounters counters_ ABSL_GUARDED_BY(mu_);

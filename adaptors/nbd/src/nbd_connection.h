@@ -1,0 +1,167 @@
+#pragma once
+// NbdConnection: one client of an NbdServer, from the greeting to the close. The handshake
+// runs as a sequence of reads and writes on the socket, driven by a Handshake; then the
+// transmission phase reads one request header at a time and answers out of order:
+//
+//   READ, BLOCK_STATUS, FLUSH  run on the host adaptor's work pool; the reply is queued;
+//   WRITE                      streams its payload in chunks: each chunk is added to the
+//                              CRC-32C as it arrives, then appended to the HostWrite on the
+//                              work pool; the last chunk finishes the write (and FUA
+//                              flushes); the next request is read meanwhile;
+//   TRIM, WRITE_ZEROES         writes of zeros of at most max_write each, one after another;
+//   DISC                       stops reading; the connection closes once replies drained.
+//
+// A connection lost in the middle of a write payload cancels the write: nothing of it is
+// visible and its mirror requests leave the pen (counted as cancelled).
+//
+// Thread-safety: every member is used on the I/O thread (through the connection's strand)
+// only; work-pool jobs touch nothing but what they were handed and post their results back.
+// Owned by NbdShared::open while open, and by the handlers and jobs that hold it.
+
+// clang-format off
+#include <utility>  // before any Asio header (Boost 1.74 with GCC 12, see STYLE.md)
+// clang-format on
+#include <array>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "simarray/nbd/nbd_handshake.h"
+#include "simarray/nbd/nbd_protocol.h"
+#include "simarray/nbd/nbd_server.h"
+
+namespace simarray::nbd {
+
+class NbdConnection;
+
+// What the server and its connections share. Connections hold it, so it outlives them.
+struct NbdShared {
+  NbdServerOptions options;
+  NbdServerParts parts;
+  ExportCatalog catalog;
+  std::string id;  // host adaptor id, for logs
+  std::atomic<uint64_t> accepted{0}, refused{0}, open_count{0}, protocol_errors{0},
+      writes_dropped{0};
+  // Open connections by number; used on the I/O thread only.
+  std::unordered_map<uint64_t, std::shared_ptr<NbdConnection>> open;
+};
+
+class NbdConnection : public std::enable_shared_from_this<NbdConnection> {
+ public:
+  using Strand = boost::asio::strand<boost::asio::any_io_executor>;
+
+  NbdConnection(boost::asio::ip::tcp::socket socket, std::shared_ptr<NbdShared> shared,
+                uint64_t number);
+  ~NbdConnection();
+  NbdConnection(const NbdConnection&) = delete;
+  NbdConnection& operator=(const NbdConnection&) = delete;
+
+  // Sends the greeting and starts the handshake. I/O thread.
+  void Start();
+  // Closes the socket; handlers still pending see it closed and stop. Idempotent. I/O thread.
+  void Close(const std::string& why);
+
+ private:
+  struct WriteState;
+  struct ZeroState;
+  // A reply waiting for the socket: header bytes, then data (READ), and whether it ends a
+  // request (and so gives back its place and `bytes` in flight).
+  struct Outgoing {
+    std::string head;
+    std::string body;
+    bool ends_request = true;
+    uint64_t bytes = 0;
+  };
+
+  // Wraps a handler: runs it on the strand, keeps the connection alive, and turns an
+  // exception into a logged close.
+  template <typename F>
+  auto Handler(F f);
+  // Runs `f` on the strand (from any thread).
+  template <typename F>
+  void PostToStrand(F f);
+  // Runs `job` on the host adaptor's work pool; false when the pool refused it (full).
+  bool PostToPool(std::function<void()> job);
+
+  // --- handshake ---
+  void ReadClientFlags();
+  void ReadOptionHeader();
+  void ReadOptionData(uint32_t option, uint32_t length);
+  void ProtocolError(const std::string& what);
+
+  // --- transmission ---
+  void ReadRequest();
+  void OnRequest();
+  // 0 when `request` may go on; else the NBD error to answer with (and `why`): EINVAL for
+  // flags outside `allowed_flags`, length 0 or a range outside the export (ENOSPC for
+  // WRITE and WRITE_ZEROES), EPERM when it `modifies` the volume on a mirror-role daemon.
+  uint32_t Check(const Request& request, uint16_t allowed_flags, bool modifies,
+                 std::string* why) const;
+  void Read(const Request& request);
+  void StartWrite(const Request& request);
+  void ReadWriteChunk();
+  void OnWriteChunk(const boost::system::error_code& ec, size_t got);
+  void StoreChunk(std::shared_ptr<WriteState> w, std::vector<uint8_t> data, bool last);
+  void Zero(const Request& request);
+  void ZeroPiece(std::shared_ptr<ZeroState> z);
+  void Flush(const Request& request);
+  void BlockStatus(const Request& request);
+  // The end of a write (WRITE, TRIM, WRITE_ZEROES): flush first when FUA asked, then reply.
+  // Any thread.
+  static void CompleteWrite(std::weak_ptr<NbdConnection> weak, Request request,
+                            absl::Status status);
+
+  // --- replies ---
+  void Admit(uint64_t bytes);
+  // `bytes`: what the request counted in flight, given back once the reply is sent.
+  void ReplyOk(const Request& request, uint64_t bytes = 0);
+  void ReplyError(const Request& request, uint32_t error, const std::string& message,
+                  uint64_t bytes = 0);
+  // OK, or the error's NBD errno (ENOSPC past the end for WRITE and WRITE_ZEROES).
+  void ReplyStatus(const Request& request, const absl::Status& status, uint64_t bytes = 0);
+  void Send(Outgoing out);
+  void WriteNext();
+  // Closes once the client is done sending (DISC or EOF) and every reply went out.
+  void MaybeFinish();
+  // The reader stopped (client closed, DISC, error).
+  void StopReading(const boost::system::error_code& ec);
+
+  boost::asio::ip::tcp::socket socket_;
+  Strand strand_;
+  boost::asio::steady_timer handshake_timer_;
+  const std::shared_ptr<NbdShared> shared_;
+  const uint64_t number_;
+  std::string peer_;
+  bool closed_ = false;
+
+  // Handshake.
+  Handshake handshake_;
+  std::array<uint8_t, kOptionHeaderSize> option_header_{};
+  std::string option_data_;
+  uint32_t client_flags_ = 0;
+  size_t options_seen_ = 0;
+  bool in_transmission_ = false;
+  Session session_;
+
+  // Transmission: the reader.
+  std::array<uint8_t, kRequestSize> request_bytes_{};
+  bool reader_stopped_ = false;
+  bool reader_waiting_ = false;        // paused by the in-flight limits
+  std::shared_ptr<WriteState> write_;  // the write whose payload is being read
+  std::vector<uint8_t> chunk_;
+  size_t in_flight_ = 0;
+  uint64_t in_flight_bytes_ = 0;
+
+  // Transmission: the writer.
+  std::deque<Outgoing> out_;
+  bool writing_ = false;
+};
+
+}  // namespace simarray::nbd

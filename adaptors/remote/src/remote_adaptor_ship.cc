@@ -1,0 +1,260 @@
+// RemoteAdaptor: shipping — the sender loop (resync or normal batches, heartbeats,
+// timeouts) and the receiver of the mirror's acks.
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "simarray/base/crc32c.h"
+#include "simarray/remote/remote_adaptor.h"
+#include "spdlog/spdlog.h"
+
+namespace simarray::remote {
+namespace {
+
+absl::Duration HeartbeatInterval(absl::Duration ack_timeout) {
+  return std::clamp(ack_timeout / 4, absl::Milliseconds(20), absl::Seconds(1));
+}
+
+absl::Duration Jitter(absl::Duration d) {
+  static thread_local std::mt19937 random{std::random_device{}()};
+  return d * std::uniform_real_distribution<double>(0.5, 1.5)(random);
+}
+
+}  // namespace
+
+void RemoteAdaptor::ReceiverLoop(Stream* stream) {
+  v1::ShipReply reply;
+  while (stream->Read(&reply)) HandleReply(reply);
+  stream_broken_ = true;
+}
+
+void RemoteAdaptor::HandleReply(const v1::ShipReply& reply) {
+  std::vector<InFlight> acked;
+  {
+    absl::MutexLock lock(&mu_);
+    heartbeat_outstanding_ = false;
+    for (uint64_t id : reply.refused()) {
+      auto it = in_flight_.find(id);
+      if (it == in_flight_.end()) continue;
+      // Failed its CRC on the way: sent again, first.
+      delay_line_.push_front(Pending{std::move(it->second.request), absl::InfinitePast()});
+      in_flight_.erase(it);
+      ++counters_.records_refused;
+    }
+    while (!in_flight_.empty() && in_flight_.begin()->first <= reply.acked_through()) {
+      InFlight& f = in_flight_.begin()->second;
+      if (!f.resync) last_acked_sequence_ = std::max(last_acked_sequence_, f.request.sequence);
+      acked.push_back(std::move(f));
+      in_flight_.erase(in_flight_.begin());
+    }
+    counters_.records_acked += acked.size();
+  }
+  for (InFlight& f : acked) {
+    owed_->Acked(f.request.key, f.request.sequence, f.resync);
+    cache_->ClearMirrorOwed(f.request.slot, f.request.sequence);
+    if (f.request.ticket) f.request.ticket->Ack();
+  }
+}
+
+void RemoteAdaptor::DrainQueueDegraded() {
+  std::vector<mirror::MirrorRequest> dropped = queue_->PopBatch(4096, absl::ZeroDuration());
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& p : delay_line_) dropped.push_back(std::move(p.request));
+    delay_line_.clear();
+    counters_.records_degraded += dropped.size();
+  }
+  for (auto& r : dropped) Degrade(r);
+}
+
+std::vector<RemoteAdaptor::Outgoing> RemoteAdaptor::TakeResyncBatch() {
+  size_t in_flight = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, f] : in_flight_) in_flight += f.resync;
+  }
+  std::vector<Outgoing> batch;
+  if (in_flight >= options_.resync_window) return batch;
+  for (const cache::TrackKey& key : owed_->TakeResync(options_.resync_window - in_flight)) {
+    // Stamped before the read, so the image is at least as new as its stamp; the mirror
+    // never applies it over newer data, and a write after the stamp keeps the track owed.
+    const uint64_t stamp = cache_->LastSequence();
+    auto slot = cache_->ReadTrack(key);
+    if (!slot.ok()) {
+      spdlog::warn("remote adaptor: resync of track {} of volume {} skipped: {}", key.track,
+                   key.volume_id, std::string(slot.status().message()));
+      owed_->Acked(key, UINT64_MAX, true);  // e.g. the volume was deleted
+      continue;
+    }
+    mirror::MirrorRequest r;
+    r.key = key;
+    r.slot = slot->slot();
+    r.length = cache_->track_size();
+    r.sequence = stamp;
+    r.data = std::move(*slot);
+    batch.push_back(Outgoing{std::move(r), true});
+  }
+  return batch;
+}
+
+std::vector<RemoteAdaptor::Outgoing> RemoteAdaptor::TakeNormalBatch() {
+  size_t room;
+  absl::Duration wait = absl::Milliseconds(5);
+  {
+    absl::MutexLock lock(&mu_);
+    const size_t held = in_flight_.size() + delay_line_.size();
+    room = held < options_.max_in_flight ? options_.max_in_flight - held : 0;
+    if (!delay_line_.empty()) {
+      wait = std::clamp(delay_line_.front().due - absl::Now(), absl::ZeroDuration(), wait);
+    }
+  }
+  std::vector<mirror::MirrorRequest> popped;
+  if (room > 0) {
+    popped = queue_->PopBatch(std::min(room, options_.batch_records), wait);
+  } else {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  const absl::Time now = absl::Now();
+  const absl::Duration delay = absl::Milliseconds(faults_->record_delay_ms());
+  std::vector<Outgoing> batch;
+  absl::MutexLock lock(&mu_);
+  // The delay fault holds records back without serialising them.
+  for (auto& r : popped) delay_line_.push_back(Pending{std::move(r), now + delay});
+  size_t bytes = 0;
+  while (batch.size() < options_.batch_records && bytes < options_.batch_bytes &&
+         !delay_line_.empty() && delay_line_.front().due <= now) {
+    bytes += delay_line_.front().request.length;
+    batch.push_back(Outgoing{std::move(delay_line_.front().request), false});
+    delay_line_.pop_front();
+  }
+  return batch;
+}
+
+void RemoteAdaptor::Send(std::vector<Outgoing> batch) {
+  v1::ShipRequest message;
+  uint64_t bytes = 0;
+  const uint64_t first_id = next_record_id_;
+  for (const Outgoing& o : batch) {
+    const mirror::MirrorRequest& r = o.request;
+    // The bytes are read from the cache slot now, at ship time.
+    std::span<const uint8_t> data = r.data.data().subspan(r.offset, r.length);
+    v1::ShipRecord* rec = message.add_records();
+    rec->set_record_id(next_record_id_++);
+    rec->set_sequence(r.sequence);
+    rec->set_volume_id(r.key.volume_id);
+    rec->set_track(r.key.track);
+    rec->set_offset(r.offset);
+    rec->set_data(data.data(), data.size());
+    rec->set_crc32c(Crc32c(data));
+    bytes += data.size();
+  }
+  const absl::Time now = absl::Now();
+  {
+    absl::MutexLock lock(&mu_);
+    const absl::Time deadline = now + options_.ack_timeout;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      in_flight_.emplace(first_id + i,
+                         InFlight{std::move(batch[i].request), deadline, batch[i].resync});
+    }
+    counters_.records_shipped += batch.size();
+    counters_.bytes_shipped += bytes;
+    counters_.in_flight_peak =
+        std::max<uint64_t>(counters_.in_flight_peak, in_flight_.size() + delay_line_.size());
+    if (!heartbeat_outstanding_) {
+      heartbeat_outstanding_ = true;
+      heartbeat_sent_ = now;
+    }
+  }
+  last_sent_ = now;
+  if (!stream_->Write(message)) stream_broken_ = true;
+}
+
+bool RemoteAdaptor::Overdue() {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = absl::Now();
+  counters_.in_flight_peak =
+      std::max<uint64_t>(counters_.in_flight_peak, in_flight_.size() + delay_line_.size());
+  if (!in_flight_.empty() && in_flight_.begin()->second.deadline < now) {
+    ++counters_.ack_timeouts;
+    return true;
+  }
+  if (heartbeat_outstanding_ && now - heartbeat_sent_ > options_.ack_timeout) {
+    ++counters_.heartbeat_timeouts;
+    return true;
+  }
+  return false;
+}
+
+void RemoteAdaptor::SenderLoop() {
+  absl::Duration backoff = absl::Milliseconds(100);
+  const absl::Duration heartbeat = HeartbeatInterval(options_.ack_timeout);
+  while (!stop_) {
+    if (LinkHeld()) {
+      if (stream_) TearDown("held down by the admin or a fault");
+      DrainQueueDegraded();
+      absl::SleepFor(absl::Milliseconds(2));
+      continue;
+    }
+    if (!stream_) {
+      {
+        absl::MutexLock lock(&mu_);
+        if (counters_.state != "down") counters_.state = "connecting";
+      }
+      if (!Connect()) {
+        {
+          absl::MutexLock lock(&mu_);
+          counters_.state = "down";
+        }
+        // Writes must not wait for the next attempt: keep turning them into owed tracks.
+        const absl::Time retry = absl::Now() + Jitter(backoff);
+        while (!stop_ && absl::Now() < retry) {
+          DrainQueueDegraded();
+          absl::SleepFor(absl::Milliseconds(2));
+        }
+        backoff = std::min(backoff * 2, absl::Seconds(2));
+        continue;
+      }
+      backoff = absl::Milliseconds(100);
+    }
+    if (stream_broken_) {
+      TearDown("the Ship stream broke");
+      continue;
+    }
+    if (Overdue()) {
+      TearDown(absl::StrCat("no acknowledgement within ack_timeout_ms=",
+                            absl::ToInt64Milliseconds(options_.ack_timeout)));
+      continue;
+    }
+    const bool resyncing = owed_->resyncing();
+    if (resyncing != was_resyncing_) {
+      absl::MutexLock lock(&mu_);
+      if (resyncing) {
+        ++counters_.resyncs_started;
+        spdlog::info("remote adaptor: resync started: {} tracks to ship whole",
+                     owed_->resync_pending());
+      } else {
+        ++counters_.resyncs_completed;
+        spdlog::info("remote adaptor: resync complete ({} tracks so far); normal shipping",
+                     owed_->tracks_resynced());
+      }
+      was_resyncing_ = resyncing;
+    }
+    std::vector<Outgoing> batch;
+    if (resyncing) {
+      DrainQueueDegraded();  // their tracks join the resync
+      batch = TakeResyncBatch();
+      if (batch.empty()) absl::SleepFor(absl::Milliseconds(1));
+    } else {
+      batch = TakeNormalBatch();
+    }
+    if (!batch.empty()) {
+      Send(std::move(batch));
+    } else if (absl::Now() - last_sent_ >= heartbeat) {
+      Send({});  // heartbeat: the mirror answers every message
+    }
+  }
+  if (stream_) TearDown("daemon stopping");
+  DrainQueueDegraded();
+}
+
+}  // namespace simarray::remote
