@@ -65,7 +65,7 @@ bool RemoteAdaptor::LinkHeld() {
 
 std::string RemoteAdaptor::PairState() {
   absl::MutexLock lock(&mu_);
-  if (suspended_) return "Suspended";
+  if (counters_.state == "suspended") return "Suspended";
   if (counters_.state != "up") return "Partitioned";
   return owed_->resyncing() ? "SyncInProg" : "Synchronized";
 }
@@ -317,7 +317,6 @@ LinkCounters RemoteAdaptor::Counters() {
   const bool resyncing = owed_->resyncing();
   absl::MutexLock lock(&mu_);
   LinkCounters c = counters_;
-  if (suspended_) c.state = "suspended";
   c.resyncing = resyncing;
   c.in_flight = in_flight_.size() + delay_line_.size();
   c.mirror_applied_sequence = AppliedSequenceLocked();

@@ -191,6 +191,11 @@ void RemoteAdaptor::SenderLoop() {
   while (!stop_) {
     if (LinkHeld()) {
       if (stream_) TearDown("held down by the admin or a fault");
+      {
+        // Reported only now that nothing can be shipped any more.
+        absl::MutexLock lock(&mu_);
+        counters_.state = suspended_ ? "suspended" : "down";
+      }
       DrainQueueDegraded();
       absl::SleepFor(absl::Milliseconds(2));
       continue;
