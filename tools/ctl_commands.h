@@ -45,6 +45,13 @@ int RunConsistency(const GlobalOptions& global, const ConsistencyOptions& option
 int RunFaultCorruptNextWrite(const GlobalOptions& global);
 int RunFaultCorruptTrack(const GlobalOptions& global, const std::string& volume, uint64_t track);
 int RunFaultDelayRecords(const GlobalOptions& global, uint32_t delay_ms);
+int RunFaultDropLink(const GlobalOptions& global, uint32_t duration_ms);
+
+// link suspend | link resume.
+int RunLink(const GlobalOptions& global, bool suspend);
+// Prints a line each time the pair state (or role, link state, owed tracks) changes;
+// stops after `count` lines when count > 0.
+int RunWatch(const GlobalOptions& global, uint32_t interval_ms, uint32_t count);
 
 struct WriteOptions {
   std::string host;

@@ -213,7 +213,14 @@ std::string FormatStatus(const v1::StatusReply& s) {
                                               ", bytes ", l.bytes_shipped())});
     rows.push_back(
         {"  in flight", absl::StrCat(l.in_flight(), " (peak ", l.in_flight_peak(), ")")});
-    rows.push_back({"  ack timeouts", absl::StrCat(l.ack_timeouts())});
+    rows.push_back({"  ack timeouts",
+                    absl::StrCat(l.ack_timeouts(), " (heartbeat ", l.heartbeat_timeouts(), ")")});
+    rows.push_back({"  connects", absl::StrCat(l.connects(), ", link losses ", l.link_losses(),
+                                               ", policy ", l.policy())});
+    rows.push_back(
+        {"  resync", absl::StrCat(l.resyncing() ? "running, " : "idle, ", l.resync_pending(),
+                                  " tracks pending, ", l.tracks_resynced(), " resent since start, ",
+                                  l.records_degraded(), " records degraded")});
     rows.push_back({"  mirror applied", absl::StrCat("sequence ", l.mirror_applied_sequence())});
   }
   rows.push_back({"streams cancelled", absl::StrCat(s.writes_cancelled())});

@@ -133,7 +133,43 @@ void AddFault(CLI::App& app, const GlobalOptions& global, Command& command) {
       ->transform(NumberArgument(0, UINT32_MAX))
       ->type_name("MS");
   delay->callback([&, ms] { command = [&, ms] { return RunFaultDelayRecords(global, *ms); }; });
+
+  CLI::App* drop = fault->add_subcommand(
+      "drop-link", "drop the peer link for MS (it reconnects and resyncs by itself)");
+  auto drop_ms = std::make_shared<uint32_t>(0);
+  drop->add_option("MS", *drop_ms, "how long the link stays down, in milliseconds")
+      ->required()
+      ->transform(NumberArgument(0, UINT32_MAX))
+      ->type_name("MS");
+  drop->callback(
+      [&, drop_ms] { command = [&, drop_ms] { return RunFaultDropLink(global, *drop_ms); }; });
   RequireCommand(*fault);
+}
+
+void AddLink(CLI::App& app, const GlobalOptions& global, Command& command) {
+  CLI::App* link = app.add_subcommand("link", "suspend or resume the peer link (on the primary)");
+  link->require_subcommand(0, 1);
+  link->add_subcommand("suspend", "stop shipping; writes go on, their tracks become owed")
+      ->callback([&] { command = [&] { return RunLink(global, true); }; });
+  link->add_subcommand("resume", "resync the owed tracks, then ship again")->callback([&] {
+    command = [&] { return RunLink(global, false); };
+  });
+  RequireCommand(*link);
+}
+
+void AddWatch(CLI::App& app, const GlobalOptions& global, Command& command) {
+  CLI::App* watch = app.add_subcommand("watch", "print a line at every pair state change");
+  auto interval = std::make_shared<uint32_t>(200);
+  auto count = std::make_shared<uint32_t>(0);
+  watch->add_option("--interval", *interval, "poll every MS (default 200)")
+      ->transform(NumberArgument(10, 60000))
+      ->type_name("MS");
+  watch->add_option("--count", *count, "stop after N lines (default: run until interrupted)")
+      ->transform(NumberArgument(0, UINT32_MAX))
+      ->type_name("N");
+  watch->callback([&, interval, count] {
+    command = [&, interval, count] { return RunWatch(global, *interval, *count); };
+  });
 }
 
 void AddWrite(CLI::App& app, const GlobalOptions& global, Command& command) {
@@ -226,6 +262,8 @@ int Main(int argc, char** argv) {
   AddRead(app, global, command);
   AddConsistency(app, global, command);
   AddFault(app, global, command);
+  AddLink(app, global, command);
+  AddWatch(app, global, command);
   RequireCommand(app);
   try {
     app.parse(argc, argv);

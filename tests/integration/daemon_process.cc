@@ -129,7 +129,8 @@ void Daemon::Start() {
   for (int i = 0; i < options_.nbd_adaptors; ++i) {
     nbd_addresses_.push_back(JsonField(json, "nbd" + std::to_string(i)));
   }
-  admin_ = v1::AdminService::NewStub(rpc::MakeChannel(JsonField(json, "admin"), kClientMaxWrite));
+  admin_address_ = JsonField(json, "admin");
+  admin_ = v1::AdminService::NewStub(rpc::MakeChannel(admin_address_, kClientMaxWrite));
 }
 
 void Daemon::Kill(int signal) {

@@ -60,6 +60,7 @@ class Daemon {
   v1::HostService::Stub& host(int index = 0) { return *hosts_.at(index); }
   v1::AdminService::Stub& admin() { return *admin_; }
   const std::string& peer_address() const { return peer_; }
+  const std::string& admin_address() const { return admin_address_; }
   const std::string& host_address(int index = 0) const { return host_addresses_.at(index); }
   // host:port of NBD host adaptor `index`; its pen is Pen(status, host_adaptors + index).
   const std::string& nbd_address(int index = 0) const { return nbd_addresses_.at(index); }
@@ -75,6 +76,7 @@ class Daemon {
   DaemonOptions options_;
   pid_t pid_ = -1;
   std::string peer_;
+  std::string admin_address_;
   std::vector<std::string> host_addresses_;
   std::vector<std::string> nbd_addresses_;
   std::vector<std::unique_ptr<v1::HostService::Stub>> hosts_;

@@ -1,0 +1,93 @@
+// The link commands: link suspend|resume, fault drop-link, and watch (pair state changes).
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "simarray/rpc/rpc.h"
+#include "simarray/v1/admin.grpc.pb.h"
+#include "tools/ctl_commands.h"
+#include "tools/ctl_output.h"
+
+namespace simarray::ctl {
+namespace {
+
+std::unique_ptr<v1::AdminService::Stub> Stub(const GlobalOptions& global) {
+  return v1::AdminService::NewStub(rpc::MakeChannel(global.admin, kClientMaxWrite));
+}
+
+// One line that changes whenever something a watcher cares about changes.
+std::string WatchLine(const v1::StatusReply& s) {
+  const v1::LinkStatus& l = s.link();
+  std::string line = absl::StrCat(s.pair_state(), " role=", s.role(), " link=", l.state());
+  if (l.state() != "none") {
+    absl::StrAppend(&line, " owed=", s.owed_tracks(), " resyncing=", l.resyncing() ? "yes" : "no",
+                    " policy=", l.policy());
+  }
+  return line;
+}
+
+}  // namespace
+
+int RunLink(const GlobalOptions& global, bool suspend) {
+  grpc::ClientContext context;
+  SetDeadline(context, global);
+  grpc::Status status;
+  if (suspend) {
+    v1::SuspendLinkReply reply;
+    status = Stub(global)->SuspendLink(&context, v1::SuspendLinkRequest(), &reply);
+  } else {
+    v1::ResumeLinkReply reply;
+    status = Stub(global)->ResumeLink(&context, v1::ResumeLinkRequest(), &reply);
+  }
+  const char* command = suspend ? "link suspend" : "link resume";
+  if (!status.ok()) return ReportRpcError(command, status);
+  std::printf(global.json ? "{\"ok\": true}\n" : "%s\n",
+              suspend ? "link suspended: writes go on and their tracks are owed to the mirror"
+                      : "link resumed: owed tracks resync, then shipping goes on");
+  return kExitOk;
+}
+
+int RunFaultDropLink(const GlobalOptions& global, uint32_t duration_ms) {
+  grpc::ClientContext context;
+  SetDeadline(context, global);
+  v1::InjectFaultRequest request;
+  request.set_kind(v1::FAULT_DROP_LINK);
+  request.set_duration_ms(duration_ms);
+  v1::InjectFaultReply reply;
+  grpc::Status status = Stub(global)->InjectFault(&context, request, &reply);
+  if (!status.ok()) return ReportRpcError("fault drop-link", status);
+  std::printf("%s\n", global.json ? ReplyJson(reply).c_str() : reply.description().c_str());
+  return kExitOk;
+}
+
+int RunWatch(const GlobalOptions& global, uint32_t interval_ms, uint32_t count) {
+  auto stub = Stub(global);
+  std::string last;
+  uint32_t printed = 0;
+  for (;;) {
+    grpc::ClientContext context;
+    SetDeadline(context, global);
+    v1::StatusReply reply;
+    grpc::Status status = stub->Status(&context, v1::StatusRequest(), &reply);
+    std::string line =
+        status.ok() ? WatchLine(reply) : absl::StrCat("unreachable: ", status.error_message());
+    if (line != last) {
+      const std::string when = absl::FormatTime("%H:%M:%E3S", absl::Now(), absl::LocalTimeZone());
+      if (global.json) {
+        std::printf("%s\n", status.ok() ? ReplyJson(reply).c_str() : "{\"unreachable\": true}");
+      } else {
+        std::printf("%s %s\n", when.c_str(), line.c_str());
+      }
+      std::fflush(stdout);
+      last = line;
+      if (count != 0 && ++printed >= count) return kExitOk;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(interval_ms));
+  }
+}
+
+}  // namespace simarray::ctl
