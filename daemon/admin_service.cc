@@ -250,3 +250,42 @@ grpc::Status AdminServiceImpl::ResumeLink(grpc::ServerContext* context,
 }
 
 }  // namespace simarray::daemon
+
+namespace simarray::daemon {
+namespace {
+
+grpc::Status RoleReply(Array& array, const absl::StatusOr<RoleChange>& change,
+                       v1::RoleChangeReply* reply) {
+  if (!change.ok()) return rpc::ToGrpc(change.status());
+  reply->set_role(array.role());
+  reply->set_pair_state(array.PairState());
+  reply->set_tracks_copied(change->tracks_copied);
+  reply->set_description(change->description);
+  return grpc::Status::OK;
+}
+
+absl::Duration WaitOf(const v1::RoleChangeRequest& request) {
+  return absl::Milliseconds(request.wait_ms() == 0 ? 60000 : request.wait_ms());
+}
+
+}  // namespace
+
+grpc::Status AdminServiceImpl::Failover(grpc::ServerContext* context,
+                                        const v1::RoleChangeRequest* request,
+                                        v1::RoleChangeReply* reply) {
+  return RoleReply(*array_, array_->Failover(), reply);
+}
+
+grpc::Status AdminServiceImpl::Failback(grpc::ServerContext* context,
+                                        const v1::RoleChangeRequest* request,
+                                        v1::RoleChangeReply* reply) {
+  return RoleReply(*array_, array_->Failback(request->force(), WaitOf(*request)), reply);
+}
+
+grpc::Status AdminServiceImpl::Swap(grpc::ServerContext* context,
+                                    const v1::RoleChangeRequest* request,
+                                    v1::RoleChangeReply* reply) {
+  return RoleReply(*array_, array_->Swap(WaitOf(*request)), reply);
+}
+
+}  // namespace simarray::daemon

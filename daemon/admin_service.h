@@ -30,6 +30,12 @@ class AdminServiceImpl final : public v1::AdminService::Service {
                            v1::SuspendLinkReply* reply) override;
   grpc::Status ResumeLink(grpc::ServerContext* context, const v1::ResumeLinkRequest* request,
                           v1::ResumeLinkReply* reply) override;
+  grpc::Status Failover(grpc::ServerContext* context, const v1::RoleChangeRequest* request,
+                        v1::RoleChangeReply* reply) override;
+  grpc::Status Failback(grpc::ServerContext* context, const v1::RoleChangeRequest* request,
+                        v1::RoleChangeReply* reply) override;
+  grpc::Status Swap(grpc::ServerContext* context, const v1::RoleChangeRequest* request,
+                    v1::RoleChangeReply* reply) override;
 
  private:
   Array* const array_;

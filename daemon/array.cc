@@ -6,10 +6,12 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "daemon/admin_service.h"
+#include "daemon/metrics.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "simarray/rpc/rpc.h"
@@ -104,7 +106,10 @@ absl::Status Array::CreateConfiguredVolumes() {
 
 absl::StatusOr<BoundAddresses> Array::Start() {
   if (absl::Status s = OpenStorage(); !s.ok()) return s;
-  const bool paired = is_primary_ && !config_.peer_address.empty();
+  // A primary with a peer ships to it; a mirror keeps the same parts ready for a failover
+  // or swap, when it takes the primary role and ships back to the side it learned in Hello.
+  LoadLearnedPeer();
+  const bool paired = !config_.peer_address.empty() || !is_primary_;
   if (paired) {
     queue_ = std::make_unique<mirror::MirrorQueue>(config_.queue_capacity);
     owed_ = std::make_unique<mirror::OwedTracks>(config_.data_dir);
@@ -121,7 +126,7 @@ absl::StatusOr<BoundAddresses> Array::Start() {
   if (paired) {
     remote::RemoteAdaptorOptions ro;
     ro.daemon_id = config_.name;
-    ro.peer_address = config_.peer_address;
+    ro.peer_address = config_.peer_address.empty() ? learned_peer_ : config_.peer_address;
     ro.max_write = config_.max_write;
     ro.ack_timeout = absl::Milliseconds(config_.ack_timeout_ms);
     ro.fail_writes_when_down = config_.link_policy == "fail";
@@ -184,6 +189,18 @@ absl::StatusOr<BoundAddresses> Array::Start() {
   pp.volumes = volumes_.get();
   pp.disk = disk_.get();
   pp.applier = applier_.get();
+  pp.owed = owed_.get();
+  pp.is_primary = [this] { return is_primary_.load(); };
+  pp.on_hello = [this](const std::string& address, uint64_t generation) {
+    LearnPeer(address, generation);
+  };
+  pp.demote = [this] { return BecomeMirror(/*graceful=*/true); };
+  pp.promote = [this](const std::string& address, uint64_t generation) {
+    LearnPeer(address, generation);
+    if (owed_) owed_->ClearAll();  // the peer made this side identical before handing over
+    failed_over_ = false;
+    return BecomePrimary(/*ship=*/true);
+  };
   peer_service_ = std::make_unique<remote::PeerServiceImpl>(pp);
   auto peer = Serve(config_.peer_listen, {peer_service_.get()}, config_.max_write, &bound.peer);
   if (!peer.ok()) return peer.status();
@@ -196,7 +213,19 @@ absl::StatusOr<BoundAddresses> Array::Start() {
   servers_.push_back(std::move(*admin));
   spdlog::info("admin service on {}", bound.admin);
 
-  if (remote_) remote_->Start();
+  if (!config_.metrics_listen.empty()) {
+    metrics_server_ = std::make_unique<MetricsServer>(config_.metrics_listen,
+                                                      [this] { return RenderMetrics(*this); });
+    auto metrics = metrics_server_->Start();
+    if (!metrics.ok()) return metrics.status();
+    bound.metrics = *metrics;
+    spdlog::info("metrics on http://{}/metrics", bound.metrics);
+  }
+
+  if (remote_) {
+    remote_->SetSelfAddress(bound.peer);
+    if (is_primary_) remote_->Start();
+  }
   if (absl::Status s = CreateConfiguredVolumes(); !s.ok()) return s;
   spdlog::info("{} is serving as {} ({} mode){}", config_.name, role(), config_.mode,
                remote_ ? absl::StrCat(", mirroring to ", config_.peer_address) : "");
@@ -206,6 +235,7 @@ absl::StatusOr<BoundAddresses> Array::Start() {
 void Array::Shutdown() {
   if (stopped_) return;
   stopped_ = true;
+  if (metrics_server_) metrics_server_->Stop();  // before what it reads goes away
   // Stop accepting, drain, then destroy (reverse of Start).
   for (auto& server : servers_)
     server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
@@ -222,6 +252,8 @@ void Array::Shutdown() {
 std::string Array::PairState() {
   if (!is_primary_) return peer_service_->open_streams() > 0 ? "Synchronized" : "Partitioned";
   if (!remote_) return "NotPaired";
+  if (peer_service_->split_brain_refusals() > split_brain_seen_) return "SplitBrain";
+  if (failed_over_) return "FailedOver";
   return remote_->PairState();
 }
 
@@ -230,7 +262,7 @@ absl::Status Array::AdmitWrite() {
     return absl::FailedPreconditionError(
         "this daemon is a mirror: hosts may read only; write to the primary");
   }
-  if (remote_ && !remote_->AdmitsWrites()) {
+  if (remote_ && !failed_over_ && !remote_->AdmitsWrites()) {
     return absl::UnavailableError(
         absl::StrCat("link.policy is \"fail\" and the pair is ", remote_->PairState(),
                      ": writes are refused until the mirror is synchronized"));
@@ -289,6 +321,148 @@ uint64_t Array::streams_cancelled() {
   uint64_t n = 0;
   for (auto& s : host_services_) n += s->streams_cancelled();
   return n;
+}
+
+// --- Roles -----------------------------------------------------------------------------------
+
+void Array::LoadLearnedPeer() {
+  std::ifstream in(config_.data_dir + "/peer.address");
+  in >> learned_peer_ >> learned_generation_;
+}
+
+void Array::LearnPeer(const std::string& address, uint64_t generation) {
+  {
+    absl::MutexLock lock(&role_mu_);
+    if (address.empty() || (address == learned_peer_ && generation == learned_generation_)) return;
+    learned_peer_ = address;
+    learned_generation_ = generation;
+    const std::string path = config_.data_dir + "/peer.address";
+    std::ofstream(path + ".tmp") << address << " " << generation << "\n";
+    std::rename((path + ".tmp").c_str(), path.c_str());
+  }
+  if (remote_) remote_->SetPeerAddress(address);  // ignored while it ships
+}
+
+absl::Status Array::BecomeMirror(bool graceful) {
+  absl::MutexLock lock(&role_mu_);
+  if (!is_primary_) return absl::OkStatus();
+  is_primary_ = false;  // host writes are refused from now on
+  if (remote_ != nullptr) {
+    // Graceful: let what was queued or in flight reach the peer first, so nothing acked
+    // stays behind only on this side.
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (graceful && remote_->Counters().state == "up" && !remote_->Idle() &&
+           absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+    remote_->Stop();  // what is left becomes owed
+    absl::SleepFor(absl::Milliseconds(20));
+    remote_->DrainStopped();  // writes that committed while it stopped
+  }
+  cache_->SetRole(cache::Role::kMirror);
+  spdlog::warn("role: {} is now the mirror", config_.name);
+  return absl::OkStatus();
+}
+
+absl::Status Array::BecomePrimary(bool ship) {
+  absl::MutexLock lock(&role_mu_);
+  if (is_primary_) return absl::OkStatus();
+  if (remote_ == nullptr) return absl::FailedPreconditionError("this daemon has no peer link");
+  if (learned_generation_ != 0) cache_->SetPeerGeneration(learned_generation_);
+  if (!learned_peer_.empty()) remote_->SetPeerAddress(learned_peer_);
+  ship ? remote_->Resume() : remote_->Suspend();
+  cache_->SetRole(cache::Role::kPrimary);
+  is_primary_ = true;
+  remote_->Start();
+  spdlog::warn("role: {} is now the primary{}", config_.name,
+               ship ? "" : " (failed over: changes are recorded, nothing is shipped)");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RoleChange> Array::Failover() {
+  if (is_primary_) return absl::FailedPreconditionError("this daemon is already the primary");
+  if (remote_ == nullptr) return absl::FailedPreconditionError("this daemon has no peer link");
+  RoleChange out;
+  if (peer_service_->open_streams() > 0) {
+    absl::Status demoted = remote_->Demote();
+    out.description = demoted.ok() ? "the old primary was demoted first"
+                                   : absl::StrCat("the old primary could not be demoted (",
+                                                  std::string(demoted.message()), ")");
+  } else {
+    out.description = "the link is down: the old primary was not demoted";
+  }
+  split_brain_seen_ = peer_service_->split_brain_refusals();
+  failed_over_ = true;
+  if (absl::Status s = BecomePrimary(/*ship=*/false); !s.ok()) {
+    failed_over_ = false;
+    return s;
+  }
+  spdlog::warn("failover: {} promoted; {}", config_.name, out.description);
+  return out;
+}
+
+absl::StatusOr<uint64_t> Array::CopyBack(absl::Duration wait) {
+  auto theirs = remote_->PeerOwed();
+  if (!theirs.ok()) return theirs.status();
+  for (const cache::TrackKey& key : *theirs) owed_->NeedResync(key);
+  const uint64_t before = owed_->tracks_resynced();
+  remote_->Resume();
+  const absl::Time deadline = absl::Now() + wait;
+  while (!(remote_->PairState() == "Synchronized" && remote_->Idle())) {
+    if (absl::Now() >= deadline) {
+      return absl::DeadlineExceededError(absl::StrCat("copy-back not finished after ",
+                                                      absl::FormatDuration(wait), ": ",
+                                                      owed_->resync_pending(), " tracks left"));
+    }
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return owed_->tracks_resynced() - before;
+}
+
+absl::StatusOr<RoleChange> Array::Failback(bool force, absl::Duration wait) {
+  if (!is_primary_ || !failed_over_) {
+    return absl::FailedPreconditionError("failback is for a daemon that was failed over to");
+  }
+  if (peer_service_->split_brain_refusals() > split_brain_seen_ && !force) {
+    return absl::AbortedError(
+        "SplitBrain: the old primary kept the primary role while apart and may hold writes "
+        "this side lacks; failback with force discards them");
+  }
+  if (absl::Status s = remote_->Demote(); !s.ok()) return s;
+  split_brain_seen_ = peer_service_->split_brain_refusals();
+  failed_over_ = false;
+  auto copied = CopyBack(wait);
+  if (!copied.ok()) {
+    failed_over_ = true;
+    return copied.status();
+  }
+  // Hand the role back: stop taking writes, ship the last ones, then promote the peer.
+  if (absl::Status s = BecomeMirror(/*graceful=*/true); !s.ok()) return s;
+  if (absl::Status s = remote_->Promote(cache_->generation()); !s.ok()) return s;
+  RoleChange out;
+  out.tracks_copied = *copied;
+  out.description = absl::StrCat("copied back ", *copied,
+                                 " tracks; the original primary is "
+                                 "primary again");
+  spdlog::warn("failback: {}", out.description);
+  return out;
+}
+
+absl::StatusOr<RoleChange> Array::Swap(absl::Duration wait) {
+  if (is_primary_) return absl::FailedPreconditionError("swap is asked of the mirror");
+  if (remote_ == nullptr || peer_service_->open_streams() == 0) {
+    return absl::FailedPreconditionError("swap needs the link up (use failover when it is down)");
+  }
+  if (absl::Status s = remote_->Demote(); !s.ok()) return s;
+  failed_over_ = false;
+  if (absl::Status s = BecomePrimary(/*ship=*/true); !s.ok()) return s;
+  auto copied = CopyBack(wait);
+  if (!copied.ok()) return copied.status();
+  RoleChange out;
+  out.tracks_copied = *copied;
+  out.description = "roles exchanged: this daemon is the primary for good";
+  spdlog::warn("swap: {}", out.description);
+  return out;
 }
 
 }  // namespace simarray::daemon

@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "daemon/config.h"
+#include "daemon/metrics_server.h"
 #include "grpcpp/grpcpp.h"
 #include "simarray/base/fault_injector.h"
 #include "simarray/cache/cache_memory.h"
@@ -32,10 +33,16 @@ namespace simarray::daemon {
 
 class AdminServiceImpl;
 
+struct RoleChange {
+  uint64_t tracks_copied = 0;
+  std::string description;
+};
+
 struct BoundAddresses {
   std::map<std::string, std::string> host_adaptors;  // id -> host:port
   std::string admin;
   std::string peer;
+  std::string metrics;  // empty: no metrics.listen
 };
 
 class Array {
@@ -70,10 +77,22 @@ class Array {
   absl::StatusOr<disk::VolumeInfo> CreateVolume(const std::string& name, uint64_t size);
   absl::Status DeleteVolume(const std::string& name, bool force);
 
+  // Role changes (SPEC section 3), asked of this daemon's admin service. Failover and Swap
+  // are asked of the mirror, Failback of the side that was failed over to.
+  absl::StatusOr<RoleChange> Failover();
+  absl::StatusOr<RoleChange> Failback(bool force, absl::Duration wait);
+  absl::StatusOr<RoleChange> Swap(absl::Duration wait);
+
  private:
   absl::Status OpenStorage();
   absl::Status CreateConfiguredVolumes();
   absl::Status AdmitWrite();
+  void LoadLearnedPeer();
+  void LearnPeer(const std::string& address, uint64_t generation);
+  absl::Status BecomeMirror(bool graceful);
+  absl::Status BecomePrimary(bool ship);
+  // Ships the peer's owed tracks and this side's, whole, to the peer; waits until done.
+  absl::StatusOr<uint64_t> CopyBack(absl::Duration wait);
 
   const DaemonConfig config_;
   std::atomic<bool> is_primary_{true};
@@ -92,7 +111,15 @@ class Array {
   std::vector<std::unique_ptr<nbd::NbdServer>> nbd_servers_;
   std::unique_ptr<remote::PeerServiceImpl> peer_service_;
   std::unique_ptr<AdminServiceImpl> admin_service_;
+  std::unique_ptr<MetricsServer> metrics_server_;  // reads every component above
   std::vector<std::unique_ptr<grpc::Server>> servers_;
+  // Role changes are serialised; the learned peer is the PeerService address and data
+  // generation of the primary that last said Hello (kept in data_dir/peer.address).
+  absl::Mutex role_mu_;
+  std::string learned_peer_;
+  uint64_t learned_generation_ = 0;
+  std::atomic<bool> failed_over_{false};
+  std::atomic<uint64_t> split_brain_seen_{0};
   int data_dir_lock_ = -1;  // flock on data_dir/LOCK: one daemon per data_dir
   bool stopped_ = false;
 };

@@ -17,7 +17,8 @@ bool WriteReadyFile(const std::string& path, const std::string& name,
                     const simarray::daemon::BoundAddresses& bound) {
   std::string json =
       absl::StrCat("{\"name\": \"", name, "\", \"pid\": ", getpid(), ", \"admin\": \"", bound.admin,
-                   "\", \"peer\": \"", bound.peer, "\", \"host_adaptors\": {");
+                   "\", \"peer\": \"", bound.peer, "\", \"metrics\": \"", bound.metrics,
+                   "\", \"host_adaptors\": {");
   bool first = true;
   for (const auto& [id, addr] : bound.host_adaptors) {
     absl::StrAppend(&json, first ? "" : ", ", "\"", id, "\": \"", addr, "\"");

@@ -529,6 +529,11 @@ uint64_t CacheMemory::peer_generation() {
   return region_->header().peer_generation;
 }
 
+void CacheMemory::SetRole(Role role) {
+  absl::MutexLock lock(&mu_);
+  region_->SetRole(role);
+}
+
 void CacheMemory::SetPeerGeneration(uint64_t generation) {
   absl::MutexLock lock(&mu_);
   region_->SetPeerGeneration(generation);

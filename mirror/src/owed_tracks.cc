@@ -139,6 +139,28 @@ void OwedTracks::UntakeAll() {
   taken_.clear();
 }
 
+std::vector<cache::TrackKey> OwedTracks::ListOwed() {
+  std::vector<cache::TrackKey> out;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, b] : volumes_) {
+    for (uint64_t t = 0; t < b.tracks; ++t) {
+      if (b.bits[t / 8] & (1u << (t % 8))) out.push_back(cache::TrackKey{id, t});
+    }
+  }
+  return out;
+}
+
+void OwedTracks::ClearAll() {
+  absl::MutexLock lock(&mu_);
+  for (auto& [id, b] : volumes_) {
+    std::memset(b.bits, 0, b.bytes);
+    b.set = 0;
+  }
+  latest_.clear();
+  resync_.clear();
+  taken_.clear();
+}
+
 uint64_t OwedTracks::owed() {
   absl::MutexLock lock(&mu_);
   uint64_t n = 0;

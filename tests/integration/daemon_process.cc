@@ -1,6 +1,7 @@
 #include "daemon_process.h"
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -69,6 +70,7 @@ void Daemon::WriteConfig() {
          << "persistent = " << (options_.persistent ? "true" : "false") << "\n"
          << "[mirror_queue]\ncapacity = 1024\n"
          << "[admin]\nlisten = \"127.0.0.1:0\"\n"
+         << (options_.metrics ? "[metrics]\nlisten = \"127.0.0.1:0\"\n" : "")
          << "[peer]\nlisten = \"" << (peer_.empty() ? "127.0.0.1:0" : peer_) << "\"\n";
   if (!options_.peer_address.empty()) config << "address = \"" << options_.peer_address << "\"\n";
   config << "[link]\nack_timeout_ms = " << options_.ack_timeout_ms << "\n"
@@ -97,6 +99,7 @@ void Daemon::Start() {
   pid_ = fork();
   REQUIRE(pid_ >= 0);
   if (pid_ == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);  // no daemon outlives a crashed test
     FILE* out = freopen(log.c_str(), "a", stdout);
     FILE* err = freopen(log.c_str(), "a", stderr);
     (void)out;
@@ -130,6 +133,7 @@ void Daemon::Start() {
     nbd_addresses_.push_back(JsonField(json, "nbd" + std::to_string(i)));
   }
   admin_address_ = JsonField(json, "admin");
+  metrics_address_ = JsonField(json, "metrics");
   admin_ = v1::AdminService::NewStub(rpc::MakeChannel(admin_address_, kClientMaxWrite));
 }
 

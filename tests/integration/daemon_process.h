@@ -29,6 +29,7 @@ struct DaemonOptions {
   bool persistent = true;
   uint32_t ack_timeout_ms = 5000;
   std::string link_policy = "continue";
+  bool metrics = false;  // [metrics] listen on a free port; see Daemon::metrics_address
   std::string extra;  // more TOML, appended verbatim
 };
 
@@ -61,6 +62,8 @@ class Daemon {
   v1::AdminService::Stub& admin() { return *admin_; }
   const std::string& peer_address() const { return peer_; }
   const std::string& admin_address() const { return admin_address_; }
+  // host:port of GET /metrics (DaemonOptions::metrics), else empty.
+  const std::string& metrics_address() const { return metrics_address_; }
   const std::string& host_address(int index = 0) const { return host_addresses_.at(index); }
   // host:port of NBD host adaptor `index`; its pen is Pen(status, host_adaptors + index).
   const std::string& nbd_address(int index = 0) const { return nbd_addresses_.at(index); }
@@ -77,6 +80,7 @@ class Daemon {
   pid_t pid_ = -1;
   std::string peer_;
   std::string admin_address_;
+  std::string metrics_address_;
   std::vector<std::string> host_addresses_;
   std::vector<std::string> nbd_addresses_;
   std::vector<std::unique_ptr<v1::HostService::Stub>> hosts_;

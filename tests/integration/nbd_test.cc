@@ -431,7 +431,7 @@ TEST_CASE("fio's nbd engine: random 4 KiB writes verified with crc32c", "[integr
   ToolResult run =
       RunTool("fio --name=nbd --ioengine=nbd --uri=" + Uri(pair.primary->nbd_address(), "vol") +
               " --rw=randwrite --bs=4k --size=8M --iodepth=16 --verify=crc32c --do_verify=1"
-              " --verify_fatal=1 --output-format=json");
+              " --verify_fatal=1 --verify_state_save=0 --output-format=json");
   INFO(run.output);
   REQUIRE(run.code == 0);
   CHECK(JsonValue(run.output, "error") == "0");

@@ -106,9 +106,10 @@ absl::Status HostAdaptor::Read(const std::string& name, uint64_t offset, uint64_
   return absl::OkStatus();
 }
 
-void HostAdaptor::CountInvalid(InvalidReason reason) {
+void HostAdaptor::CountInvalid(InvalidReason reason, uint64_t bytes) {
   absl::MutexLock lock(&mu_);
   ++counters_.invalid[static_cast<int>(reason)];
+  counters_.bytes_invalid[static_cast<int>(reason)] += bytes;
 }
 
 void HostAdaptor::CountCommitted(uint64_t bytes) {

@@ -88,7 +88,7 @@ void HostWrite::Drop(InvalidReason reason) {
   adaptor_->pen_.Delete(write_id_);  // claims 5, 8, 9: every request of the write
   portions_.clear();                 // staged slots freed, pins released
   reservation_.Reset();
-  adaptor_->CountInvalid(reason);
+  adaptor_->CountInvalid(reason, received_ + overflow_);
 }
 
 void HostWrite::Finish(WriteDone done) {
@@ -134,6 +134,11 @@ void HostWrite::Finish(WriteDone done) {
   // Step 5: commit. The ticket counts one extra so it cannot fire before we know the
   // sequence number.
   finished_ = true;
+  done = [done = std::move(done), histogram = &adaptor_->write_latency_,
+          started = started_](absl::StatusOr<WriteResult> result) {
+    if (result.ok()) histogram->Record(absl::Now() - started);
+    done(std::move(result));
+  };
   const bool mirrored = adaptor_->parts_.commit->mirrored();
   const auto portions = static_cast<uint32_t>(portions_.size());
   auto sequence = std::make_shared<std::atomic<uint64_t>>(0);

@@ -1,5 +1,6 @@
 #include "simarray/nbd/nbd_block_status.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "simarray/nbd/nbd_protocol.h"
@@ -39,7 +40,7 @@ std::string EncodeBlockStatusChunk(uint64_t cookie, uint32_t context_id,
 }
 
 bool AllZero(std::span<const uint8_t> bytes) {
-  // Compare word-sized blocks against a zero block; the tail byte by byte.
+  // 4 KiB at a time against a block of zeros, then the tail.
   static constexpr uint8_t kZeros[4096] = {};
   while (bytes.size() >= sizeof(kZeros)) {
     if (std::memcmp(bytes.data(), kZeros, sizeof(kZeros)) != 0) return false;

@@ -14,6 +14,10 @@
 // A connection lost in the middle of a write payload cancels the write: nothing of it is
 // visible and its mirror requests leave the pen (counted as cancelled).
 //
+// Code: the life cycle, the handshake and the reply queue in nbd_connection.cc; reading and
+// dispatching requests, READ, FLUSH and BLOCK_STATUS in nbd_requests.cc; WRITE, TRIM and
+// WRITE_ZEROES in nbd_write.cc.
+//
 // Thread-safety: every member is used on the I/O thread (through the connection's strand)
 // only; work-pool jobs touch nothing but what they were handed and post their results back.
 // Owned by NbdShared::open while open, and by the handlers and jobs that hold it.
@@ -23,7 +27,9 @@
 // clang-format on
 #include <array>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <cstdint>
@@ -33,9 +39,11 @@
 #include <unordered_map>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "simarray/nbd/nbd_handshake.h"
 #include "simarray/nbd/nbd_protocol.h"
 #include "simarray/nbd/nbd_server.h"
+#include "spdlog/spdlog.h"
 
 namespace simarray::nbd {
 
@@ -71,12 +79,11 @@ class NbdConnection : public std::enable_shared_from_this<NbdConnection> {
  private:
   struct WriteState;
   struct ZeroState;
-  // A reply waiting for the socket: header bytes, then data (READ), and whether it ends a
-  // request (and so gives back its place and `bytes` in flight).
+  // The reply to one request, waiting for the socket: header bytes, then data (READ). Once
+  // sent, the request gives back its place and its `bytes` in flight.
   struct Outgoing {
     std::string head;
     std::string body;
-    bool ends_request = true;
     uint64_t bytes = 0;
   };
 
@@ -88,6 +95,7 @@ class NbdConnection : public std::enable_shared_from_this<NbdConnection> {
   template <typename F>
   void PostToStrand(F f);
   // Runs `job` on the host adaptor's work pool; false when the pool refused it (full).
+  // Thread-safe.
   bool PostToPool(std::function<void()> job);
 
   // --- handshake ---
@@ -145,7 +153,6 @@ class NbdConnection : public std::enable_shared_from_this<NbdConnection> {
   Handshake handshake_;
   std::array<uint8_t, kOptionHeaderSize> option_header_{};
   std::string option_data_;
-  uint32_t client_flags_ = 0;
   size_t options_seen_ = 0;
   bool in_transmission_ = false;
   Session session_;
@@ -163,5 +170,28 @@ class NbdConnection : public std::enable_shared_from_this<NbdConnection> {
   std::deque<Outgoing> out_;
   bool writing_ = false;
 };
+
+template <typename F>
+auto NbdConnection::Handler(F f) {
+  return boost::asio::bind_executor(
+      strand_, [self = shared_from_this(), f = std::move(f)](auto&&... args) mutable {
+        try {
+          f(std::forward<decltype(args)>(args)...);
+        } catch (const std::exception& e) {
+          spdlog::error("host adaptor {}: nbd connection {}: {}", self->shared_->id, self->number_,
+                        e.what());
+          self->Close(absl::StrCat("internal error: ", e.what()));
+        } catch (...) {
+          spdlog::error("host adaptor {}: nbd connection {}: unknown exception", self->shared_->id,
+                        self->number_);
+          self->Close("internal error");
+        }
+      });
+}
+
+template <typename F>
+void NbdConnection::PostToStrand(F f) {
+  boost::asio::post(strand_, Handler(std::move(f)));
+}
 
 }  // namespace simarray::nbd

@@ -22,6 +22,18 @@ grpc::Status PeerServiceImpl::Hello(grpc::ServerContext* context, const v1::Hell
                         absl::StrCat("track sizes differ: peer ", request->daemon_id(), " uses ",
                                      request->track_size(), ", this daemon uses ", track_size));
   }
+  if (parts_.is_primary && parts_.is_primary()) {
+    spdlog::error(
+        "peer service: SPLIT BRAIN: {} says hello as a primary, and so is this daemon; "
+        "refused until an admin decides",
+        request->daemon_id());
+    split_brain_refusals_.fetch_add(1);
+    return grpc::Status(grpc::StatusCode::ABORTED,
+                        absl::StrCat("split brain: ", parts_.daemon_id,
+                                     " is a primary too; "
+                                     "both sides may hold writes the other lacks"));
+  }
+  if (parts_.on_hello) parts_.on_hello(request->peer_address(), request->generation());
   reply->set_daemon_id(parts_.daemon_id);
   reply->set_role(parts_.role());
   reply->set_generation(parts_.cache->region().header().generation);
@@ -45,6 +57,11 @@ grpc::Status PeerServiceImpl::Hello(grpc::ServerContext* context, const v1::Hell
 grpc::Status PeerServiceImpl::Ship(
     grpc::ServerContext* context,
     grpc::ServerReaderWriter<v1::ShipReply, v1::ShipRequest>* stream) {
+  if (parts_.is_primary && parts_.is_primary()) {
+    return grpc::Status(grpc::StatusCode::ABORTED,
+                        "this daemon is a primary: it ships, it does "
+                        "not apply");
+  }
   spdlog::info("peer service: Ship stream from {} opened", context->peer());
   open_streams_.fetch_add(1);
   v1::ShipRequest request;
@@ -104,6 +121,9 @@ grpc::Status PeerServiceImpl::CreateVolume(grpc::ServerContext* context,
                                            v1::PeerVolumeReply* reply) {
   auto created = parts_.volumes->Create(request->name(), request->size(), request->id(), true);
   if (!created.ok()) return rpc::ToGrpc(created.status());
+  if (parts_.owed != nullptr) {
+    (void)parts_.owed->AddVolume(created->id, created->size / parts_.cache->track_size());
+  }
   spdlog::info("peer service: created twin volume {} (id {}, {} bytes)", request->name(),
                request->id(), request->size());
   return grpc::Status::OK;
@@ -116,6 +136,40 @@ grpc::Status PeerServiceImpl::DeleteVolume(grpc::ServerContext* context,
   if (!volume.ok()) return rpc::ToGrpc(volume.status());
   parts_.cache->DropVolume((*volume)->id);
   return rpc::ToGrpc(parts_.volumes->Delete(request->name()));
+}
+
+grpc::Status PeerServiceImpl::Demote(grpc::ServerContext* context, const v1::RoleRequest* request,
+                                     v1::RoleReply* reply) {
+  if (!parts_.demote) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no role changes");
+  spdlog::warn("peer service: {} asks this daemon to become the mirror", request->daemon_id());
+  if (absl::Status s = parts_.demote(); !s.ok()) return rpc::ToGrpc(s);
+  reply->set_role(parts_.role());
+  reply->set_generation(parts_.cache->generation());
+  return grpc::Status::OK;
+}
+
+grpc::Status PeerServiceImpl::Promote(grpc::ServerContext* context, const v1::RoleRequest* request,
+                                      v1::RoleReply* reply) {
+  if (!parts_.promote) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no role changes");
+  spdlog::warn("peer service: {} hands the primary role to this daemon", request->daemon_id());
+  if (absl::Status s = parts_.promote(request->peer_address(), request->generation()); !s.ok()) {
+    return rpc::ToGrpc(s);
+  }
+  reply->set_role(parts_.role());
+  reply->set_generation(parts_.cache->generation());
+  return grpc::Status::OK;
+}
+
+grpc::Status PeerServiceImpl::ListOwed(grpc::ServerContext* context,
+                                       const v1::ListOwedRequest* request,
+                                       v1::ListOwedReply* reply) {
+  if (parts_.owed == nullptr) return grpc::Status::OK;
+  for (const cache::TrackKey& key : parts_.owed->ListOwed()) {
+    v1::OwedTrack* t = reply->add_tracks();
+    t->set_volume_id(key.volume_id);
+    t->set_track(key.track);
+  }
+  return grpc::Status::OK;
 }
 
 }  // namespace simarray::remote

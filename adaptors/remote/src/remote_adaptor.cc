@@ -22,21 +22,106 @@ RemoteAdaptor::RemoteAdaptor(RemoteAdaptorOptions options, cache::CacheMemory* c
       owed_(owed),
       volumes_(volumes),
       disk_(disk),
-      faults_(faults),
-      channel_(rpc::MakeChannel(options_.peer_address, options_.max_write)),
-      stub_(v1::PeerService::NewStub(channel_)) {
-  counters_.state = "connecting";
+      faults_(faults) {
+  counters_.state = "stopped";
+  if (!options_.peer_address.empty()) {
+    channel_ = rpc::MakeChannel(options_.peer_address, options_.max_write);
+    stub_ = v1::PeerService::NewStub(channel_);
+  }
 }
 
 RemoteAdaptor::~RemoteAdaptor() { Stop(); }
 
 void RemoteAdaptor::Start() {
+  if (running_ || !PeerStub()) return;
+  stop_ = false;
+  split_brain_ = false;
+  running_ = true;
+  {
+    absl::MutexLock lock(&mu_);
+    counters_.state = "connecting";
+  }
   sender_ = std::thread([this] { SenderLoop(); });
 }
 
 void RemoteAdaptor::Stop() {
   stop_ = true;
   if (sender_.joinable()) sender_.join();
+  running_ = false;
+  absl::MutexLock lock(&mu_);
+  counters_.state = "stopped";
+}
+
+void RemoteAdaptor::SetPeerAddress(const std::string& address) {
+  if (running_ || address.empty()) return;
+  absl::MutexLock lock(&mu_);
+  if (address == options_.peer_address && stub_) return;
+  options_.peer_address = address;
+  channel_ = rpc::MakeChannel(address, options_.max_write);
+  stub_ = v1::PeerService::NewStub(channel_);
+}
+
+std::string RemoteAdaptor::peer_address() {
+  absl::MutexLock lock(&mu_);
+  return options_.peer_address;
+}
+
+void RemoteAdaptor::SetSelfAddress(const std::string& address) {
+  absl::MutexLock lock(&mu_);
+  options_.self_address = address;
+}
+
+bool RemoteAdaptor::split_brain() { return split_brain_.load(); }
+
+bool RemoteAdaptor::Idle() {
+  if (owed_->resyncing() || queue_->Counters().depth != 0) return false;
+  absl::MutexLock lock(&mu_);
+  return in_flight_.empty() && delay_line_.empty();
+}
+
+std::shared_ptr<v1::PeerService::Stub> RemoteAdaptor::PeerStub() {
+  absl::MutexLock lock(&mu_);
+  return stub_;
+}
+
+absl::Status RemoteAdaptor::Demote() {
+  auto stub = PeerStub();
+  if (!stub) return absl::UnavailableError("no peer address known");
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::RoleRequest request;
+  request.set_daemon_id(options_.daemon_id);
+  v1::RoleReply reply;
+  return rpc::FromGrpc(stub->Demote(&context, request, &reply));
+}
+
+absl::Status RemoteAdaptor::Promote(uint64_t generation) {
+  auto stub = PeerStub();
+  if (!stub) return absl::UnavailableError("no peer address known");
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  v1::RoleRequest request;
+  request.set_daemon_id(options_.daemon_id);
+  {
+    absl::MutexLock lock(&mu_);
+    request.set_peer_address(options_.self_address);
+  }
+  request.set_generation(generation);
+  v1::RoleReply reply;
+  return rpc::FromGrpc(stub->Promote(&context, request, &reply));
+}
+
+absl::StatusOr<std::vector<cache::TrackKey>> RemoteAdaptor::PeerOwed() {
+  auto stub = PeerStub();
+  if (!stub) return absl::UnavailableError("no peer address known");
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  v1::ListOwedReply reply;
+  grpc::Status status = stub->ListOwed(&context, v1::ListOwedRequest(), &reply);
+  if (!status.ok()) return rpc::FromGrpc(status);
+  std::vector<cache::TrackKey> out;
+  for (const auto& t : reply.tracks()) out.push_back(cache::TrackKey{t.volume_id(), t.track()});
+  return out;
 }
 
 void RemoteAdaptor::Suspend() {
@@ -65,6 +150,7 @@ bool RemoteAdaptor::LinkHeld() {
 
 std::string RemoteAdaptor::PairState() {
   absl::MutexLock lock(&mu_);
+  if (split_brain_) return "SplitBrain";
   if (counters_.state == "suspended") return "Suspended";
   if (counters_.state != "up") return "Partitioned";
   return owed_->resyncing() ? "SyncInProg" : "Synchronized";
@@ -131,6 +217,10 @@ bool RemoteAdaptor::Connect() {
   hello.set_role("primary");
   hello.set_generation(cache_->generation());
   hello.set_track_size(cache_->track_size());
+  {
+    absl::MutexLock lock(&mu_);
+    hello.set_peer_address(options_.self_address);
+  }
   for (const auto& v : volumes_->List()) {
     v1::PeerVolume* pv = hello.add_volumes();
     pv->set_name(v.name);
@@ -138,12 +228,22 @@ bool RemoteAdaptor::Connect() {
     pv->set_size(v.size);
   }
   v1::HelloReply reply;
-  grpc::Status status = stub_->Hello(&hello_context, hello, &reply);
+  grpc::Status status = PeerStub()->Hello(&hello_context, hello, &reply);
+  if (status.error_code() == grpc::StatusCode::ABORTED) {
+    if (!split_brain_.exchange(true)) {
+      spdlog::error(
+          "remote adaptor: SPLIT BRAIN: {} refused us: {}; nothing is shipped until "
+          "an admin decides",
+          options_.peer_address, status.error_message());
+    }
+    return false;
+  }
   if (!status.ok()) {
     spdlog::debug("remote adaptor: Hello to {} failed: {}", options_.peer_address,
                   status.error_message());
     return false;
   }
+  split_brain_ = false;
   for (const auto& mismatch : reply.size_mismatches()) {
     spdlog::warn("remote adaptor: volume size differs on the peer: {}", mismatch);
   }
@@ -153,7 +253,7 @@ bool RemoteAdaptor::Connect() {
     return false;
   }
   context_ = std::make_unique<grpc::ClientContext>();
-  stream_ = stub_->Ship(context_.get());
+  stream_ = PeerStub()->Ship(context_.get());
   stream_broken_ = false;
   receiver_ = std::thread([this, stream = stream_.get()] { ReceiverLoop(stream); });
   absl::MutexLock lock(&mu_);
@@ -264,12 +364,16 @@ absl::Status CallAboutVolume(v1::PeerService::Stub& stub, Method method,
 }  // namespace
 
 absl::Status RemoteAdaptor::CreateTwin(const disk::VolumeInfo& volume) {
-  absl::Status s = CallAboutVolume(*stub_, &v1::PeerService::Stub::CreateVolume, volume);
+  auto stub = PeerStub();
+  if (!stub) return absl::UnavailableError("no peer address known");
+  absl::Status s = CallAboutVolume(*stub, &v1::PeerService::Stub::CreateVolume, volume);
   return s.code() == absl::StatusCode::kAlreadyExists ? absl::OkStatus() : s;
 }
 
 absl::Status RemoteAdaptor::DeleteTwin(const disk::VolumeInfo& volume) {
-  return CallAboutVolume(*stub_, &v1::PeerService::Stub::DeleteVolume, volume);
+  auto stub = PeerStub();
+  if (!stub) return absl::UnavailableError("no peer address known");
+  return CallAboutVolume(*stub, &v1::PeerService::Stub::DeleteVolume, volume);
 }
 
 absl::StatusOr<std::vector<uint64_t>> RemoteAdaptor::PeerDigests(uint32_t volume_id, uint64_t first,
@@ -281,7 +385,9 @@ absl::StatusOr<std::vector<uint64_t>> RemoteAdaptor::PeerDigests(uint32_t volume
   request.set_first_track(first);
   request.set_count(count);
   v1::TrackDigestsReply reply;
-  grpc::Status status = stub_->TrackDigests(&context, request, &reply);
+  auto stub = PeerStub();
+  if (!stub) return absl::UnavailableError("no peer address known");
+  grpc::Status status = stub->TrackDigests(&context, request, &reply);
   if (!status.ok()) return rpc::FromGrpc(status);
   return std::vector<uint64_t>(reply.digests().begin(), reply.digests().end());
 }

@@ -49,7 +49,9 @@ void RemoteAdaptor::HandleReply(const v1::ShipReply& reply) {
     }
     counters_.records_acked += acked.size();
   }
+  const absl::Time now = absl::Now();
   for (InFlight& f : acked) {
+    if (f.sent != absl::InfinitePast()) ship_latency_.Record(now - f.sent);
     owed_->Acked(f.request.key, f.request.sequence, f.resync);
     cache_->ClearMirrorOwed(f.request.slot, f.request.sequence);
     if (f.request.ticket) f.request.ticket->Ack();
@@ -154,7 +156,7 @@ void RemoteAdaptor::Send(std::vector<Outgoing> batch) {
     const absl::Time deadline = now + options_.ack_timeout;
     for (size_t i = 0; i < batch.size(); ++i) {
       in_flight_.emplace(first_id + i,
-                         InFlight{std::move(batch[i].request), deadline, batch[i].resync});
+                         InFlight{std::move(batch[i].request), deadline, batch[i].resync, now});
     }
     counters_.records_shipped += batch.size();
     counters_.bytes_shipped += bytes;

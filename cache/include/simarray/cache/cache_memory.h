@@ -215,6 +215,7 @@ class CacheMemory {
   uint64_t generation();
   uint64_t peer_generation();
   void SetPeerGeneration(uint64_t generation);
+  void SetRole(Role role);
 
  private:
   friend class SlotRef;

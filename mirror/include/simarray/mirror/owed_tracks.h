@@ -58,6 +58,11 @@ class OwedTracks {
   // Taken tracks whose records were lost (link down again): they can be taken again.
   void UntakeAll();
 
+  // Every track whose bit is set (what this side owes its peer).
+  std::vector<cache::TrackKey> ListOwed();
+  // Forgets everything owed (the peer was made identical by other means).
+  void ClearAll();
+
   uint64_t owed() ABSL_LOCKS_EXCLUDED(mu_);
   uint64_t owed(uint32_t volume_id);
   uint64_t resync_pending();

@@ -26,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "simarray/base/fault_injector.h"
+#include "simarray/base/histogram.h"
 #include "simarray/base/work_pool.h"
 #include "simarray/cache/cache_memory.h"
 #include "simarray/disk/disk_adaptor.h"
@@ -52,6 +53,7 @@ struct HostCounters {
   uint64_t writes = 0;
   uint64_t writes_committed = 0;
   uint64_t invalid[kInvalidReasons] = {};
+  uint64_t bytes_invalid[kInvalidReasons] = {};  // bytes received of writes refused
   uint64_t bytes_written = 0;
   uint64_t reads = 0;
   uint64_t bytes_read = 0;
@@ -105,10 +107,13 @@ class HostAdaptor {
   absl::Status Read(const std::string& volume, uint64_t offset, uint64_t length, std::string* out);
 
   HostCounters Counters();
+  // Seconds from BeginWrite to the host's reply, of writes that committed (sync: acked by
+  // the mirror or degraded).
+  const Histogram& write_latency() const { return write_latency_; }
 
  private:
   friend class HostWrite;
-  void CountInvalid(InvalidReason reason);
+  void CountInvalid(InvalidReason reason, uint64_t bytes);
   void CountCommitted(uint64_t bytes);
 
   const HostAdaptorOptions options_;
@@ -117,6 +122,7 @@ class HostAdaptor {
   std::atomic<uint64_t> next_write_{1};
   absl::Mutex mu_;
   HostCounters counters_ ABSL_GUARDED_BY(mu_);
+  Histogram write_latency_;
   WorkPool pool_;
 };
 
@@ -159,6 +165,7 @@ class HostWrite {
   const uint64_t length_;
   uint32_t crc32c_;
   const uint64_t write_id_;
+  const absl::Time started_ = absl::Now();
   mirror::Reservation reservation_;
   std::vector<mirror::Portion> portions_;
   uint64_t received_ = 0;

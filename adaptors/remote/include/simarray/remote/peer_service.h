@@ -13,6 +13,7 @@
 #include "simarray/cache/cache_memory.h"
 #include "simarray/disk/disk_adaptor.h"
 #include "simarray/disk/volume_catalog.h"
+#include "simarray/mirror/owed_tracks.h"
 #include "simarray/remote/record_applier.h"
 #include "simarray/v1/peer.grpc.pb.h"
 
@@ -25,6 +26,15 @@ struct PeerServiceParts {
   disk::VolumeCatalog* volumes = nullptr;
   disk::DiskAdaptor* disk = nullptr;
   RecordApplier* applier = nullptr;
+  mirror::OwedTracks* owed = nullptr;  // twins created here get a bitmap too (may be null)
+  // True while this daemon is a primary: a primary refuses Hello and Ship from another
+  // primary with ABORTED (split brain).
+  std::function<bool()> is_primary;
+  // A primary said hello: where its PeerService is, and its data generation.
+  std::function<void(const std::string& address, uint64_t generation)> on_hello;
+  // Role changes asked by the other side.
+  std::function<absl::Status()> demote;
+  std::function<absl::Status(const std::string& address, uint64_t generation)> promote;
 };
 
 class PeerServiceImpl final : public v1::PeerService::Service {
@@ -41,15 +51,24 @@ class PeerServiceImpl final : public v1::PeerService::Service {
                             v1::PeerVolumeReply* reply) override;
   grpc::Status DeleteVolume(grpc::ServerContext* context, const v1::PeerVolume* request,
                             v1::PeerVolumeReply* reply) override;
+  grpc::Status Demote(grpc::ServerContext* context, const v1::RoleRequest* request,
+                      v1::RoleReply* reply) override;
+  grpc::Status Promote(grpc::ServerContext* context, const v1::RoleRequest* request,
+                       v1::RoleReply* reply) override;
+  grpc::Status ListOwed(grpc::ServerContext* context, const v1::ListOwedRequest* request,
+                        v1::ListOwedReply* reply) override;
 
   uint64_t records_refused() const { return records_refused_.load(); }
   // Ship streams open now (a mirror with one is receiving from its primary).
   int open_streams() const { return open_streams_.load(); }
+  // Hellos refused because this daemon and the caller were both primaries.
+  uint64_t split_brain_refusals() const { return split_brain_refusals_.load(); }
 
  private:
   const PeerServiceParts parts_;
   std::atomic<uint64_t> records_refused_{0};
   std::atomic<int> open_streams_{0};
+  std::atomic<uint64_t> split_brain_refusals_{0};
 };
 
 }  // namespace simarray::remote

@@ -32,6 +32,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "simarray/base/fault_injector.h"
+#include "simarray/base/histogram.h"
 #include "simarray/cache/cache_memory.h"
 #include "simarray/disk/disk_adaptor.h"
 #include "simarray/disk/volume_catalog.h"
@@ -43,7 +44,8 @@ namespace simarray::remote {
 
 struct RemoteAdaptorOptions {
   std::string daemon_id;
-  std::string peer_address;
+  std::string peer_address;  // may be set later (SetPeerAddress) on a mirror-role daemon
+  std::string self_address;  // this daemon's PeerService address, told to the peer in Hello
   uint64_t max_write = 32 << 20;
   absl::Duration ack_timeout = absl::Seconds(5);
   bool fail_writes_when_down = false;  // link.policy = "fail"
@@ -83,8 +85,22 @@ class RemoteAdaptor {
   RemoteAdaptor(const RemoteAdaptor&) = delete;
   RemoteAdaptor& operator=(const RemoteAdaptor&) = delete;
 
+  // Start and Stop may alternate (a daemon whose role changes); Stop drains what was queued
+  // or in flight into owed tracks.
   void Start();
   void Stop();
+  bool running() const { return running_; }
+  // Nothing queued, waiting, in flight or to resync.
+  bool Idle();
+  // After Stop: turns requests still in the queue into owed tracks (writes that committed
+  // while the adaptor stopped).
+  void DrainStopped() { DrainQueueDegraded(); }
+  // Where to ship; takes effect at the next Start.
+  void SetPeerAddress(const std::string& address);
+  std::string peer_address();
+  void SetSelfAddress(const std::string& address);
+  // True after the peer refused us because it is a primary too (split brain).
+  bool split_brain();
 
   // Admin: SuspendLink / ResumeLink, and the drop-link fault.
   void Suspend();
@@ -96,7 +112,11 @@ class RemoteAdaptor {
   // "Synchronized", "SyncInProg", "Suspended" or "Partitioned".
   std::string PairState();
 
-  // Peer calls used by the admin service (synchronous, with a deadline).
+  // Peer calls used by the admin service and role changes (synchronous, with a deadline;
+  // UNAVAILABLE when no peer address is known).
+  absl::Status Demote();
+  absl::Status Promote(uint64_t generation);
+  absl::StatusOr<std::vector<cache::TrackKey>> PeerOwed();
   absl::Status CreateTwin(const disk::VolumeInfo& volume);
   absl::Status DeleteTwin(const disk::VolumeInfo& volume);
   absl::StatusOr<std::vector<uint64_t>> PeerDigests(uint32_t volume_id, uint64_t first,
@@ -112,6 +132,8 @@ class RemoteAdaptor {
   bool WaitApplied(uint64_t sequence, absl::Time deadline);
 
   LinkCounters Counters();
+  // Seconds from a record's send to the mirror's ack of it.
+  const Histogram& ship_latency() const { return ship_latency_; }
 
  private:
   struct Pending {
@@ -122,6 +144,7 @@ class RemoteAdaptor {
     mirror::MirrorRequest request;
     absl::Time deadline;
     bool resync = false;
+    absl::Time sent = absl::InfinitePast();  // for ship_latency_
   };
   struct Outgoing {
     mirror::MirrorRequest request;
@@ -148,16 +171,19 @@ class RemoteAdaptor {
   bool Overdue();
   uint64_t AppliedSequenceLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  const RemoteAdaptorOptions options_;
+  RemoteAdaptorOptions options_;  // peer/self address change only while stopped
   cache::CacheMemory* const cache_;
   mirror::MirrorQueue* const queue_;
   mirror::OwedTracks* const owed_;
   disk::VolumeCatalog* const volumes_;
   disk::DiskAdaptor* const disk_;
   FaultInjector* const faults_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::PeerService::Stub> stub_;
+  std::shared_ptr<grpc::Channel> channel_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<v1::PeerService::Stub> stub_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<v1::PeerService::Stub> PeerStub();
   std::atomic<bool> stop_{false};
+  std::atomic<bool> running_{false};
+  std::atomic<bool> split_brain_{false};
   std::thread sender_;
 
   // Owned by the sender thread.
@@ -179,6 +205,7 @@ class RemoteAdaptor {
   std::map<uint64_t, InFlight> in_flight_ ABSL_GUARDED_BY(mu_);
   uint64_t last_acked_sequence_ ABSL_GUARDED_BY(mu_) = 0;
   LinkCounters counters_ ABSL_GUARDED_BY(mu_);
+  Histogram ship_latency_;
 };
 
 }  // namespace simarray::remote

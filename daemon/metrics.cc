@@ -1,0 +1,279 @@
+#include "daemon/metrics.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "daemon/array.h"
+
+namespace simarray::daemon {
+namespace {
+
+std::string Escape(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string Join(const std::string& a, const std::string& b) {
+  if (a.empty()) return b;
+  if (b.empty()) return a;
+  return absl::StrCat(a, ",", b);
+}
+
+std::string Number(double v) { return absl::StrFormat("%.9g", v); }
+
+void Host(MetricsWriter& w, Array& a) {
+  const auto& hosts = a.host_adaptors();
+  std::vector<host::HostCounters> counters;
+  std::vector<mirror::PenCounters> pens;
+  for (const auto& ha : hosts) {
+    counters.push_back(ha->Counters());
+    pens.push_back(ha->pen().Counters());
+  }
+  auto each = [&](const std::string& name, const std::string& type, const std::string& help,
+                  auto fn) {
+    w.Family(name, type, help);
+    for (size_t i = 0; i < hosts.size(); ++i)
+      fn(MetricsWriter::Label("adaptor", hosts[i]->id()), i);
+  };
+  each("simarray_host_writes_total", "counter",
+       "Host writes finished, by host adaptor and result (committed or the invalid reason).",
+       [&](const std::string& ha, size_t i) {
+         w.Sample("simarray_host_writes_total",
+                  Join(ha, MetricsWriter::Label("result", "committed")),
+                  counters[i].writes_committed);
+         for (int r = 0; r < host::kInvalidReasons; ++r) {
+           w.Sample(
+               "simarray_host_writes_total",
+               Join(ha, MetricsWriter::Label("result", host::InvalidReasonName(
+                                                           static_cast<host::InvalidReason>(r)))),
+               counters[i].invalid[r]);
+         }
+       });
+  each("simarray_host_write_bytes_total", "counter",
+       "Bytes of host writes, by host adaptor and result (committed or the invalid reason).",
+       [&](const std::string& ha, size_t i) {
+         w.Sample("simarray_host_write_bytes_total",
+                  Join(ha, MetricsWriter::Label("result", "committed")), counters[i].bytes_written);
+         for (int r = 0; r < host::kInvalidReasons; ++r) {
+           w.Sample(
+               "simarray_host_write_bytes_total",
+               Join(ha, MetricsWriter::Label("result", host::InvalidReasonName(
+                                                           static_cast<host::InvalidReason>(r)))),
+               counters[i].bytes_invalid[r]);
+         }
+       });
+  each("simarray_host_invalid_writes_total", "counter",
+       "Host writes refused as invalid (nothing of them committed or mirrored), by reason.",
+       [&](const std::string& ha, size_t i) {
+         for (int r = 0; r < host::kInvalidReasons; ++r) {
+           w.Sample(
+               "simarray_host_invalid_writes_total",
+               Join(ha, MetricsWriter::Label("reason", host::InvalidReasonName(
+                                                           static_cast<host::InvalidReason>(r)))),
+               counters[i].invalid[r]);
+         }
+       });
+  each("simarray_host_writes_started_total", "counter",
+       "Host writes begun (checked and given queue places), by host adaptor.",
+       [&](const std::string& ha, size_t i) {
+         w.Sample("simarray_host_writes_started_total", ha, counters[i].writes);
+       });
+  each("simarray_host_reads_total", "counter", "Host reads served, by host adaptor.",
+       [&](const std::string& ha, size_t i) {
+         w.Sample("simarray_host_reads_total", ha, counters[i].reads);
+       });
+  each("simarray_host_read_bytes_total", "counter", "Bytes of host reads, by host adaptor.",
+       [&](const std::string& ha, size_t i) {
+         w.Sample("simarray_host_read_bytes_total", ha, counters[i].bytes_read);
+       });
+  each("simarray_host_write_latency_seconds", "histogram",
+       "Host write latency from request to reply, committed writes, by host adaptor.",
+       [&](const std::string& ha, size_t i) {
+         w.Histograms("simarray_host_write_latency_seconds", ha, hosts[i]->write_latency().Read());
+       });
+  each("simarray_pen_depth", "gauge",
+       "Mirror requests waiting in the host adaptor's holding pen for their write to validate.",
+       [&](const std::string& ha, size_t i) { w.Sample("simarray_pen_depth", ha, pens[i].depth); });
+  each("simarray_pen_requests_total", "counter",
+       "Holding pen requests by event: buffered, sent (to the mirror queue) or deleted "
+       "(invalid write).",
+       [&](const std::string& ha, size_t i) {
+         w.Sample("simarray_pen_requests_total",
+                  Join(ha, MetricsWriter::Label("event", "buffered")), pens[i].requests_buffered);
+         w.Sample("simarray_pen_requests_total", Join(ha, MetricsWriter::Label("event", "sent")),
+                  pens[i].requests_sent);
+         w.Sample("simarray_pen_requests_total", Join(ha, MetricsWriter::Label("event", "deleted")),
+                  pens[i].requests_deleted);
+       });
+}
+
+void Queue(MetricsWriter& w, mirror::MirrorQueue& queue) {
+  mirror::QueueCounters q = queue.Counters();
+  w.Family("simarray_mirror_queue_depth", "gauge", "Validated mirror requests queued to ship.");
+  w.Sample("simarray_mirror_queue_depth", "", q.depth);
+  w.Family("simarray_mirror_queue_peak", "gauge", "Highest mirror queue depth since start.");
+  w.Sample("simarray_mirror_queue_peak", "", q.peak);
+  w.Family("simarray_mirror_queue_reserved", "gauge",
+           "Mirror queue places reserved by host writes in progress.");
+  w.Sample("simarray_mirror_queue_reserved", "", q.reserved);
+  w.Family("simarray_mirror_queue_capacity", "gauge", "Places in the mirror queue.");
+  w.Sample("simarray_mirror_queue_capacity", "", q.capacity);
+  w.Family("simarray_mirror_queue_pushed_total", "counter", "Mirror requests queued.");
+  w.Sample("simarray_mirror_queue_pushed_total", "", q.pushed);
+}
+
+void Link(MetricsWriter& w, Array& a) {
+  remote::RemoteAdaptor& ra = *a.remote();
+  remote::LinkCounters l = ra.Counters();
+  w.Family("simarray_link_state", "gauge", "Peer link state: 1 for the current state.");
+  for (const char* state : {"up", "connecting", "down", "suspended"}) {
+    w.Sample("simarray_link_state", MetricsWriter::Label("state", state),
+             uint64_t{l.state == state});
+  }
+  w.Family("simarray_link_up", "gauge", "1 while the peer link is up.");
+  w.Sample("simarray_link_up", "", uint64_t{l.state == "up"});
+  w.Family("simarray_link_records_total", "counter",
+           "Records on the peer link by event: shipped, acked, refused (bad CRC on the way, "
+           "resent), failed, degraded (dropped to owed tracks).");
+  const std::pair<const char*, uint64_t> events[] = {{"shipped", l.records_shipped},
+                                                     {"acked", l.records_acked},
+                                                     {"refused", l.records_refused},
+                                                     {"failed", l.records_failed},
+                                                     {"degraded", l.records_degraded}};
+  for (const auto& [event, n] : events) {
+    w.Sample("simarray_link_records_total", MetricsWriter::Label("event", event), n);
+  }
+  w.Family("simarray_link_bytes_shipped_total", "counter", "Data bytes shipped to the mirror.");
+  w.Sample("simarray_link_bytes_shipped_total", "", l.bytes_shipped);
+  w.Family("simarray_link_records_in_flight", "gauge", "Records shipped and not yet acked.");
+  w.Sample("simarray_link_records_in_flight", "", l.in_flight);
+  w.Family("simarray_link_records_in_flight_peak", "gauge", "Highest records in flight.");
+  w.Sample("simarray_link_records_in_flight_peak", "", l.in_flight_peak);
+  const std::tuple<const char*, const char*, uint64_t> counters[] = {
+      {"simarray_link_ack_timeouts_total", "Acks overdue past link.ack_timeout.", l.ack_timeouts},
+      {"simarray_link_heartbeat_timeouts_total", "Heartbeat replies overdue.",
+       l.heartbeat_timeouts},
+      {"simarray_link_connects_total", "Times the link came up.", l.connects},
+      {"simarray_link_losses_total", "Times the link went down.", l.link_losses},
+      {"simarray_resyncs_started_total", "Resyncs of owed tracks started.", l.resyncs_started},
+      {"simarray_resyncs_completed_total", "Resyncs of owed tracks completed.",
+       l.resyncs_completed}};
+  for (const auto& [name, help, n] : counters) {
+    w.Family(name, "counter", help);
+    w.Sample(name, "", n);
+  }
+  w.Family("simarray_resyncing", "gauge", "1 while owed tracks are being resynced.");
+  w.Sample("simarray_resyncing", "", uint64_t{l.resyncing});
+  w.Family("simarray_mirror_applied_sequence", "gauge",
+           "Highest sequence the mirror reported applied.");
+  w.Sample("simarray_mirror_applied_sequence", "", l.mirror_applied_sequence);
+  w.Family("simarray_ship_latency_seconds", "histogram",
+           "Time from shipping a record to the mirror's ack of it.");
+  w.Histograms("simarray_ship_latency_seconds", "", ra.ship_latency().Read());
+}
+
+void Owed(MetricsWriter& w, mirror::OwedTracks& owed) {
+  w.Family("simarray_owed_tracks", "gauge", "Tracks written but not known to be on the mirror.");
+  w.Sample("simarray_owed_tracks", "", owed.owed());
+  w.Family("simarray_resync_pending_tracks", "gauge", "Owed tracks waiting to be resynced.");
+  w.Sample("simarray_resync_pending_tracks", "", owed.resync_pending());
+  w.Family("simarray_resync_tracks_total", "counter", "Tracks resynced to the mirror.");
+  w.Sample("simarray_resync_tracks_total", "", owed.tracks_resynced());
+}
+
+}  // namespace
+
+std::string MetricsWriter::Label(const std::string& key, const std::string& value) {
+  return absl::StrCat(key, "=\"", Escape(value), "\"");
+}
+
+void MetricsWriter::Family(const std::string& name, const std::string& type,
+                           const std::string& help) {
+  std::string escaped;
+  for (char c : help) {
+    if (c == '\\') {
+      escaped += "\\\\";
+    } else if (c == '\n') {
+      escaped += "\\n";
+    } else {
+      escaped += c;
+    }
+  }
+  absl::StrAppend(&text_, "# HELP ", name, " ", escaped, "\n# TYPE ", name, " ", type, "\n");
+}
+
+void MetricsWriter::Sample(const std::string& name, const std::string& labels, double value) {
+  absl::StrAppend(&text_, name, labels.empty() ? "" : absl::StrCat("{", labels, "}"), " ",
+                  Number(value), "\n");
+}
+
+void MetricsWriter::Sample(const std::string& name, const std::string& labels, uint64_t value) {
+  absl::StrAppend(&text_, name, labels.empty() ? "" : absl::StrCat("{", labels, "}"), " ", value,
+                  "\n");
+}
+
+void MetricsWriter::Histograms(const std::string& name, const std::string& labels,
+                               const simarray::Histogram::Snapshot& s) {
+  for (size_t i = 0; i < s.cumulative.size(); ++i) {
+    const std::string le = i < s.bounds.size() ? Number(s.bounds[i]) : "+Inf";
+    Sample(name + "_bucket", Join(labels, Label("le", le)), s.cumulative[i]);
+  }
+  Sample(name + "_sum", labels, s.sum);
+  Sample(name + "_count", labels, s.count);
+}
+
+std::string RenderMetrics(Array& a) {
+  MetricsWriter w;
+  w.Family("simarray_info", "gauge", "This daemon: name, role, mode and pair state (always 1).");
+  w.Sample("simarray_info",
+           Join(Join(MetricsWriter::Label("daemon", a.config().name),
+                     MetricsWriter::Label("role", a.role())),
+                Join(MetricsWriter::Label("mode", a.config().mode),
+                     MetricsWriter::Label("pair_state", a.PairState()))),
+           uint64_t{1});
+  w.Family("simarray_sequence", "gauge", "Last sequence number given to a committed write.");
+  w.Sample("simarray_sequence", "", a.cache().LastSequence());
+
+  cache::SlotCounts slots = a.cache().Counts();
+  w.Family("simarray_cache_slots", "gauge", "Cache slots by state.");
+  const std::pair<const char*, uint64_t> states[] = {{"free", slots.free},
+                                                     {"clean", slots.clean},
+                                                     {"write_pending", slots.write_pending},
+                                                     {"staging", slots.staging}};
+  for (const auto& [state, n] : states) {
+    w.Sample("simarray_cache_slots", MetricsWriter::Label("state", state), n);
+  }
+  w.Family("simarray_cache_slot_capacity", "gauge", "Cache slots in all.");
+  w.Sample("simarray_cache_slot_capacity", "", slots.total);
+
+  Host(w, a);
+  if (a.queue() != nullptr) Queue(w, *a.queue());
+  if (a.owed() != nullptr) Owed(w, *a.owed());
+  if (a.remote() != nullptr) Link(w, a);
+
+  remote::RecordApplier& applier = a.applier();
+  w.Family("simarray_records_applied_total", "counter",
+           "Records received from a primary and applied to this daemon's cache.");
+  w.Sample("simarray_records_applied_total", "", applier.records_applied());
+  w.Family("simarray_records_skipped_total", "counter",
+           "Records received from a primary and skipped (older than what the track holds).");
+  w.Sample("simarray_records_skipped_total", "", applier.records_skipped());
+  w.Family("simarray_applied_sequence", "gauge", "Highest sequence applied from a primary.");
+  w.Sample("simarray_applied_sequence", "", applier.applied_sequence());
+  w.Family("simarray_host_streams_cancelled_total", "counter",
+           "Host write streams cancelled by their client.");
+  w.Sample("simarray_host_streams_cancelled_total", "", a.streams_cancelled());
+  return std::move(w.text());
+}
+
+}  // namespace simarray::daemon
