@@ -47,6 +47,8 @@ int RunFaultCorruptTrack(const GlobalOptions& global, const std::string& volume,
 int RunFaultDelayRecords(const GlobalOptions& global, uint32_t delay_ms);
 int RunFaultDropLink(const GlobalOptions& global, uint32_t duration_ms);
 
+// failover | failback [--force] | swap.
+int RunRoleChange(const GlobalOptions& global, const std::string& what, bool force);
 // link suspend | link resume.
 int RunLink(const GlobalOptions& global, bool suspend);
 // Prints a line each time the pair state (or role, link state, owed tracks) changes;

@@ -64,6 +64,26 @@ int RunFaultDropLink(const GlobalOptions& global, uint32_t duration_ms) {
   return kExitOk;
 }
 
+int RunRoleChange(const GlobalOptions& global, const std::string& what, bool force) {
+  grpc::ClientContext context;
+  SetDeadline(context, global, 60000);
+  v1::RoleChangeRequest request;
+  request.set_force(force);
+  v1::RoleChangeReply reply;
+  auto stub = Stub(global);
+  grpc::Status status = what == "failover"   ? stub->Failover(&context, request, &reply)
+                        : what == "failback" ? stub->Failback(&context, request, &reply)
+                                             : stub->Swap(&context, request, &reply);
+  if (!status.ok()) return ReportRpcError(what, status);
+  if (global.json) {
+    std::printf("%s\n", ReplyJson(reply).c_str());
+  } else {
+    std::printf("%s: this daemon is now %s, pair %s; %s\n", what.c_str(), reply.role().c_str(),
+                reply.pair_state().c_str(), reply.description().c_str());
+  }
+  return kExitOk;
+}
+
 int RunWatch(const GlobalOptions& global, uint32_t interval_ms, uint32_t count) {
   auto stub = Stub(global);
   std::string last;

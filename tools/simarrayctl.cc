@@ -157,6 +157,22 @@ void AddLink(CLI::App& app, const GlobalOptions& global, Command& command) {
   RequireCommand(*link);
 }
 
+void AddRoles(CLI::App& app, const GlobalOptions& global, Command& command) {
+  app.add_subcommand("failover",
+                     "on the mirror: promote it (the primary is demoted first when "
+                     "the link is up)")
+      ->callback([&] { command = [&] { return RunRoleChange(global, "failover", false); }; });
+  CLI::App* failback = app.add_subcommand(
+      "failback", "on the failed-over side: copy back, then return the primary role");
+  auto force = std::make_shared<bool>(false);
+  failback->add_flag("--force", *force, "after a split brain: discard the other side's changes");
+  failback->callback(
+      [&, force] { command = [&, force] { return RunRoleChange(global, "failback", *force); }; });
+  app.add_subcommand("swap", "on the mirror of a pair: exchange the roles for good")->callback([&] {
+    command = [&] { return RunRoleChange(global, "swap", false); };
+  });
+}
+
 void AddWatch(CLI::App& app, const GlobalOptions& global, Command& command) {
   CLI::App* watch = app.add_subcommand("watch", "print a line at every pair state change");
   auto interval = std::make_shared<uint32_t>(200);
@@ -264,6 +280,7 @@ int Main(int argc, char** argv) {
   AddFault(app, global, command);
   AddLink(app, global, command);
   AddWatch(app, global, command);
+  AddRoles(app, global, command);
   RequireCommand(app);
   try {
     app.parse(argc, argv);

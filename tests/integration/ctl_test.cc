@@ -80,6 +80,14 @@ TEST_CASE("simarrayctl drives volumes, writes, the link and watch", "[integratio
   CHECK_THAT(status.out, Catch::Contains("pair state:"));
   CHECK_THAT(status.out, Catch::Contains("Synchronized"));
   CHECK(Ctl(admin + " --json status").out.find("\"pair_state\"") != std::string::npos);
+
+  // Roles: swap on the mirror makes it the primary for good.
+  CtlResult swapped = Ctl("--admin " + pair.mirror->admin_address() + " swap");
+  INFO(swapped.out);
+  CHECK(swapped.code == 0);
+  CHECK_THAT(swapped.out, Catch::Contains("now primary"));
+  CHECK(pair.mirror->Status().role() == "primary");
+  CHECK(Ctl(admin + " failback").code == 2);  // not failed over: refused
 }
 
 }  // namespace simarray::testing
