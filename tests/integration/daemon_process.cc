@@ -69,15 +69,16 @@ void Daemon::WriteConfig() {
          << "[cache]\nsize = \"" << options_.cache_size << "\"\n"
          << "persistent = " << (options_.persistent ? "true" : "false") << "\n"
          << "[mirror_queue]\ncapacity = 1024\n"
-         << "[admin]\nlisten = \"127.0.0.1:0\"\n"
+         << "[admin]\nlisten = \"" << options_.bind_ip << ":0\"\n"
          << (options_.metrics ? "[metrics]\nlisten = \"127.0.0.1:0\"\n" : "")
-         << "[peer]\nlisten = \"" << (peer_.empty() ? "127.0.0.1:0" : peer_) << "\"\n";
+         << "[peer]\nlisten = \"" << (peer_.empty() ? options_.bind_ip + ":0" : peer_) << "\"\n";
   if (!options_.peer_address.empty()) config << "address = \"" << options_.peer_address << "\"\n";
   config << "[link]\nack_timeout_ms = " << options_.ack_timeout_ms << "\n"
          << "policy = \"" << options_.link_policy << "\"\n"
          << "[log]\nlevel = \"info\"\n";
   for (int i = 0; i < options_.host_adaptors; ++i) {
-    config << "[[host_adaptor]]\nid = \"ha" << i << "\"\nlisten = \"127.0.0.1:0\"\n";
+    config << "[[host_adaptor]]\nid = \"ha" << i << "\"\nlisten = \"" << options_.bind_ip
+           << ":0\"\n";
   }
   for (int i = 0; i < options_.nbd_adaptors; ++i) {
     config << "[[host_adaptor]]\nid = \"nbd" << i
@@ -104,6 +105,10 @@ void Daemon::Start() {
     FILE* err = freopen(log.c_str(), "a", stderr);
     (void)out;
     (void)err;
+    if (!options_.netns.empty()) {
+      execl("/bin/ip", "ip", "netns", "exec", options_.netns.c_str(), SIMARRAYD_PATH, "--config",
+            config_path().c_str(), "--ready-file", ready.c_str(), static_cast<char*>(nullptr));
+    }
     execl(SIMARRAYD_PATH, SIMARRAYD_PATH, "--config", config_path().c_str(), "--ready-file",
           ready.c_str(), static_cast<char*>(nullptr));
     _exit(127);

@@ -30,7 +30,9 @@ struct DaemonOptions {
   uint32_t ack_timeout_ms = 5000;
   std::string link_policy = "continue";
   bool metrics = false;  // [metrics] listen on a free port; see Daemon::metrics_address
-  std::string extra;  // more TOML, appended verbatim
+  std::string extra;     // more TOML, appended verbatim
+  std::string bind_ip = "127.0.0.1";  // every listener binds here
+  std::string netns;                  // run inside this network namespace (ip netns exec)
 };
 
 // A fresh directory under /tmp, removed on destruction.
