@@ -37,20 +37,25 @@ TEST_CASE("the checker finds exactly the corrupted track and repair fixes it",
   CHECK(clean.mismatched_tracks_size() == 0);
   CHECK(clean.mirror_applied_sequence() >= clean.cut_sequence());
 
-  v1::InjectFaultRequest fault;
-  fault.set_kind(v1::FAULT_CORRUPT_TRACK);
-  fault.set_volume("vol");
-  fault.set_track(6);
-  Inject(*pair.mirror, fault);
+  // Corrupt three tracks on the mirror's disk (the pair is quiesced).
+  for (uint64_t track : {6, 17, 30}) {
+    v1::InjectFaultRequest fault;
+    fault.set_kind(v1::FAULT_CORRUPT_TRACK);
+    fault.set_volume("vol");
+    fault.set_track(track);
+    Inject(*pair.mirror, fault);
+  }
 
   v1::CheckConsistencyReply found = CheckConsistency(*pair.primary, "vol");
   CHECK_FALSE(found.consistent());
-  REQUIRE(found.mismatched_tracks_size() == 1);
+  REQUIRE(found.mismatched_tracks_size() == 3);  // exactly those: no false mismatches
   CHECK(found.mismatched_tracks(0) == 6);
+  CHECK(found.mismatched_tracks(1) == 17);
+  CHECK(found.mismatched_tracks(2) == 30);
 
   v1::CheckConsistencyReply repaired = CheckConsistency(*pair.primary, "vol", true);
   CHECK(repaired.consistent());
-  CHECK(repaired.tracks_repaired() == 1);
+  CHECK(repaired.tracks_repaired() == 3);
   CHECK(CheckConsistency(*pair.primary, "vol").consistent());
   CHECK(Read(pair.mirror->host(), "vol", 6 * kTrack, kTrack) ==
         Read(pair.primary->host(), "vol", 6 * kTrack, kTrack));
