@@ -97,6 +97,8 @@ grpc::Status AdminServiceImpl::Status(grpc::ServerContext* context,
     ls->set_resyncs_started(l.resyncs_started);
     ls->set_resyncs_completed(l.resyncs_completed);
     ls->set_policy(a.config().link_policy);
+    ls->set_resync_tracks_per_second(l.resync_tracks_per_second);
+    ls->set_resync_seconds_left(l.resync_seconds_left);
     reply->set_owed_tracks(a.owed()->owed());
   } else {
     ls->set_state("none");

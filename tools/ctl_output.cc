@@ -221,6 +221,11 @@ std::string FormatStatus(const v1::StatusReply& s) {
         {"  resync", absl::StrCat(l.resyncing() ? "running, " : "idle, ", l.resync_pending(),
                                   " tracks pending, ", l.tracks_resynced(), " resent since start, ",
                                   l.records_degraded(), " records degraded")});
+    if (l.resyncing() && l.resync_tracks_per_second() > 0) {
+      rows.push_back({"  resync rate",
+                      absl::StrFormat("%.0f tracks/s, about %.1f s to go",
+                                      l.resync_tracks_per_second(), l.resync_seconds_left())});
+    }
     rows.push_back({"  mirror applied", absl::StrCat("sequence ", l.mirror_applied_sequence())});
   }
   rows.push_back({"streams cancelled", absl::StrCat(s.writes_cancelled())});

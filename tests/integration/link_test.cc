@@ -219,7 +219,19 @@ TEST_CASE("a mirror that lost its data gets an initial copy of the tracks that h
   }
   const uint64_t resent_before = pair.primary->Status().link().tracks_resynced();
   pair.mirror->Start();  // a new, empty mirror: new data generation, no volume
-  REQUIRE(WaitPairState(*pair.primary, "Synchronized", std::chrono::seconds(120)));
+  // While the copy runs, Status says how far it is, how fast, and how long to go.
+  bool saw_progress = false;
+  REQUIRE(Eventually(
+      [&] {
+        v1::StatusReply s = pair.primary->Status();
+        if (s.pair_state() == "SyncInProg" && s.link().resync_pending() > 0 &&
+            s.link().resync_tracks_per_second() > 0 && s.link().resync_seconds_left() > 0) {
+          saw_progress = true;
+        }
+        return s.pair_state() == "Synchronized";
+      },
+      std::chrono::seconds(120)));
+  CHECK(saw_progress);
   const uint64_t copied = pair.primary->Status().link().tracks_resynced() - resent_before;
   CHECK(copied == written.size());
   v1::CheckConsistencyReply check = CheckConsistency(*pair.primary, "vol");

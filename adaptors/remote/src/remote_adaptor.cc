@@ -426,6 +426,14 @@ LinkCounters RemoteAdaptor::Counters() {
   c.resyncing = resyncing;
   c.in_flight = in_flight_.size() + delay_line_.size();
   c.mirror_applied_sequence = AppliedSequenceLocked();
+  if (resyncing) {
+    const double elapsed = absl::ToDoubleSeconds(absl::Now() - resync_started_);
+    const uint64_t done = owed_->tracks_resynced() - resynced_at_start_;
+    if (elapsed > 0 && done > 0) {
+      c.resync_tracks_per_second = done / elapsed;
+      c.resync_seconds_left = owed_->resync_pending() / c.resync_tracks_per_second;
+    }
+  }
   return c;
 }
 

@@ -237,6 +237,8 @@ void RemoteAdaptor::SenderLoop() {
       absl::MutexLock lock(&mu_);
       if (resyncing) {
         ++counters_.resyncs_started;
+        resync_started_ = absl::Now();
+        resynced_at_start_ = owed_->tracks_resynced();
         spdlog::info("remote adaptor: resync started: {} tracks to ship whole",
                      owed_->resync_pending());
       } else {

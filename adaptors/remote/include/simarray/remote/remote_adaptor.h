@@ -73,6 +73,8 @@ struct LinkCounters {
   uint64_t resyncs_started = 0;
   uint64_t resyncs_completed = 0;
   uint64_t mirror_applied_sequence = 0;
+  double resync_tracks_per_second = 0;
+  double resync_seconds_left = 0;
 };
 
 class RemoteAdaptor {
@@ -194,6 +196,8 @@ class RemoteAdaptor {
   uint64_t next_record_id_ = 1;
   absl::Time last_sent_ = absl::InfinitePast();
   bool was_resyncing_ = false;
+  absl::Time resync_started_ ABSL_GUARDED_BY(mu_);
+  uint64_t resynced_at_start_ ABSL_GUARDED_BY(mu_) = 0;
 
   absl::Mutex mu_;
   bool suspended_ ABSL_GUARDED_BY(mu_) = false;
