@@ -109,7 +109,7 @@ absl::StatusOr<BoundAddresses> Array::Start() {
   // A primary with a peer ships to it; a mirror keeps the same parts ready for a failover
   // or swap, when it takes the primary role and ships back to the side it learned in Hello.
   LoadLearnedPeer();
-  const bool paired = !config_.peer_address.empty() || !is_primary_;
+  const bool paired = !config_.peer_address.empty() || !is_primary_ || !learned_peer_.empty();
   if (paired) {
     queue_ = std::make_unique<mirror::MirrorQueue>(config_.queue_capacity);
     owed_ = std::make_unique<mirror::OwedTracks>(config_.data_dir);
@@ -198,7 +198,7 @@ absl::StatusOr<BoundAddresses> Array::Start() {
   pp.promote = [this](const std::string& address, uint64_t generation) {
     LearnPeer(address, generation);
     if (owed_) owed_->ClearAll();  // the peer made this side identical before handing over
-    failed_over_ = false;
+    SetFailedOver(false);
     return BecomePrimary(/*ship=*/true);
   };
   peer_service_ = std::make_unique<remote::PeerServiceImpl>(pp);
@@ -224,6 +224,10 @@ absl::StatusOr<BoundAddresses> Array::Start() {
 
   if (remote_) {
     remote_->SetSelfAddress(bound.peer);
+    // A daemon failed over to stays failed over across a restart: it ships nothing until
+    // failback.
+    failed_over_ = std::filesystem::exists(config_.data_dir + "/failed_over");
+    if (failed_over_) remote_->Suspend();
     if (is_primary_) remote_->Start();
   }
   if (absl::Status s = CreateConfiguredVolumes(); !s.ok()) return s;
@@ -325,6 +329,16 @@ uint64_t Array::streams_cancelled() {
 
 // --- Roles -----------------------------------------------------------------------------------
 
+void Array::SetFailedOver(bool failed_over) {
+  failed_over_ = failed_over;
+  const std::string marker = config_.data_dir + "/failed_over";
+  if (failed_over) {
+    std::ofstream(marker) << "failed over: changes are recorded, nothing is shipped\n";
+  } else {
+    std::remove(marker.c_str());
+  }
+}
+
 void Array::LoadLearnedPeer() {
   std::ifstream in(config_.data_dir + "/peer.address");
   in >> learned_peer_ >> learned_generation_;
@@ -392,9 +406,9 @@ absl::StatusOr<RoleChange> Array::Failover() {
     out.description = "the link is down: the old primary was not demoted";
   }
   split_brain_seen_ = peer_service_->split_brain_refusals();
-  failed_over_ = true;
+  SetFailedOver(true);
   if (absl::Status s = BecomePrimary(/*ship=*/false); !s.ok()) {
-    failed_over_ = false;
+    SetFailedOver(false);
     return s;
   }
   spdlog::warn("failover: {} promoted; {}", config_.name, out.description);
@@ -430,10 +444,10 @@ absl::StatusOr<RoleChange> Array::Failback(bool force, absl::Duration wait) {
   }
   if (absl::Status s = remote_->Demote(); !s.ok()) return s;
   split_brain_seen_ = peer_service_->split_brain_refusals();
-  failed_over_ = false;
+  SetFailedOver(false);
   auto copied = CopyBack(wait);
   if (!copied.ok()) {
-    failed_over_ = true;
+    SetFailedOver(true);
     return copied.status();
   }
   // Hand the role back: stop taking writes, ship the last ones, then promote the peer.
@@ -454,7 +468,7 @@ absl::StatusOr<RoleChange> Array::Swap(absl::Duration wait) {
     return absl::FailedPreconditionError("swap needs the link up (use failover when it is down)");
   }
   if (absl::Status s = remote_->Demote(); !s.ok()) return s;
-  failed_over_ = false;
+  SetFailedOver(false);
   if (absl::Status s = BecomePrimary(/*ship=*/true); !s.ok()) return s;
   auto copied = CopyBack(wait);
   if (!copied.ok()) return copied.status();

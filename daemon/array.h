@@ -88,6 +88,8 @@ class Array {
   absl::Status CreateConfiguredVolumes();
   absl::Status AdmitWrite();
   void LoadLearnedPeer();
+  // Kept in data_dir/failed_over so a restart does not start shipping.
+  void SetFailedOver(bool failed_over);
   void LearnPeer(const std::string& address, uint64_t generation);
   absl::Status BecomeMirror(bool graceful);
   absl::Status BecomePrimary(bool ship);

@@ -1,4 +1,6 @@
 // Failover, failback, swap and split brain (SPEC section 3).
+#include <signal.h>
+
 #include <catch2/catch.hpp>
 
 #include "daemon_process.h"
@@ -53,6 +55,11 @@ TEST_CASE("failover, writes on the new primary, failback: exactly the copy-back 
   CHECK(failover.pair_state() == "FailedOver");
   // The promoted mirror takes writes; they are recorded, not shipped.
   for (uint64_t t : {5, 6, 7}) WriteTrack(b, t, 200 + t);
+  CHECK(b.Status().owed_tracks() == 3);
+  // A crash of the promoted side changes nothing: it comes back failed over, still recording.
+  b.Kill(SIGKILL);
+  b.Start();
+  CHECK(b.Status().pair_state() == "FailedOver");
   CHECK(b.Status().owed_tracks() == 3);
 
   v1::RoleChangeReply failback = RoleCall(b, "failback");
