@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "common/scratch_dir.h"
 #include "simarray/cache/cache_memory.h"
 #include "simarray/cache/region_format.h"
 
@@ -56,27 +57,10 @@ class FakeBackingStore : public BackingStore {
   uint64_t reads_ = 0;
 };
 
-// A fresh directory under $TMPDIR (or /tmp), removed with everything in it.
-class TempDir {
+// A fresh scratch directory, removed with everything in it.
+class TempDir : public simarray::testing::ScratchDir {
  public:
-  TempDir() {
-    const char* base = getenv("TMPDIR");
-    std::string tmpl = std::string(base != nullptr && *base != '\0' ? base : "/tmp") +
-                       "/simarray-cache-test-XXXXXX";
-    if (mkdtemp(tmpl.data()) != nullptr) path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  bool ok() const { return !path_.empty(); }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
+  TempDir() : ScratchDir("simarray-cache-test") {}
 };
 
 // The region size that gives exactly `slots` slots (see CacheRegion::SlotCountFor).

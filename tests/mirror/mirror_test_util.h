@@ -12,6 +12,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "common/scratch_dir.h"
 #include "simarray/cache/cache_memory.h"
 #include "simarray/mirror/mirror_request.h"
 
@@ -50,25 +51,10 @@ inline std::unique_ptr<cache::CacheMemory> OpenCache(uint64_t slots, uint64_t pe
   return std::move(*cache);
 }
 
-// A fresh directory under /tmp, removed with everything in it.
-class TempDir {
+// A fresh scratch directory, removed with everything in it.
+class TempDir : public simarray::testing::ScratchDir {
  public:
-  TempDir() {
-    std::string tmpl = "/tmp/simarray-mirror-test-XXXXXX";
-    if (mkdtemp(tmpl.data()) != nullptr) path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  bool ok() const { return !path_.empty(); }
-  std::string File(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
+  TempDir() : ScratchDir("simarray-mirror-test") {}
 };
 
 inline MirrorRequest Request(uint64_t write_id, cache::TrackKey key, uint32_t slot = 0,
