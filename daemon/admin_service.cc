@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "daemon/array.h"
+#include "simarray/base/secret.h"
 #include "simarray/rpc/rpc.h"
 #include "spdlog/spdlog.h"
 
@@ -32,8 +33,33 @@ absl::StatusOr<std::vector<uint64_t>> MismatchedTracks(Array& array, uint32_t vo
 
 }  // namespace
 
+grpc::Status AdminServiceImpl::Authorize(const grpc::ServerContext& context) {
+  if (token_.empty()) return grpc::Status::OK;
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find("authorization");
+  if (it == metadata.end()) {
+    refusals_.fetch_add(1);
+    spdlog::warn("admin: call from {} without a token refused", context.peer());
+    return Error(grpc::StatusCode::UNAUTHENTICATED,
+                 "this daemon needs the admin token: expected metadata "
+                 "\"authorization: Bearer <token>\" (simarrayctl --token-file), got none");
+  }
+  constexpr std::string_view kBearer = "Bearer ";
+  const std::string_view value(it->second.data(), it->second.size());
+  if (value.substr(0, kBearer.size()) != kBearer ||
+      !ConstantTimeEquals(value.substr(kBearer.size()), token_)) {
+    refusals_.fetch_add(1);
+    spdlog::warn("admin: call from {} with a wrong token refused", context.peer());
+    return Error(grpc::StatusCode::PERMISSION_DENIED,
+                 "wrong admin token (expected \"authorization: Bearer <token>\" with the "
+                 "token of admin.token_file)");
+  }
+  return grpc::Status::OK;
+}
+
 grpc::Status AdminServiceImpl::Status(grpc::ServerContext* context,
                                       const v1::StatusRequest* request, v1::StatusReply* reply) {
+  if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
   Array& a = *array_;
   reply->set_daemon_id(a.config().name);
   reply->set_role(a.role());
@@ -99,6 +125,7 @@ grpc::Status AdminServiceImpl::Status(grpc::ServerContext* context,
     ls->set_policy(a.config().link_policy);
     ls->set_resync_tracks_per_second(l.resync_tracks_per_second);
     ls->set_resync_seconds_left(l.resync_seconds_left);
+    ls->set_auth_failures(l.auth_failures);
     reply->set_owed_tracks(a.owed()->owed());
   } else {
     ls->set_state("none");
@@ -106,12 +133,17 @@ grpc::Status AdminServiceImpl::Status(grpc::ServerContext* context,
   reply->set_writes_cancelled(a.streams_cancelled());
   reply->set_records_applied(a.applier().records_applied());
   reply->set_applied_sequence(a.applier().applied_sequence());
+  reply->set_admin_calls_refused(refusals());
+  reply->set_peer_calls_refused(a.peer_gate().refusals());
+  reply->set_admin_token_required(!a.config().admin_token.empty());
+  reply->set_peer_secret_configured(!a.config().peer_secret.empty());
   return grpc::Status::OK;
 }
 
 grpc::Status AdminServiceImpl::CreateVolume(grpc::ServerContext* context,
                                             const v1::CreateVolumeRequest* request,
                                             v1::VolumeInfo* reply) {
+  if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
   if (!array_->is_primary()) {
     return Error(grpc::StatusCode::FAILED_PRECONDITION,
                  "volumes are created on the primary; it creates the mirror's twin");
@@ -128,12 +160,14 @@ grpc::Status AdminServiceImpl::CreateVolume(grpc::ServerContext* context,
 grpc::Status AdminServiceImpl::DeleteVolume(grpc::ServerContext* context,
                                             const v1::DeleteVolumeRequest* request,
                                             v1::DeleteVolumeReply* reply) {
+  if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
   return rpc::ToGrpc(array_->DeleteVolume(request->name(), request->force()));
 }
 
 grpc::Status AdminServiceImpl::ListVolumes(grpc::ServerContext* context,
                                            const v1::ListVolumesRequest* request,
                                            v1::ListVolumesReply* reply) {
+  if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
   for (const auto& v : array_->volumes().List()) {
     v1::VolumeInfo* vi = reply->add_volumes();
     vi->set_name(v.name);
@@ -147,6 +181,7 @@ grpc::Status AdminServiceImpl::ListVolumes(grpc::ServerContext* context,
 grpc::Status AdminServiceImpl::CheckConsistency(grpc::ServerContext* context,
                                                 const v1::CheckConsistencyRequest* request,
                                                 v1::CheckConsistencyReply* reply) {
+  if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
   auto volume = array_->volumes().Find(request->volume());
   if (!volume.ok()) return rpc::ToGrpc(volume.status());
   remote::RemoteAdaptor* ra = array_->remote();
@@ -188,6 +223,7 @@ grpc::Status AdminServiceImpl::CheckConsistency(grpc::ServerContext* context,
 grpc::Status AdminServiceImpl::InjectFault(grpc::ServerContext* context,
                                            const v1::InjectFaultRequest* request,
                                            v1::InjectFaultReply* reply) {
+  if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
   switch (request->kind()) {
     case v1::FAULT_CORRUPT_NEXT_WRITE:
       array_->faults().ArmCorruptNextWrite();
@@ -232,6 +268,7 @@ namespace simarray::daemon {
 grpc::Status AdminServiceImpl::SuspendLink(grpc::ServerContext* context,
                                            const v1::SuspendLinkRequest* request,
                                            v1::SuspendLinkReply* reply) {
+  if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
   if (array_->remote() == nullptr) {
     return Error(grpc::StatusCode::FAILED_PRECONDITION,
                  "this daemon ships to no mirror; suspend the link on the primary");
@@ -243,6 +280,7 @@ grpc::Status AdminServiceImpl::SuspendLink(grpc::ServerContext* context,
 grpc::Status AdminServiceImpl::ResumeLink(grpc::ServerContext* context,
                                           const v1::ResumeLinkRequest* request,
                                           v1::ResumeLinkReply* reply) {
+  if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
   if (array_->remote() == nullptr) {
     return Error(grpc::StatusCode::FAILED_PRECONDITION,
                  "this daemon ships to no mirror; resume the link on the primary");
@@ -275,18 +313,21 @@ absl::Duration WaitOf(const v1::RoleChangeRequest& request) {
 grpc::Status AdminServiceImpl::Failover(grpc::ServerContext* context,
                                         const v1::RoleChangeRequest* request,
                                         v1::RoleChangeReply* reply) {
+  if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
   return RoleReply(*array_, array_->Failover(), reply);
 }
 
 grpc::Status AdminServiceImpl::Failback(grpc::ServerContext* context,
                                         const v1::RoleChangeRequest* request,
                                         v1::RoleChangeReply* reply) {
+  if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
   return RoleReply(*array_, array_->Failback(request->force(), WaitOf(*request)), reply);
 }
 
 grpc::Status AdminServiceImpl::Swap(grpc::ServerContext* context,
                                     const v1::RoleChangeRequest* request,
                                     v1::RoleChangeReply* reply) {
+  if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
   return RoleReply(*array_, array_->Swap(WaitOf(*request)), reply);
 }
 

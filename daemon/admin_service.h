@@ -2,6 +2,13 @@
 // AdminService (proto/simarray/v1/admin.proto) on the management port: status, volumes,
 // the consistency checker and fault injection. Synchronous gRPC service (admin calls may
 // wait, e.g. CheckConsistency's wait_ms). Thread-safe; the Array must outlive it.
+//
+// With an admin token configured every call must carry metadata
+// "authorization: Bearer <token>": without it the call fails UNAUTHENTICATED, with another
+// token PERMISSION_DENIED. Health and reflection on the same port stay open.
+
+#include <atomic>
+#include <string>
 
 #include "simarray/v1/admin.grpc.pb.h"
 
@@ -11,7 +18,11 @@ class Array;
 
 class AdminServiceImpl final : public v1::AdminService::Service {
  public:
-  explicit AdminServiceImpl(Array* array) : array_(array) {}
+  // `token` empty: no token needed.
+  AdminServiceImpl(Array* array, std::string token) : array_(array), token_(std::move(token)) {}
+
+  // Calls refused for a missing or wrong token.
+  uint64_t refusals() const { return refusals_.load(); }
 
   grpc::Status Status(grpc::ServerContext* context, const v1::StatusRequest* request,
                       v1::StatusReply* reply) override;
@@ -38,7 +49,11 @@ class AdminServiceImpl final : public v1::AdminService::Service {
                     v1::RoleChangeReply* reply) override;
 
  private:
+  grpc::Status Authorize(const grpc::ServerContext& context);
+
   Array* const array_;
+  const std::string token_;
+  std::atomic<uint64_t> refusals_{0};
 };
 
 }  // namespace simarray::daemon

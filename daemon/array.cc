@@ -130,6 +130,8 @@ absl::StatusOr<BoundAddresses> Array::Start() {
     ro.max_write = config_.max_write;
     ro.ack_timeout = absl::Milliseconds(config_.ack_timeout_ms);
     ro.fail_writes_when_down = config_.link_policy == "fail";
+    ro.secret = config_.peer_secret;
+    ro.role = [this] { return role(); };
     remote_ = std::make_unique<remote::RemoteAdaptor>(ro, cache_.get(), queue_.get(), owed_.get(),
                                                       volumes_.get(), disk_.get(), &faults_);
   }
@@ -190,6 +192,8 @@ absl::StatusOr<BoundAddresses> Array::Start() {
   pp.disk = disk_.get();
   pp.applier = applier_.get();
   pp.owed = owed_.get();
+  peer_gate_ = std::make_unique<remote::PeerGate>(config_.peer_secret);
+  pp.gate = peer_gate_.get();
   pp.is_primary = [this] { return is_primary_.load(); };
   pp.on_hello = [this](const std::string& address, uint64_t generation) {
     LearnPeer(address, generation);
@@ -207,7 +211,7 @@ absl::StatusOr<BoundAddresses> Array::Start() {
   servers_.push_back(std::move(*peer));
   spdlog::info("remote adaptor port (PeerService) on {}", bound.peer);
 
-  admin_service_ = std::make_unique<AdminServiceImpl>(this);
+  admin_service_ = std::make_unique<AdminServiceImpl>(this, config_.admin_token);
   auto admin = Serve(config_.admin_listen, {admin_service_.get()}, config_.max_write, &bound.admin);
   if (!admin.ok()) return admin.status();
   servers_.push_back(std::move(*admin));

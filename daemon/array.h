@@ -69,6 +69,8 @@ class Array {
   remote::RemoteAdaptor* remote() { return remote_.get(); }
   remote::RecordApplier& applier() { return *applier_; }
   remote::PeerServiceImpl& peer_service() { return *peer_service_; }
+  remote::PeerGate& peer_gate() { return *peer_gate_; }
+  AdminServiceImpl& admin_service() { return *admin_service_; }
   FaultInjector& faults() { return faults_; }
   const std::vector<std::unique_ptr<host::HostAdaptor>>& host_adaptors() { return hosts_; }
   uint64_t streams_cancelled();
@@ -111,6 +113,7 @@ class Array {
   std::vector<std::unique_ptr<host::GrpcHostService>> host_services_;
   // NBD ports; after hosts_ so they are destroyed first (and after the pools stopped).
   std::vector<std::unique_ptr<nbd::NbdServer>> nbd_servers_;
+  std::unique_ptr<remote::PeerGate> peer_gate_;
   std::unique_ptr<remote::PeerServiceImpl> peer_service_;
   std::unique_ptr<AdminServiceImpl> admin_service_;
   std::unique_ptr<MetricsServer> metrics_server_;  // reads every component above

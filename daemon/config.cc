@@ -1,10 +1,15 @@
 #include "daemon/config.h"
 
+#include <sys/stat.h>
 #include <toml++/toml.h>
 
+#include <filesystem>
+#include <fstream>
 #include <set>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "simarray/base/secret.h"
 #include "simarray/base/size.h"
 #include "simarray/disk/volume_catalog.h"
 
@@ -93,9 +98,18 @@ bool OneOf(const std::string& v, std::initializer_list<const char*> options) {
 
 absl::StatusOr<DaemonConfig> LoadConfig(const std::string& path,
                                         const std::string& data_dir_override) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("config ", path, ": cannot read the file"));
+  std::stringstream text;
+  text << in.rdbuf();
+  return ParseConfig(text.str(), path, data_dir_override);
+}
+
+absl::StatusOr<DaemonConfig> ParseConfig(std::string_view text, const std::string& path,
+                                         const std::string& data_dir_override) {
   toml::table root;
   try {
-    root = toml::parse_file(path);
+    root = toml::parse(text, path);
   } catch (const toml::parse_error& e) {
     return absl::InvalidArgumentError(absl::StrCat(
         "config ", path, ": line ", e.source().begin.line, ": ", std::string(e.description())));
@@ -119,6 +133,7 @@ absl::StatusOr<DaemonConfig> LoadConfig(const std::string& path,
   r.String("metrics.listen", &c.metrics_listen);
   r.String("peer.listen", &c.peer_listen);
   r.String("peer.address", &c.peer_address);
+  r.String("peer.secret_file", &c.peer_secret_file);
   r.String("link.policy", &c.link_policy);
   r.Integer("link.ack_timeout_ms", &c.ack_timeout_ms);
   r.String("log.level", &c.log_level);
@@ -221,6 +236,69 @@ absl::StatusOr<DaemonConfig> LoadConfig(const std::string& path,
   }
   if (!r.status().ok()) return r.status();
   return c;
+}
+
+namespace {
+
+std::string InDataDir(const DaemonConfig& c, const std::string& file) {
+  return std::filesystem::path(c.data_dir) / file;  // an absolute `file` stays as it is
+}
+
+// Writes a fresh random admin token to `path`, readable by its owner only.
+absl::Status CreateToken(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+  const mode_t old_mask = ::umask(077);
+  std::ofstream out(path, std::ios::trunc);
+  out << Hex(RandomBytes(32)) << "\n";
+  out.close();
+  ::umask(old_mask);
+  if (!out) return absl::PermissionDeniedError(absl::StrCat("cannot create ", path));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status LoadSecrets(DaemonConfig& c, std::vector<std::string>* warnings) {
+  auto fail = [&](const char* key, const absl::Status& s) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config ", c.path, ": key ", key, ": ", std::string(s.message())));
+  };
+  auto read = [&](const char* key, const std::string& path, std::string* out) {
+    bool loose = false;
+    auto secret = ReadSecretFile(path, &loose);
+    if (!secret.ok()) return fail(key, secret.status());
+    if (loose && warnings != nullptr) {
+      warnings->push_back(absl::StrCat(key, " ", path,
+                                       " may be read by others than its owner "
+                                       "(chmod 600 it)"));
+    }
+    *out = *std::move(secret);
+    return absl::OkStatus();
+  };
+  if (!c.admin_token_file.empty()) {
+    c.admin_token_file = InDataDir(c, c.admin_token_file);
+    if (!std::filesystem::exists(c.admin_token_file)) {
+      if (absl::Status s = CreateToken(c.admin_token_file); !s.ok()) {
+        return fail("admin.token_file", s);
+      }
+    }
+    if (absl::Status s = read("admin.token_file", c.admin_token_file, &c.admin_token); !s.ok()) {
+      return s;
+    }
+  }
+  if (!c.peer_secret_file.empty()) {
+    c.peer_secret_file = InDataDir(c, c.peer_secret_file);
+    if (!std::filesystem::exists(c.peer_secret_file)) {
+      return fail("peer.secret_file",
+                  absl::NotFoundError(
+                      absl::StrCat(c.peer_secret_file,
+                                   " does not exist; both daemons need the same secret, e.g. "
+                                   "`openssl rand -hex 32` written to this file on each side")));
+    }
+    return read("peer.secret_file", c.peer_secret_file, &c.peer_secret);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace simarray::daemon

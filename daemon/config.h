@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -37,10 +38,15 @@ struct DaemonConfig {
   uint64_t host_workers = 4;
   std::vector<HostAdaptorConfig> host_adaptors;
   std::string admin_listen = "127.0.0.1:0";
-  std::string admin_token_file;
+  // Secrets live in files; a relative path is taken inside data_dir. LoadSecrets fills
+  // admin_token and peer_secret from them.
+  std::string admin_token_file;  // empty: admin calls need no token
+  std::string admin_token;
   std::string metrics_listen;
   std::string peer_listen = "127.0.0.1:0";
-  std::string peer_address;  // the other daemon's peer port; empty: not paired
+  std::string peer_address;      // the other daemon's peer port; empty: not paired
+  std::string peer_secret_file;  // empty: the peer link is not authenticated
+  std::string peer_secret;
   std::string link_policy = "continue";
   uint32_t ack_timeout_ms = 5000;
   std::string log_level = "info";
@@ -50,5 +56,17 @@ struct DaemonConfig {
 // `data_dir_override`, when not empty, replaces the file's data_dir.
 absl::StatusOr<DaemonConfig> LoadConfig(const std::string& path,
                                         const std::string& data_dir_override);
+
+// The same check of config text already read; `path` only names it in errors. Touches no
+// file.
+absl::StatusOr<DaemonConfig> ParseConfig(std::string_view text, const std::string& path,
+                                         const std::string& data_dir_override);
+
+// Reads the admin token and the peer secret from their files (paths resolved against
+// data_dir). A missing admin token file is created with a fresh random token, readable by
+// its owner only; a missing peer secret file is an error (both sides need the same one).
+// Errors name the config file, the key and the reason. `warnings` gets one line for each
+// secret file that others than its owner may read.
+absl::Status LoadSecrets(DaemonConfig& config, std::vector<std::string>* warnings);
 
 }  // namespace simarray::daemon

@@ -15,10 +15,9 @@ namespace {
 // Writes the bound addresses as JSON, atomically (tests read it once it exists).
 bool WriteReadyFile(const std::string& path, const std::string& name,
                     const simarray::daemon::BoundAddresses& bound) {
-  std::string json =
-      absl::StrCat("{\"name\": \"", name, "\", \"pid\": ", getpid(), ", \"admin\": \"", bound.admin,
-                   "\", \"peer\": \"", bound.peer, "\", \"metrics\": \"", bound.metrics,
-                   "\", \"host_adaptors\": {");
+  std::string json = absl::StrCat("{\"name\": \"", name, "\", \"pid\": ", getpid(),
+                                  ", \"admin\": \"", bound.admin, "\", \"peer\": \"", bound.peer,
+                                  "\", \"metrics\": \"", bound.metrics, "\", \"host_adaptors\": {");
   bool first = true;
   for (const auto& [id, addr] : bound.host_adaptors) {
     absl::StrAppend(&json, first ? "" : ", ", "\"", id, "\": \"", addr, "\"");
@@ -53,6 +52,18 @@ int main(int argc, char** argv) {
   }
   spdlog::set_default_logger(spdlog::default_logger()->clone(config->name));
   spdlog::set_level(spdlog::level::from_str(log_level.empty() ? config->log_level : log_level));
+  std::vector<std::string> warnings;
+  if (absl::Status s = simarray::daemon::LoadSecrets(*config, &warnings); !s.ok()) {
+    std::fprintf(stderr, "simarrayd: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
+  for (const auto& w : warnings) spdlog::warn("config {}: {}", config_path, w);
+  if (config->admin_token.empty()) {
+    spdlog::warn("admin calls need no token (admin.token_file is not set)");
+  }
+  if (config->peer_secret.empty()) {
+    spdlog::warn("the peer link is not authenticated (peer.secret_file is not set)");
+  }
 
   // Signals are taken synchronously by the main thread, after every other thread has them
   // blocked.

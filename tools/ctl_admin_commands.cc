@@ -36,7 +36,7 @@ std::string TrackList(const v1::CheckConsistencyReply& reply, int limit) {
 int InjectFault(const GlobalOptions& global, absl::string_view command,
                 const v1::InjectFaultRequest& request) {
   grpc::ClientContext context;
-  SetDeadline(context, global);
+  PrepareCall(context, global);
   v1::InjectFaultReply reply;
   grpc::Status status = AdminStub(global)->InjectFault(&context, request, &reply);
   if (!status.ok()) return ReportRpcError(command, status);
@@ -46,14 +46,15 @@ int InjectFault(const GlobalOptions& global, absl::string_view command,
 
 }  // namespace
 
-void SetDeadline(grpc::ClientContext& context, const GlobalOptions& global, int64_t extra_ms) {
+void PrepareCall(grpc::ClientContext& context, const GlobalOptions& global, int64_t extra_ms) {
   context.set_deadline(std::chrono::system_clock::now() +
                        std::chrono::milliseconds(global.timeout_ms + extra_ms));
+  if (!global.token.empty()) context.AddMetadata("authorization", "Bearer " + global.token);
 }
 
 int RunStatus(const GlobalOptions& global) {
   grpc::ClientContext context;
-  SetDeadline(context, global);
+  PrepareCall(context, global);
   v1::StatusReply reply;
   grpc::Status status = AdminStub(global)->Status(&context, v1::StatusRequest(), &reply);
   if (!status.ok()) return ReportRpcError("status", status);
@@ -63,7 +64,7 @@ int RunStatus(const GlobalOptions& global) {
 
 int RunVolumeCreate(const GlobalOptions& global, const std::string& name, uint64_t size) {
   grpc::ClientContext context;
-  SetDeadline(context, global);
+  PrepareCall(context, global);
   v1::CreateVolumeRequest request;
   request.set_name(name);
   request.set_size(size);
@@ -80,7 +81,7 @@ int RunVolumeCreate(const GlobalOptions& global, const std::string& name, uint64
 
 int RunVolumeList(const GlobalOptions& global) {
   grpc::ClientContext context;
-  SetDeadline(context, global);
+  PrepareCall(context, global);
   v1::ListVolumesReply reply;
   grpc::Status status = AdminStub(global)->ListVolumes(&context, v1::ListVolumesRequest(), &reply);
   if (!status.ok()) return ReportRpcError("volume list", status);
@@ -103,7 +104,7 @@ int RunVolumeList(const GlobalOptions& global) {
 
 int RunVolumeDelete(const GlobalOptions& global, const std::string& name, bool force) {
   grpc::ClientContext context;
-  SetDeadline(context, global);
+  PrepareCall(context, global);
   v1::DeleteVolumeRequest request;
   request.set_name(name);
   request.set_force(force);
@@ -118,7 +119,7 @@ int RunVolumeDelete(const GlobalOptions& global, const std::string& name, bool f
 int RunConsistency(const GlobalOptions& global, const ConsistencyOptions& options) {
   grpc::ClientContext context;
   // The daemon may wait up to wait_ms before it starts comparing.
-  SetDeadline(context, global, options.wait_ms);
+  PrepareCall(context, global, options.wait_ms);
   v1::CheckConsistencyRequest request;
   request.set_volume(options.volume);
   request.set_wait_ms(options.wait_ms);

@@ -24,10 +24,12 @@ struct GlobalOptions {
   std::string admin = "127.0.0.1:7100";
   bool json = false;
   int64_t timeout_ms = 30000;
+  std::string token;  // the admin token (--token-file or SIMARRAY_TOKEN_FILE); may be empty
 };
 
-// Sets the deadline of one call: now + timeout_ms + extra_ms.
-void SetDeadline(grpc::ClientContext& context, const GlobalOptions& global, int64_t extra_ms = 0);
+// Readies one call: deadline now + timeout_ms + extra_ms, and the admin token as metadata
+// "authorization: Bearer <token>" when there is one.
+void PrepareCall(grpc::ClientContext& context, const GlobalOptions& global, int64_t extra_ms = 0);
 
 int RunStatus(const GlobalOptions& global);
 

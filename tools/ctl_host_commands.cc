@@ -39,7 +39,7 @@ grpc::Status UnaryWrite(v1::HostService::Stub& stub, const GlobalOptions& global
   if (!data.ok()) return rpc::ToGrpc(data.status());
   *request.mutable_data() = std::move(*data);
   grpc::ClientContext context;
-  SetDeadline(context, global);
+  PrepareCall(context, global);
   return stub.Write(&context, request, reply);
 }
 
@@ -49,7 +49,7 @@ grpc::Status StreamWrite(v1::HostService::Stub& stub, const GlobalOptions& globa
                          const WriteOptions& options, const WriteSource& source, uint32_t crc,
                          v1::WriteReply* reply) {
   grpc::ClientContext context;
-  SetDeadline(context, global);
+  PrepareCall(context, global);
   auto writer = stub.WriteStream(&context, reply);
   v1::WriteStreamRequest message;
   v1::WriteStreamHeader* header = message.mutable_header();
@@ -124,7 +124,7 @@ int RunRead(const GlobalOptions& global, const ReadOptions& options) {
   request.set_length(options.length);
   v1::ReadReply reply;
   grpc::ClientContext context;
-  SetDeadline(context, global);
+  PrepareCall(context, global);
   grpc::Status status = HostStub(options.host)->Read(&context, request, &reply);
   if (!status.ok()) return ReportRpcError("read", status);
   const std::string& data = reply.data();

@@ -34,7 +34,7 @@ std::string WatchLine(const v1::StatusReply& s) {
 
 int RunLink(const GlobalOptions& global, bool suspend) {
   grpc::ClientContext context;
-  SetDeadline(context, global);
+  PrepareCall(context, global);
   grpc::Status status;
   if (suspend) {
     v1::SuspendLinkReply reply;
@@ -53,7 +53,7 @@ int RunLink(const GlobalOptions& global, bool suspend) {
 
 int RunFaultDropLink(const GlobalOptions& global, uint32_t duration_ms) {
   grpc::ClientContext context;
-  SetDeadline(context, global);
+  PrepareCall(context, global);
   v1::InjectFaultRequest request;
   request.set_kind(v1::FAULT_DROP_LINK);
   request.set_duration_ms(duration_ms);
@@ -66,7 +66,7 @@ int RunFaultDropLink(const GlobalOptions& global, uint32_t duration_ms) {
 
 int RunRoleChange(const GlobalOptions& global, const std::string& what, bool force) {
   grpc::ClientContext context;
-  SetDeadline(context, global, 60000);
+  PrepareCall(context, global, 60000);
   v1::RoleChangeRequest request;
   request.set_force(force);
   v1::RoleChangeReply reply;
@@ -90,7 +90,7 @@ int RunWatch(const GlobalOptions& global, uint32_t interval_ms, uint32_t count) 
   uint32_t printed = 0;
   for (;;) {
     grpc::ClientContext context;
-    SetDeadline(context, global);
+    PrepareCall(context, global);
     v1::StatusReply reply;
     grpc::Status status = stub->Status(&context, v1::StatusRequest(), &reply);
     std::string line =

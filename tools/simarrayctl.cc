@@ -1,15 +1,17 @@
-// simarrayctl [--admin ADDR] [--json] [--timeout-ms N] COMMAND ...
+// simarrayctl [--admin ADDR] [--json] [--timeout-ms N] [--token-file F] COMMAND ...
 // The command-line client of simarrayd: the command line is declared and checked here, the
 // commands themselves live in ctl_admin_commands.cc and ctl_host_commands.cc.
 //
 // Exit codes: 0 success; 1 `consistency` found the volume not consistent; 2 any error (bad
 // command line, RPC error, local file error).
+#include <cstdio>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "simarray/base/secret.h"
 #include "tools/ctl_arguments.h"
 #include "tools/ctl_commands.h"
 #include "tools/ctl_output.h"
@@ -270,6 +272,11 @@ int Main(int argc, char** argv) {
   app.add_option("--timeout-ms", global.timeout_ms, "deadline of every call (default 30000)")
       ->transform(NumberArgument(1, INT32_MAX))
       ->type_name("N");
+  std::string token_file;
+  app.add_option("--token-file", token_file,
+                 "file holding the admin token (default: $SIMARRAY_TOKEN_FILE)")
+      ->type_name("FILE")
+      ->envname("SIMARRAY_TOKEN_FILE");
 
   Command command;
   AddStatus(app, global, command);
@@ -287,6 +294,15 @@ int Main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == static_cast<int>(CLI::ExitCodes::Success) ? kExitOk : kExitError;
+  }
+  if (!token_file.empty()) {
+    auto token = ReadSecretFile(token_file, nullptr);
+    if (!token.ok()) {
+      std::fprintf(stderr, "simarrayctl: --token-file: %s\n",
+                   std::string(token.status().message()).c_str());
+      return kExitError;
+    }
+    global.token = *token;
   }
   return command ? command() : kExitError;
 }

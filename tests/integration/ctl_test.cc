@@ -9,27 +9,7 @@
 #include "daemon_process.h"
 
 namespace simarray::testing {
-namespace {
-
-struct CtlResult {
-  int code;
-  std::string out;
-};
-
-// Runs simarrayctl with `args` (a shell-quoted string), capturing stdout and stderr.
-CtlResult Ctl(const std::string& args) {
-  const std::string command = std::string(SIMARRAYCTL_PATH) + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::string out;
-  std::array<char, 4096> buffer;
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) out.append(buffer.data(), n);
-  int status = pclose(pipe);
-  return CtlResult{WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("simarrayctl drives volumes, writes, the link and watch", "[integration][ctl]") {
   Pair pair;

@@ -5,7 +5,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <catch2/catch.hpp>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -70,9 +72,17 @@ void Daemon::WriteConfig() {
          << "persistent = " << (options_.persistent ? "true" : "false") << "\n"
          << "[mirror_queue]\ncapacity = 1024\n"
          << "[admin]\nlisten = \"" << options_.bind_ip << ":0\"\n"
+         << (options_.admin_token ? "token_file = \"admin.token\"\n" : "")
          << (options_.metrics ? "[metrics]\nlisten = \"127.0.0.1:0\"\n" : "")
          << "[peer]\nlisten = \"" << (peer_.empty() ? options_.bind_ip + ":0" : peer_) << "\"\n";
   if (!options_.peer_address.empty()) config << "address = \"" << options_.peer_address << "\"\n";
+  if (!options_.peer_secret.empty()) {
+    const std::string secret_file = dir_ + "/peer.secret";
+    std::ofstream(secret_file) << options_.peer_secret << "\n";
+    std::filesystem::permissions(
+        secret_file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    config << "secret_file = \"" << secret_file << "\"\n";
+  }
   config << "[link]\nack_timeout_ms = " << options_.ack_timeout_ms << "\n"
          << "policy = \"" << options_.link_policy << "\"\n"
          << "[log]\nlevel = \"info\"\n";
@@ -173,11 +183,23 @@ int Daemon::Stop() {
 v1::StatusReply Daemon::Status() {
   grpc::ClientContext context;
   context.set_deadline(Deadline());
+  Authorize(context);
   v1::StatusReply reply;
   grpc::Status s = admin_->Status(&context, v1::StatusRequest(), &reply);
   INFO("Status: " << s.error_message() << "\ndaemon log:\n" << ReadFile(dir_ + "/daemon.log"));
   REQUIRE(s.ok());
   return reply;
+}
+
+std::string Daemon::admin_token() const {
+  if (!options_.admin_token) return "";
+  std::string token = ReadFile(data_dir() + "/admin.token");
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+  return token;
+}
+
+void Daemon::Authorize(grpc::ClientContext& context) const {
+  if (options_.admin_token) context.AddMetadata("authorization", "Bearer " + admin_token());
 }
 
 Pair::Pair(DaemonOptions primary_options, DaemonOptions mirror_options) {
@@ -194,6 +216,7 @@ Pair::Pair(DaemonOptions primary_options, DaemonOptions mirror_options) {
 void Pair::CreateVolume(const std::string& name, uint64_t size) {
   grpc::ClientContext context;
   context.set_deadline(Deadline());
+  primary->Authorize(context);
   v1::CreateVolumeRequest request;
   request.set_name(name);
   request.set_size(size);
@@ -306,6 +329,7 @@ v1::CheckConsistencyReply CheckConsistency(Daemon& primary, const std::string& v
                                            uint32_t wait_ms) {
   grpc::ClientContext context;
   context.set_deadline(Deadline(120));
+  primary.Authorize(context);
   v1::CheckConsistencyRequest request;
   request.set_volume(volume);
   request.set_repair(repair);
@@ -326,6 +350,18 @@ bool Eventually(const std::function<bool()>& condition, std::chrono::millisecond
   return condition();
 }
 
+CtlResult Ctl(const std::string& args) {
+  const std::string command = std::string(SIMARRAYCTL_PATH) + " " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::string out;
+  std::array<char, 4096> buffer;
+  size_t n;
+  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) out.append(buffer.data(), n);
+  int status = pclose(pipe);
+  return CtlResult{WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
 const v1::PenStatus& Pen(const v1::StatusReply& status, int index) {
   REQUIRE(status.pens_size() > index);
   return status.pens(index);
@@ -337,12 +373,14 @@ namespace simarray::testing {
 
 void SuspendLink(Daemon& primary) {
   grpc::ClientContext context;
+  primary.Authorize(context);
   v1::SuspendLinkReply reply;
   REQUIRE(primary.admin().SuspendLink(&context, v1::SuspendLinkRequest(), &reply).ok());
 }
 
 void ResumeLink(Daemon& primary) {
   grpc::ClientContext context;
+  primary.Authorize(context);
   v1::ResumeLinkReply reply;
   REQUIRE(primary.admin().ResumeLink(&context, v1::ResumeLinkRequest(), &reply).ok());
 }
@@ -350,6 +388,7 @@ void ResumeLink(Daemon& primary) {
 void InjectFault(Daemon& daemon, v1::FaultKind kind, uint32_t duration_ms,
                  const std::string& volume, uint64_t track) {
   grpc::ClientContext context;
+  daemon.Authorize(context);
   v1::InjectFaultRequest request;
   request.set_kind(kind);
   request.set_duration_ms(duration_ms);

@@ -33,6 +33,10 @@ struct DaemonOptions {
   std::string extra;     // more TOML, appended verbatim
   std::string bind_ip = "127.0.0.1";  // every listener binds here
   std::string netns;                  // run inside this network namespace (ip netns exec)
+  // Security: the peer link's shared secret (written to a file the config names), and
+  // whether admin calls need the token the daemon creates in its data_dir.
+  std::string peer_secret;
+  bool admin_token = false;
 };
 
 // A fresh directory under /tmp, removed on destruction.
@@ -74,6 +78,10 @@ class Daemon {
   std::string data_dir() const { return dir_ + "/data"; }
 
   v1::StatusReply Status();
+  // The admin token the daemon created (DaemonOptions::admin_token), else empty.
+  std::string admin_token() const;
+  // Adds the admin token to a call, when the daemon has one.
+  void Authorize(grpc::ClientContext& context) const;
 
  private:
   void WriteConfig();
@@ -142,6 +150,13 @@ void InjectFault(Daemon& daemon, v1::FaultKind kind, uint32_t duration_ms = 0,
 // Waits until the primary reports `state` (e.g. "Synchronized").
 bool WaitPairState(Daemon& primary, const std::string& state,
                    std::chrono::milliseconds limit = std::chrono::seconds(60));
+
+// Runs simarrayctl with `args` (a shell-quoted string), capturing stdout and stderr.
+struct CtlResult {
+  int code;
+  std::string out;
+};
+CtlResult Ctl(const std::string& args);
 
 // Pen counters of host adaptor `index`.
 const v1::PenStatus& Pen(const v1::StatusReply& status, int index = 0);

@@ -14,26 +14,38 @@ std::span<const uint8_t> Bytes(const std::string& s) {
 }
 }  // namespace
 
+grpc::Status PeerServiceImpl::Challenge(grpc::ServerContext* context,
+                                        const v1::ChallengeRequest* request,
+                                        v1::ChallengeReply* reply) {
+  reply->set_nonce(parts_.gate->IssueChallenge());
+  return grpc::Status::OK;
+}
+
 grpc::Status PeerServiceImpl::Hello(grpc::ServerContext* context, const v1::HelloRequest* request,
                                     v1::HelloReply* reply) {
+  auto admitted = parts_.gate->Admit(*request);
+  if (!admitted.ok()) return rpc::ToGrpc(admitted.status());
+  reply->set_session(admitted->session);
+  reply->set_proof(admitted->proof);
   const uint32_t track_size = parts_.cache->track_size();
   if (request->track_size() != track_size) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         absl::StrCat("track sizes differ: peer ", request->daemon_id(), " uses ",
                                      request->track_size(), ", this daemon uses ", track_size));
   }
-  if (parts_.is_primary && parts_.is_primary()) {
+  const bool pairing = request->ships() && request->role() == "primary";
+  const bool split_brain = pairing && parts_.is_primary && parts_.is_primary();
+  if (split_brain) {
+    // The session stays open: the admin's failback --force needs the role calls. The caller
+    // sees role "primary" in the reply and ships nothing; Ship refuses it anyway.
     spdlog::error(
         "peer service: SPLIT BRAIN: {} says hello as a primary, and so is this daemon; "
-        "refused until an admin decides",
+        "nothing is applied until an admin decides",
         request->daemon_id());
     split_brain_refusals_.fetch_add(1);
-    return grpc::Status(grpc::StatusCode::ABORTED,
-                        absl::StrCat("split brain: ", parts_.daemon_id,
-                                     " is a primary too; "
-                                     "both sides may hold writes the other lacks"));
+  } else if (pairing && parts_.on_hello) {
+    parts_.on_hello(request->peer_address(), request->generation());
   }
-  if (parts_.on_hello) parts_.on_hello(request->peer_address(), request->generation());
   reply->set_daemon_id(parts_.daemon_id);
   reply->set_role(parts_.role());
   reply->set_generation(parts_.cache->region().header().generation);
@@ -57,6 +69,7 @@ grpc::Status PeerServiceImpl::Hello(grpc::ServerContext* context, const v1::Hell
 grpc::Status PeerServiceImpl::Ship(
     grpc::ServerContext* context,
     grpc::ServerReaderWriter<v1::ShipReply, v1::ShipRequest>* stream) {
+  if (grpc::Status denied = parts_.gate->Check(*context); !denied.ok()) return denied;
   if (parts_.is_primary && parts_.is_primary()) {
     return grpc::Status(grpc::StatusCode::ABORTED,
                         "this daemon is a primary: it ships, it does "
@@ -95,6 +108,7 @@ grpc::Status PeerServiceImpl::Ship(
 grpc::Status PeerServiceImpl::TrackDigests(grpc::ServerContext* context,
                                            const v1::TrackDigestsRequest* request,
                                            v1::TrackDigestsReply* reply) {
+  if (grpc::Status denied = parts_.gate->Check(*context); !denied.ok()) return denied;
   auto volume = parts_.volumes->FindById(request->volume_id());
   if (volume == nullptr) {
     return grpc::Status(grpc::StatusCode::NOT_FOUND,
@@ -119,6 +133,7 @@ grpc::Status PeerServiceImpl::TrackDigests(grpc::ServerContext* context,
 grpc::Status PeerServiceImpl::CreateVolume(grpc::ServerContext* context,
                                            const v1::PeerVolume* request,
                                            v1::PeerVolumeReply* reply) {
+  if (grpc::Status denied = parts_.gate->Check(*context); !denied.ok()) return denied;
   auto created = parts_.volumes->Create(request->name(), request->size(), request->id(), true);
   if (!created.ok()) return rpc::ToGrpc(created.status());
   if (parts_.owed != nullptr) {
@@ -132,6 +147,7 @@ grpc::Status PeerServiceImpl::CreateVolume(grpc::ServerContext* context,
 grpc::Status PeerServiceImpl::DeleteVolume(grpc::ServerContext* context,
                                            const v1::PeerVolume* request,
                                            v1::PeerVolumeReply* reply) {
+  if (grpc::Status denied = parts_.gate->Check(*context); !denied.ok()) return denied;
   auto volume = parts_.volumes->Find(request->name());
   if (!volume.ok()) return rpc::ToGrpc(volume.status());
   parts_.cache->DropVolume((*volume)->id);
@@ -140,6 +156,7 @@ grpc::Status PeerServiceImpl::DeleteVolume(grpc::ServerContext* context,
 
 grpc::Status PeerServiceImpl::Demote(grpc::ServerContext* context, const v1::RoleRequest* request,
                                      v1::RoleReply* reply) {
+  if (grpc::Status denied = parts_.gate->Check(*context); !denied.ok()) return denied;
   if (!parts_.demote) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no role changes");
   spdlog::warn("peer service: {} asks this daemon to become the mirror", request->daemon_id());
   if (absl::Status s = parts_.demote(); !s.ok()) return rpc::ToGrpc(s);
@@ -150,6 +167,7 @@ grpc::Status PeerServiceImpl::Demote(grpc::ServerContext* context, const v1::Rol
 
 grpc::Status PeerServiceImpl::Promote(grpc::ServerContext* context, const v1::RoleRequest* request,
                                       v1::RoleReply* reply) {
+  if (grpc::Status denied = parts_.gate->Check(*context); !denied.ok()) return denied;
   if (!parts_.promote) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no role changes");
   spdlog::warn("peer service: {} hands the primary role to this daemon", request->daemon_id());
   if (absl::Status s = parts_.promote(request->peer_address(), request->generation()); !s.ok()) {
@@ -163,6 +181,7 @@ grpc::Status PeerServiceImpl::Promote(grpc::ServerContext* context, const v1::Ro
 grpc::Status PeerServiceImpl::ListOwed(grpc::ServerContext* context,
                                        const v1::ListOwedRequest* request,
                                        v1::ListOwedReply* reply) {
+  if (grpc::Status denied = parts_.gate->Check(*context); !denied.ok()) return denied;
   if (parts_.owed == nullptr) return grpc::Status::OK;
   for (const cache::TrackKey& key : parts_.owed->ListOwed()) {
     v1::OwedTrack* t = reply->add_tracks();

@@ -7,6 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "simarray/base/secret.h"
+#include "simarray/remote/peer_auth.h"
 #include "simarray/rpc/rpc.h"
 #include "spdlog/spdlog.h"
 
@@ -57,6 +59,7 @@ void RemoteAdaptor::SetPeerAddress(const std::string& address) {
   absl::MutexLock lock(&mu_);
   if (address == options_.peer_address && stub_) return;
   options_.peer_address = address;
+  session_.clear();
   channel_ = rpc::MakeChannel(address, options_.max_write);
   stub_ = v1::PeerService::NewStub(channel_);
 }
@@ -84,22 +87,95 @@ std::shared_ptr<v1::PeerService::Stub> RemoteAdaptor::PeerStub() {
   return stub_;
 }
 
+v1::HelloRequest RemoteAdaptor::MakeHello(const std::string& role, bool ships) {
+  v1::HelloRequest hello;
+  hello.set_ships(ships);
+  hello.set_daemon_id(options_.daemon_id);
+  hello.set_role(role);
+  hello.set_generation(cache_->generation());
+  hello.set_track_size(cache_->track_size());
+  {
+    absl::MutexLock lock(&mu_);
+    hello.set_peer_address(options_.self_address);
+  }
+  for (const auto& v : volumes_->List()) {
+    v1::PeerVolume* pv = hello.add_volumes();
+    pv->set_name(v.name);
+    pv->set_id(v.id);
+    pv->set_size(v.size);
+  }
+  return hello;
+}
+
+absl::StatusOr<v1::HelloReply> RemoteAdaptor::SayHello(v1::PeerService::Stub& stub,
+                                                       const std::string& role, bool ships,
+                                                       absl::Duration timeout) {
+  const auto deadline = absl::ToChronoTime(absl::Now() + timeout);
+  grpc::ClientContext challenge_context;
+  challenge_context.set_deadline(deadline);
+  v1::ChallengeRequest challenge;
+  challenge.set_daemon_id(options_.daemon_id);
+  v1::ChallengeReply nonce;
+  grpc::Status status = stub.Challenge(&challenge_context, challenge, &nonce);
+  if (!status.ok()) return rpc::FromGrpc(status);
+
+  v1::HelloRequest hello = MakeHello(role, ships);
+  SignHello(options_.secret, nonce.nonce(), hello);
+  grpc::ClientContext hello_context;
+  hello_context.set_deadline(deadline);
+  v1::HelloReply reply;
+  status = stub.Hello(&hello_context, hello, &reply);
+  if (!status.ok()) return rpc::FromGrpc(status);
+  if (!options_.secret.empty() &&
+      !ConstantTimeEquals(reply.proof(), ReplyProof(options_.secret, hello.client_nonce(),
+                                                    hello.nonce(), reply.session()))) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        "peer ", reply.daemon_id(), " did not prove it knows the secret: the peer secrets differ"));
+  }
+  absl::MutexLock lock(&mu_);
+  session_ = reply.session();
+  return reply;
+}
+
+template <typename Call>
+absl::Status RemoteAdaptor::CallPeer(absl::Duration timeout, Call call) {
+  for (int attempt = 0;; ++attempt) {
+    auto stub = PeerStub();
+    if (!stub) return absl::UnavailableError("no peer address known");
+    std::string session;
+    {
+      absl::MutexLock lock(&mu_);
+      session = session_;
+    }
+    if (session.empty()) {
+      auto hello =
+          SayHello(*stub, options_.role ? options_.role() : "mirror", /*ships=*/false, timeout);
+      if (!hello.ok()) return hello.status();
+      session = hello->session();
+    }
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    context.AddMetadata(kSessionMetadata, session);
+    grpc::Status status = call(*stub, context);
+    if (status.error_code() != grpc::StatusCode::UNAUTHENTICATED || attempt > 0) {
+      return rpc::FromGrpc(status);
+    }
+    // The peer restarted (or closed the session): say hello again, once.
+    absl::MutexLock lock(&mu_);
+    if (session_ == session) session_.clear();
+  }
+}
+
 absl::Status RemoteAdaptor::Demote() {
-  auto stub = PeerStub();
-  if (!stub) return absl::UnavailableError("no peer address known");
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   v1::RoleRequest request;
   request.set_daemon_id(options_.daemon_id);
   v1::RoleReply reply;
-  return rpc::FromGrpc(stub->Demote(&context, request, &reply));
+  return CallPeer(absl::Seconds(10), [&](auto& stub, auto& context) {
+    return stub.Demote(&context, request, &reply);
+  });
 }
 
 absl::Status RemoteAdaptor::Promote(uint64_t generation) {
-  auto stub = PeerStub();
-  if (!stub) return absl::UnavailableError("no peer address known");
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   v1::RoleRequest request;
   request.set_daemon_id(options_.daemon_id);
   {
@@ -108,17 +184,17 @@ absl::Status RemoteAdaptor::Promote(uint64_t generation) {
   }
   request.set_generation(generation);
   v1::RoleReply reply;
-  return rpc::FromGrpc(stub->Promote(&context, request, &reply));
+  return CallPeer(absl::Seconds(10), [&](auto& stub, auto& context) {
+    return stub.Promote(&context, request, &reply);
+  });
 }
 
 absl::StatusOr<std::vector<cache::TrackKey>> RemoteAdaptor::PeerOwed() {
-  auto stub = PeerStub();
-  if (!stub) return absl::UnavailableError("no peer address known");
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
   v1::ListOwedReply reply;
-  grpc::Status status = stub->ListOwed(&context, v1::ListOwedRequest(), &reply);
-  if (!status.ok()) return rpc::FromGrpc(status);
+  absl::Status status = CallPeer(absl::Seconds(30), [&](auto& stub, auto& context) {
+    return stub.ListOwed(&context, v1::ListOwedRequest(), &reply);
+  });
+  if (!status.ok()) return status;
   std::vector<cache::TrackKey> out;
   for (const auto& t : reply.tracks()) out.push_back(cache::TrackKey{t.volume_id(), t.track()});
   return out;
@@ -210,37 +286,35 @@ absl::Status RemoteAdaptor::PairVolumes(const v1::HelloReply& reply) {
 }
 
 bool RemoteAdaptor::Connect() {
-  grpc::ClientContext hello_context;
-  hello_context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
-  v1::HelloRequest hello;
-  hello.set_daemon_id(options_.daemon_id);
-  hello.set_role("primary");
-  hello.set_generation(cache_->generation());
-  hello.set_track_size(cache_->track_size());
-  {
-    absl::MutexLock lock(&mu_);
-    hello.set_peer_address(options_.self_address);
-  }
-  for (const auto& v : volumes_->List()) {
-    v1::PeerVolume* pv = hello.add_volumes();
-    pv->set_name(v.name);
-    pv->set_id(v.id);
-    pv->set_size(v.size);
-  }
-  v1::HelloReply reply;
-  grpc::Status status = PeerStub()->Hello(&hello_context, hello, &reply);
-  if (status.error_code() == grpc::StatusCode::ABORTED) {
-    if (!split_brain_.exchange(true)) {
-      spdlog::error(
-          "remote adaptor: SPLIT BRAIN: {} refused us: {}; nothing is shipped until "
-          "an admin decides",
-          options_.peer_address, status.error_message());
+  auto stub = PeerStub();
+  auto hello = SayHello(*stub, "primary", /*ships=*/true, absl::Seconds(1));
+  if (!hello.ok()) {
+    if (hello.status().code() == absl::StatusCode::kUnauthenticated) {
+      {
+        absl::MutexLock lock(&mu_);
+        ++counters_.auth_failures;
+      }
+      // Logged once per cause: a wrong secret does not fix itself between retries.
+      if (last_refusal_ != hello.status().message()) {
+        last_refusal_ = std::string(hello.status().message());
+        spdlog::error("remote adaptor: {} refused the link: {}", options_.peer_address,
+                      last_refusal_);
+      }
+    } else {
+      spdlog::debug("remote adaptor: Hello to {} failed: {}", options_.peer_address,
+                    std::string(hello.status().message()));
     }
     return false;
   }
-  if (!status.ok()) {
-    spdlog::debug("remote adaptor: Hello to {} failed: {}", options_.peer_address,
-                  status.error_message());
+  last_refusal_.clear();
+  const v1::HelloReply& reply = *hello;
+  if (reply.role() == "primary") {
+    if (!split_brain_.exchange(true)) {
+      spdlog::error(
+          "remote adaptor: SPLIT BRAIN: {} ({}) is a primary too; nothing is shipped until "
+          "an admin decides",
+          options_.peer_address, reply.daemon_id());
+    }
     return false;
   }
   split_brain_ = false;
@@ -253,7 +327,8 @@ bool RemoteAdaptor::Connect() {
     return false;
   }
   context_ = std::make_unique<grpc::ClientContext>();
-  stream_ = PeerStub()->Ship(context_.get());
+  context_->AddMetadata(kSessionMetadata, reply.session());
+  stream_ = stub->Ship(context_.get());
   stream_broken_ = false;
   receiver_ = std::thread([this, stream = stream_.get()] { ReceiverLoop(stream); });
   absl::MutexLock lock(&mu_);
@@ -348,47 +423,42 @@ absl::StatusOr<uint64_t> RemoteAdaptor::ResendTracks(const std::vector<cache::Tr
 namespace {
 
 // Calls a PeerService volume RPC (CreateVolume or DeleteVolume) about `volume`.
-template <typename Method>
-absl::Status CallAboutVolume(v1::PeerService::Stub& stub, Method method,
-                             const disk::VolumeInfo& volume) {
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  v1::PeerVolume request;
-  request.set_name(volume.name);
-  request.set_id(volume.id);
-  request.set_size(volume.size);
-  v1::PeerVolumeReply reply;
-  return rpc::FromGrpc((stub.*method)(&context, request, &reply));
+v1::PeerVolume AsPeerVolume(const disk::VolumeInfo& volume) {
+  v1::PeerVolume out;
+  out.set_name(volume.name);
+  out.set_id(volume.id);
+  out.set_size(volume.size);
+  return out;
 }
 
 }  // namespace
 
 absl::Status RemoteAdaptor::CreateTwin(const disk::VolumeInfo& volume) {
-  auto stub = PeerStub();
-  if (!stub) return absl::UnavailableError("no peer address known");
-  absl::Status s = CallAboutVolume(*stub, &v1::PeerService::Stub::CreateVolume, volume);
+  v1::PeerVolumeReply reply;
+  absl::Status s = CallPeer(absl::Seconds(5), [&](auto& stub, auto& context) {
+    return stub.CreateVolume(&context, AsPeerVolume(volume), &reply);
+  });
   return s.code() == absl::StatusCode::kAlreadyExists ? absl::OkStatus() : s;
 }
 
 absl::Status RemoteAdaptor::DeleteTwin(const disk::VolumeInfo& volume) {
-  auto stub = PeerStub();
-  if (!stub) return absl::UnavailableError("no peer address known");
-  return CallAboutVolume(*stub, &v1::PeerService::Stub::DeleteVolume, volume);
+  v1::PeerVolumeReply reply;
+  return CallPeer(absl::Seconds(5), [&](auto& stub, auto& context) {
+    return stub.DeleteVolume(&context, AsPeerVolume(volume), &reply);
+  });
 }
 
 absl::StatusOr<std::vector<uint64_t>> RemoteAdaptor::PeerDigests(uint32_t volume_id, uint64_t first,
                                                                  uint64_t count) {
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
   v1::TrackDigestsRequest request;
   request.set_volume_id(volume_id);
   request.set_first_track(first);
   request.set_count(count);
   v1::TrackDigestsReply reply;
-  auto stub = PeerStub();
-  if (!stub) return absl::UnavailableError("no peer address known");
-  grpc::Status status = stub->TrackDigests(&context, request, &reply);
-  if (!status.ok()) return rpc::FromGrpc(status);
+  absl::Status status = CallPeer(absl::Seconds(60), [&](auto& stub, auto& context) {
+    return stub.TrackDigests(&context, request, &reply);
+  });
+  if (!status.ok()) return status;
   return std::vector<uint64_t>(reply.digests().begin(), reply.digests().end());
 }
 

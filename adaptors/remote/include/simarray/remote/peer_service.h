@@ -14,6 +14,7 @@
 #include "simarray/disk/disk_adaptor.h"
 #include "simarray/disk/volume_catalog.h"
 #include "simarray/mirror/owed_tracks.h"
+#include "simarray/remote/peer_auth.h"
 #include "simarray/remote/record_applier.h"
 #include "simarray/v1/peer.grpc.pb.h"
 
@@ -27,10 +28,11 @@ struct PeerServiceParts {
   disk::DiskAdaptor* disk = nullptr;
   RecordApplier* applier = nullptr;
   mirror::OwedTracks* owed = nullptr;  // twins created here get a bitmap too (may be null)
-  // True while this daemon is a primary: a primary refuses Hello and Ship from another
-  // primary with ABORTED (split brain).
+  PeerGate* gate = nullptr;            // authentication: every call but Challenge and Hello
+  // True while this daemon is a primary: a primary answers a primary's Hello with its own
+  // role (split brain, counted) and refuses its Ship with ABORTED.
   std::function<bool()> is_primary;
-  // A primary said hello: where its PeerService is, and its data generation.
+  // A primary said hello (no split brain): where its PeerService is, its data generation.
   std::function<void(const std::string& address, uint64_t generation)> on_hello;
   // Role changes asked by the other side.
   std::function<absl::Status()> demote;
@@ -41,6 +43,8 @@ class PeerServiceImpl final : public v1::PeerService::Service {
  public:
   explicit PeerServiceImpl(PeerServiceParts parts) : parts_(std::move(parts)) {}
 
+  grpc::Status Challenge(grpc::ServerContext* context, const v1::ChallengeRequest* request,
+                         v1::ChallengeReply* reply) override;
   grpc::Status Hello(grpc::ServerContext* context, const v1::HelloRequest* request,
                      v1::HelloReply* reply) override;
   grpc::Status Ship(grpc::ServerContext* context,
@@ -61,7 +65,7 @@ class PeerServiceImpl final : public v1::PeerService::Service {
   uint64_t records_refused() const { return records_refused_.load(); }
   // Ship streams open now (a mirror with one is receiving from its primary).
   int open_streams() const { return open_streams_.load(); }
-  // Hellos refused because this daemon and the caller were both primaries.
+  // Hellos from a primary while this daemon was a primary too (split brain).
   uint64_t split_brain_refusals() const { return split_brain_refusals_.load(); }
 
  private:

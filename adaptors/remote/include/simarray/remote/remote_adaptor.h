@@ -21,6 +21,7 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -46,6 +47,10 @@ struct RemoteAdaptorOptions {
   std::string daemon_id;
   std::string peer_address;  // may be set later (SetPeerAddress) on a mirror-role daemon
   std::string self_address;  // this daemon's PeerService address, told to the peer in Hello
+  std::string secret;        // peer link secret (peer_auth.h); empty: none
+  // This daemon's role as said in a session-only Hello (before a role, volume or digest
+  // call; "mirror" if unset); the pairing Hello before Ship always says "primary".
+  std::function<std::string()> role;
   uint64_t max_write = 32 << 20;
   absl::Duration ack_timeout = absl::Seconds(5);
   bool fail_writes_when_down = false;  // link.policy = "fail"
@@ -69,6 +74,7 @@ struct LinkCounters {
   uint64_t ack_timeouts = 0;
   uint64_t heartbeat_timeouts = 0;
   uint64_t connects = 0;
+  uint64_t auth_failures = 0;  // Hellos the peer refused, or whose reply proof was wrong
   uint64_t link_losses = 0;
   uint64_t resyncs_started = 0;
   uint64_t resyncs_completed = 0;
@@ -155,6 +161,15 @@ class RemoteAdaptor {
   using Stream = grpc::ClientReaderWriter<v1::ShipRequest, v1::ShipReply>;
 
   // remote_adaptor.cc: the link's life.
+  v1::HelloRequest MakeHello(const std::string& role, bool ships);
+  // Challenge + signed Hello (`ships`: the pairing Hello before Ship); checks the reply's
+  // proof and keeps its session.
+  absl::StatusOr<v1::HelloReply> SayHello(v1::PeerService::Stub& stub, const std::string& role,
+                                          bool ships, absl::Duration timeout);
+  // Runs call(stub, context) with a deadline and the session (saying hello first when there
+  // is none, and once more when the peer no longer knows it).
+  template <typename Call>
+  absl::Status CallPeer(absl::Duration timeout, Call call);
   bool LinkHeld();
   bool Connect();
   absl::Status PairVolumes(const v1::HelloReply& reply);
@@ -196,10 +211,12 @@ class RemoteAdaptor {
   uint64_t next_record_id_ = 1;
   absl::Time last_sent_ = absl::InfinitePast();
   bool was_resyncing_ = false;
+  std::string last_refusal_;
   absl::Time resync_started_ ABSL_GUARDED_BY(mu_);
   uint64_t resynced_at_start_ ABSL_GUARDED_BY(mu_) = 0;
 
   absl::Mutex mu_;
+  std::string session_ ABSL_GUARDED_BY(mu_);  // with the peer's PeerService; empty: none
   bool suspended_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time held_until_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   absl::Time heartbeat_sent_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
