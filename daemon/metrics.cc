@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "daemon/admin_service.h"
 #include "daemon/array.h"
 
 namespace simarray::daemon {
@@ -165,6 +166,8 @@ void Link(MetricsWriter& w, Array& a) {
        l.heartbeat_timeouts},
       {"simarray_link_connects_total", "Times the link came up.", l.connects},
       {"simarray_link_losses_total", "Times the link went down.", l.link_losses},
+      {"simarray_link_auth_failures_total",
+       "Hellos the peer refused, or whose reply did not prove the secret.", l.auth_failures},
       {"simarray_resyncs_started_total", "Resyncs of owed tracks started.", l.resyncs_started},
       {"simarray_resyncs_completed_total", "Resyncs of owed tracks completed.",
        l.resyncs_completed}};
@@ -273,6 +276,13 @@ std::string RenderMetrics(Array& a) {
   w.Family("simarray_host_streams_cancelled_total", "counter",
            "Host write streams cancelled by their client.");
   w.Sample("simarray_host_streams_cancelled_total", "", a.streams_cancelled());
+  w.Family("simarray_calls_refused_total", "counter",
+           "Calls refused for authentication: admin (missing or wrong token), peer (no "
+           "session, or a bad Hello).");
+  w.Sample("simarray_calls_refused_total", MetricsWriter::Label("service", "admin"),
+           a.admin_service().refusals());
+  w.Sample("simarray_calls_refused_total", MetricsWriter::Label("service", "peer"),
+           a.peer_gate().refusals());
   return std::move(w.text());
 }
 

@@ -30,7 +30,7 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
 constexpr size_t kHeaderLimit = 8 << 10;
-constexpr auto kIdleTimeout = std::chrono::seconds(30);
+constexpr auto kIdleTimeout = std::chrono::seconds(10);
 constexpr const char* kContentType = "text/plain; version=0.0.4; charset=utf-8";
 
 // One connection: read a request, answer, repeat while the client keeps it alive.

@@ -40,14 +40,25 @@ start() {  # name config
   bad "$name did not start; its log:"; cat "$DIR/$name.log"; exit 1
 }
 
-rm -rf "$DIR" && mkdir -p "$DIR"
-step "Start the mirror, then the primary (configs/mirror.toml, configs/primary.toml)"
+rm -rf "$DIR" && mkdir -p "$DIR/primary" "$DIR/mirror"
+step "Share a peer secret, start the mirror, then the primary (configs/*.toml)"
+secret=$(openssl rand -hex 32)
+(umask 077 && echo "$secret" >"$DIR/primary/peer.secret" && echo "$secret" >"$DIR/mirror/peer.secret")
+ok "the same random peer secret is in each data_dir; it is never sent, only proved"
 start mirror configs/mirror.toml
 start primary configs/primary.toml
+# Each daemon made its own admin token in its data_dir; simarrayctl sends it.
+PRIMARY_ADMIN="$PRIMARY_ADMIN --token-file $DIR/primary/admin.token"
+MIRROR_ADMIN="$MIRROR_ADMIN --token-file $DIR/mirror/admin.token"
 for _ in $(seq 50); do
   "$CTL" --admin $PRIMARY_ADMIN --json status | grep -q '"state": *"up"' && break
   sleep 0.1
 done
+if "$CTL" --admin 127.0.0.1:7100 status >"$DIR/no-token.txt" 2>&1; then
+  bad "an admin call without the token was accepted"
+else
+  ok "an admin call without the token is refused: $(head -1 "$DIR/no-token.txt")"
+fi
 
 step "Create volume 'demo' (64 MiB) on the primary; its twin appears on the mirror"
 "$CTL" --admin $PRIMARY_ADMIN volume create demo 64M || bad "volume create"

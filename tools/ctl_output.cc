@@ -231,6 +231,12 @@ std::string FormatStatus(const v1::StatusReply& s) {
   rows.push_back({"streams cancelled", absl::StrCat(s.writes_cancelled())});
   rows.push_back({"records applied", absl::StrCat(s.records_applied(), " (applied sequence ",
                                                   s.applied_sequence(), ")")});
+  rows.push_back(
+      {"security",
+       absl::StrCat(s.admin_token_required() ? "admin token required" : "NO admin token", ", ",
+                    s.peer_secret_configured() ? "peer secret set" : "NO peer secret",
+                    "; refused: admin ", s.admin_calls_refused(), ", peer ",
+                    s.peer_calls_refused())});
   for (auto& row : rows) row[0] += ":";
   std::string out = FormatTable(rows, {});
   absl::StrAppend(&out, "holding pens (", s.pens_size(),

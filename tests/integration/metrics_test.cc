@@ -1,10 +1,6 @@
 // GET /metrics on both daemons of a pair during a workload: the text must parse as the
 // Prometheus text exposition format (checked by a strict parser below, not by substrings),
 // and the series must show the workload.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <catch2/catch.hpp>
@@ -15,57 +11,12 @@
 #include <thread>
 
 #include "daemon_process.h"
+#include "raw_socket.h"
 
 namespace simarray::testing {
 namespace {
 
 constexpr uint64_t kTrack = 64 << 10;
-
-struct HttpReply {
-  int status = 0;
-  std::string content_type;
-  std::string body;
-};
-
-// A one-shot HTTP/1.1 GET over a plain TCP socket (Connection: close, body to EOF).
-HttpReply HttpGet(const std::string& address, const std::string& path) {
-  const size_t colon = address.rfind(':');
-  REQUIRE(colon != std::string::npos);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
-  REQUIRE(inet_pton(AF_INET, address.substr(0, colon).c_str(), &sa.sin_addr) == 1);
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  timeval tv{10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
-  const std::string request = "GET " + path + " HTTP/1.1\r\nHost: " + address +
-                              "\r\nAccept: text/plain\r\nConnection: close\r\n\r\n";
-  REQUIRE(send(fd, request.data(), request.size(), 0) == static_cast<ssize_t>(request.size()));
-  std::string raw;
-  char buf[16384];
-  for (;;) {
-    ssize_t n = recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    raw.append(buf, n);
-  }
-  close(fd);
-  HttpReply reply;
-  const size_t end = raw.find("\r\n\r\n");
-  REQUIRE(end != std::string::npos);
-  std::smatch m;
-  const std::string head = raw.substr(0, end);
-  REQUIRE(std::regex_search(head, m, std::regex("^HTTP/1\\.1 (\\d{3}) ")));
-  reply.status = std::stoi(m[1].str());
-  if (std::regex_search(head, m, std::regex("\r\n[Cc]ontent-[Tt]ype: ([^\r]*)"))) {
-    reply.content_type = m[1].str();
-  }
-  reply.body = raw.substr(end + 4);
-  REQUIRE(std::regex_search(head, m, std::regex("\r\n[Cc]ontent-[Ll]ength: (\\d+)")));
-  REQUIRE(std::stoul(m[1].str()) == reply.body.size());
-  return reply;
-}
 
 // --- a strict parser of the text exposition format (version 0.0.4) ----------------------
 

@@ -36,6 +36,15 @@ void ConfigureServer(grpc::ServerBuilder& builder, uint64_t max_write) {
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(MessageLimit(max_write));
   builder.SetMaxSendMessageSize(MessageLimit(max_write));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, kMaxStreamsPerConnection);
+  // A connection that never finishes its handshake, or stops answering pings, is closed.
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, kHandshakeTimeoutMs);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, kKeepaliveMs);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kKeepaliveMs);
+  // Synchronous services (admin, peer) take a thread per call: bounded.
+  grpc::ResourceQuota quota("simarray-server");
+  quota.SetMaxThreads(kMaxServerThreads);
+  builder.SetResourceQuota(quota);
 }
 
 }  // namespace simarray::rpc

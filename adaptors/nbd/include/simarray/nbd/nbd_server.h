@@ -41,7 +41,7 @@ struct NbdServerOptions {
   size_t max_connections = 64;
   size_t max_requests = 64;       // per connection, in flight
   uint64_t max_bytes = 64 << 20;  // per connection, payload in flight (reads and writes)
-  absl::Duration handshake_timeout = absl::Seconds(30);
+  absl::Duration handshake_timeout = absl::Seconds(10);
 };
 
 struct NbdServerParts {

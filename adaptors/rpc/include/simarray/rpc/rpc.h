@@ -21,7 +21,14 @@ int MessageLimit(uint64_t max_write);
 // A channel to `address` with simarray's limits and back-off.
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, uint64_t max_write);
 
-// Applies message limits to a server builder.
+// Limits every simarray gRPC server applies (docs/security.md):
+inline constexpr int kMaxStreamsPerConnection = 128;  // calls in flight on one connection
+inline constexpr int kHandshakeTimeoutMs = 10000;     // to finish connecting
+inline constexpr int kKeepaliveMs = 10000;            // ping an idle connection; close if silent
+inline constexpr int kMaxServerThreads = 64;          // for synchronous services' calls
+
+// Applies the message limit (MessageLimit), the limits above and no SO_REUSEPORT to a
+// server builder.
 void ConfigureServer(grpc::ServerBuilder& builder, uint64_t max_write);
 
 }  // namespace simarray::rpc
