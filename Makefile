@@ -4,7 +4,7 @@ BUILD ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build test test-unit test-integration soak demo format clean
+.PHONY: all deps configure build test test-unit test-integration soak fuzz demo format clean
 
 all: build
 
@@ -31,6 +31,11 @@ test-integration: build
 soak: build
 	ctest --test-dir $(BUILD) --output-on-failure -L soak
 
+# Exploratory libFuzzer runs in a separate clang-14 build (build-fuzz/): FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@scripts/fuzz.sh all $(FUZZ_SECONDS)
+
 demo: build
 	@scripts/demo.sh $(BUILD)
 
@@ -38,4 +43,4 @@ format:
 	git ls-files '*.cc' '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) demo-data
+	rm -rf $(BUILD) build-fuzz demo-data

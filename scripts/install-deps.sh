@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages simarray needs to build, test and run, if any is missing.
-# Needs root (apt-get) only when something is missing.
+# Needs root (apt-get) only when something is missing. Extra package names given as
+# arguments are checked too (scripts/fuzz.sh asks for clang-14 this way).
 set -euo pipefail
 
 packages=(
@@ -10,6 +11,7 @@ packages=(
   libisal-dev libxxhash-dev libssl-dev catch2
   python3 python3-grpcio python3-protobuf procps iproute2 openssl
   libnbd-bin qemu-utils fio
+  "$@"
 )
 
 missing=()
