@@ -33,9 +33,10 @@ struct DaemonOptions {
   std::string extra;     // more TOML, appended verbatim
   std::string bind_ip = "127.0.0.1";  // every listener binds here
   std::string netns;                  // run inside this network namespace (ip netns exec)
-  // Security: the peer link's shared secret (written to a file the config names), and
-  // whether admin calls need the token the daemon creates in its data_dir.
-  std::string peer_secret;
+  // Security: the peer link's shared secret (written to a file the config names; empty:
+  // none), and whether admin calls need the token the daemon creates in its data_dir.
+  // Every pair runs authenticated unless a test says otherwise.
+  std::string peer_secret = "integration-test-peer-secret";
   bool admin_token = false;
 };
 

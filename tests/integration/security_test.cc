@@ -169,7 +169,9 @@ TEST_CASE("a peer with a wrong secret, or a mirror that cannot prove it, is refu
   DaemonOptions primary_options;
   primary_options.peer_secret = kSecret;
   SECTION("the mirror's secret differs") { mirror_options.peer_secret = "another-secret"; }
-  SECTION("the mirror has no secret: it cannot prove the reply") {}
+  SECTION("the mirror has no secret: it cannot prove the reply") {
+    mirror_options.peer_secret = "";
+  }
   Daemon mirror(dir.path() + "/mirror", mirror_options);
   mirror.Start();
   primary_options.peer_address = mirror.peer_address();
