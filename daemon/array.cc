@@ -23,10 +23,11 @@ namespace {
 // Builds and starts one server on `listen`; the bound address goes to `bound`.
 absl::StatusOr<std::unique_ptr<grpc::Server>> Serve(const std::string& listen,
                                                     std::vector<grpc::Service*> services,
-                                                    uint64_t max_write, std::string* bound) {
+                                                    uint64_t max_write, std::string* bound,
+                                                    const rpc::TlsConfig& tls = {}) {
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(listen, rpc::ServerCredentials(tls), &port);
   rpc::ConfigureServer(builder, max_write);
   for (grpc::Service* s : services) builder.RegisterService(s);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
@@ -131,6 +132,7 @@ absl::StatusOr<BoundAddresses> Array::Start() {
     ro.ack_timeout = absl::Milliseconds(config_.ack_timeout_ms);
     ro.fail_writes_when_down = config_.link_policy == "fail";
     ro.secret = config_.peer_secret;
+    ro.tls = config_.peer_tls;
     ro.role = [this] { return role(); };
     remote_ = std::make_unique<remote::RemoteAdaptor>(ro, cache_.get(), queue_.get(), owed_.get(),
                                                       volumes_.get(), disk_.get(), &faults_);
@@ -206,7 +208,8 @@ absl::StatusOr<BoundAddresses> Array::Start() {
     return BecomePrimary(/*ship=*/true);
   };
   peer_service_ = std::make_unique<remote::PeerServiceImpl>(pp);
-  auto peer = Serve(config_.peer_listen, {peer_service_.get()}, config_.max_write, &bound.peer);
+  auto peer = Serve(config_.peer_listen, {peer_service_.get()}, config_.max_write, &bound.peer,
+                    config_.peer_tls);
   if (!peer.ok()) return peer.status();
   servers_.push_back(std::move(*peer));
   spdlog::info("remote adaptor port (PeerService) on {}", bound.peer);

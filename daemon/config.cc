@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
 
@@ -65,6 +66,10 @@ class Reader {
     } else {
       return Fail(key, "expected a size (bytes, or a string like \"64K\")");
     }
+    if (value > std::numeric_limits<T>::max()) {
+      return Fail(key, absl::StrCat("expected at most ", std::numeric_limits<T>::max(),
+                                    " bytes, got ", value));
+    }
     *out = static_cast<T>(value);
   }
   template <typename T>
@@ -78,6 +83,10 @@ class Reader {
     if (!node) return;
     auto i = node.value<int64_t>();
     if (!i || *i < 0) return Fail(key, "expected a non-negative integer");
+    if (static_cast<uint64_t>(*i) > std::numeric_limits<T>::max()) {
+      return Fail(key,
+                  absl::StrCat("expected at most ", std::numeric_limits<T>::max(), ", got ", *i));
+    }
     *out = static_cast<T>(*i);
   }
 
@@ -198,6 +207,10 @@ absl::StatusOr<DaemonConfig> ParseConfig(std::string_view text, const std::strin
   r.String("peer.listen", &c.peer_listen);
   r.String("peer.address", &c.peer_address);
   r.String("peer.secret_file", &c.peer_secret_file);
+  r.String("peer.tls.cert_file", &c.peer_tls_cert_file);
+  r.String("peer.tls.key_file", &c.peer_tls_key_file);
+  r.String("peer.tls.ca_file", &c.peer_tls_ca_file);
+  r.String("peer.tls.server_name", &c.peer_tls.server_name);
   r.String("link.policy", &c.link_policy);
   r.Integer("link.ack_timeout_ms", &c.ack_timeout_ms);
   r.String("log.level", &c.log_level);
@@ -271,8 +284,13 @@ absl::StatusOr<DaemonConfig> ParseConfig(std::string_view text, const std::strin
            absl::StrCat("expected \"continue\" or \"fail\", got \"", c.link_policy, "\""));
   }
   if (c.ack_timeout_ms == 0) r.Fail("link.ack_timeout_ms", "expected at least 1");
+  const int tls_files =
+      !c.peer_tls_cert_file.empty() + !c.peer_tls_key_file.empty() + !c.peer_tls_ca_file.empty();
+  if (tls_files != 0 && tls_files != 3) {
+    r.Fail("peer.tls", "expected cert_file, key_file and ca_file together, or none");
+  }
   if (c.host_workers == 0 || c.host_workers > 256) r.Fail("host_workers", "expected 1 to 256");
-  const uint64_t portions = c.max_write / c.track_size + 2;
+  const uint64_t portions = c.track_size == 0 ? 2 : c.max_write / c.track_size + 2;
   if (c.queue_capacity < portions) {
     r.Fail("mirror_queue.capacity", absl::StrCat("must hold one max_write (", portions,
                                                  " portions), got ", c.queue_capacity));
@@ -349,6 +367,24 @@ absl::Status LoadSecrets(DaemonConfig& c, std::vector<std::string>* warnings) {
     }
     if (absl::Status s = read("admin.token_file", c.admin_token_file, &c.admin_token); !s.ok()) {
       return s;
+    }
+  }
+  if (!c.peer_tls_ca_file.empty()) {
+    const std::pair<const char*, std::string*> pems[] = {
+        {"peer.tls.cert_file", &c.peer_tls_cert_file},
+        {"peer.tls.key_file", &c.peer_tls_key_file},
+        {"peer.tls.ca_file", &c.peer_tls_ca_file}};
+    std::string* out[] = {&c.peer_tls.cert, &c.peer_tls.key, &c.peer_tls.ca};
+    for (int i = 0; i < 3; ++i) {
+      *pems[i].second = InDataDir(c, *pems[i].second);
+      std::ifstream in(*pems[i].second, std::ios::binary);
+      std::stringstream text;
+      text << in.rdbuf();
+      *out[i] = text.str();
+      if (!in || out[i]->find("-----BEGIN ") == std::string::npos) {
+        return fail(pems[i].first, absl::InvalidArgumentError(
+                                       absl::StrCat(*pems[i].second, ": expected a PEM file")));
+      }
     }
   }
   if (!c.peer_secret_file.empty()) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "simarray/rpc/rpc.h"
 
 namespace simarray::daemon {
 
@@ -47,6 +48,9 @@ struct DaemonConfig {
   std::string peer_address;      // the other daemon's peer port; empty: not paired
   std::string peer_secret_file;  // empty: the peer link is not authenticated
   std::string peer_secret;
+  // Mutual TLS on the peer link: PEM files (relative: in data_dir), all three or none.
+  std::string peer_tls_cert_file, peer_tls_key_file, peer_tls_ca_file;
+  rpc::TlsConfig peer_tls;  // filled by LoadSecrets; server_name from peer.tls.server_name
   std::string link_policy = "continue";
   uint32_t ack_timeout_ms = 5000;
   std::string log_level = "info";

@@ -8,6 +8,7 @@
 #include <array>
 #include <catch2/catch.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -82,6 +83,12 @@ void Daemon::WriteConfig() {
     std::filesystem::permissions(
         secret_file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
     config << "secret_file = \"" << secret_file << "\"\n";
+  }
+  if (!options_.tls_dir.empty()) {
+    const std::string base = options_.tls_dir + "/" + options_.role;
+    config << "tls.cert_file = \"" << base << ".crt\"\n"
+           << "tls.key_file = \"" << base << ".key\"\n"
+           << "tls.ca_file = \"" << options_.tls_dir << "/ca.crt\"\n";
   }
   config << "[link]\nack_timeout_ms = " << options_.ack_timeout_ms << "\n"
          << "policy = \"" << options_.link_policy << "\"\n"
@@ -348,6 +355,23 @@ bool Eventually(const std::function<bool()>& condition, std::chrono::millisecond
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return condition();
+}
+
+void MakeTestCerts(const std::string& dir, const std::vector<std::string>& names,
+                   const std::string& ca_name) {
+  std::filesystem::create_directories(dir);
+  const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+  std::ofstream(dir + "/san.ext") << "subjectAltName=IP:127.0.0.1\n";
+  std::string script = "(cd '" + dir + "' && openssl req -x509" + ec + " -keyout " + ca_name +
+                       ".key -out " + ca_name + ".crt -days 1 -subj /CN=" + ca_name;
+  for (const std::string& name : names) {
+    script += " && openssl req" + ec + " -keyout " + name + ".key -out " + name +
+              ".csr -subj /CN=" + name + " && openssl x509 -req -in " + name + ".csr -CA " +
+              ca_name + ".crt -CAkey " + ca_name + ".key -CAcreateserial -days 1 -out " + name +
+              ".crt -extfile san.ext";
+  }
+  script += ") >/dev/null 2>&1";
+  REQUIRE(std::system(script.c_str()) == 0);
 }
 
 CtlResult Ctl(const std::string& args) {

@@ -38,7 +38,14 @@ struct DaemonOptions {
   // Every pair runs authenticated unless a test says otherwise.
   std::string peer_secret = "integration-test-peer-secret";
   bool admin_token = false;
+  // Mutual TLS on the peer link: a directory with ca.crt and <role>.crt/.key (MakeTestCerts).
+  std::string tls_dir;
 };
+
+// Writes a throw-away CA (ca.crt) and, signed by it, a certificate and key for each name
+// (<name>.crt, <name>.key, valid for IP 127.0.0.1) into `dir`, with the openssl tool.
+void MakeTestCerts(const std::string& dir, const std::vector<std::string>& names,
+                   const std::string& ca_name = "ca");
 
 // A fresh directory under /tmp, removed on destruction.
 class TempDir {

@@ -107,6 +107,10 @@ TEST_CASE("a bad config file makes the daemon exit non-zero naming file, key and
       // A bare key with an accent: toml++ 3.3 would reach unreachable code (fuzz_config).
       {"name = \"ok\" # caf\u00e9 in a comment is fine\nr\u00f4le = \"primary\"\n", "line 2"},
       {"[peer]\nsecret_file = \"/nonexistent/peer.secret\"\n", "peer.secret_file"},
+      // Found by fuzz_config: a zero track size divided, a huge one wrapped to zero.
+      {"track_size = \"0K\"\n", "track_size"},
+      {"track_size = \"4G\"\n", "expected at most 4294967295"},
+      {"[link]\nack_timeout_ms = 4294967296\n", "link.ack_timeout_ms"},
   };
   for (size_t i = 0; i < cases.size(); ++i) {
     INFO("config: " << cases[i].text);

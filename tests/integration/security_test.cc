@@ -4,6 +4,8 @@
 
 #include <catch2/catch.hpp>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 
 #include "daemon_process.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -290,6 +292,64 @@ TEST_CASE("the peer secret never crosses the wire", "[integration][security]") {
   CHECK(captured.find(kSecret) == std::string::npos);
   CHECK(captured.find(Hex(kSecret)) == std::string::npos);
   CHECK(captured.find(std::string(kSecret).substr(0, 12)) == std::string::npos);
+}
+
+TEST_CASE("mutual TLS on the peer link: the data crosses encrypted, strangers are refused",
+          "[integration][security][tls]") {
+  TempDir dir;
+  MakeTestCerts(dir.path() + "/tls", {"primary", "mirror"});
+  MakeTestCerts(dir.path() + "/other", {"intruder"}, "otherca");
+  DaemonOptions mirror_options;
+  mirror_options.role = "mirror";
+  mirror_options.tls_dir = dir.path() + "/tls";
+  Daemon mirror(dir.path() + "/mirror", mirror_options);
+  mirror.Start();
+  TcpProxy wire(mirror.peer_address());
+  DaemonOptions primary_options;
+  primary_options.tls_dir = dir.path() + "/tls";
+  primary_options.peer_address = wire.address();
+  Daemon primary(dir.path() + "/primary", primary_options);
+  primary.Start();
+  REQUIRE(Eventually([&] { return primary.Status().link().state() == "up"; }));
+
+  grpc::ClientContext context;
+  context.set_deadline(Soon());
+  v1::CreateVolumeRequest request;
+  request.set_name("vol");
+  request.set_size(1 << 20);
+  v1::VolumeInfo volume;
+  REQUIRE(primary.admin().CreateVolume(&context, request, &volume).ok());
+  const std::string data = Pattern(64 << 10, 4);
+  WriteOutcome w = Write(primary.host(), "vol", 0, data);
+  REQUIRE(w.status.ok());
+  REQUIRE(w.reply.mirrored());
+  CHECK(Read(mirror.host(), "vol", 0, data.size()) == data);
+  const std::string captured = wire.Captured();
+  CHECK(captured.size() > data.size());  // the data went through the proxy ...
+  CHECK(captured.find(data.substr(1000, 64)) == std::string::npos);  // ... encrypted
+  CHECK(captured.find("vol") == std::string::npos);
+
+  auto challenge = [&](std::shared_ptr<grpc::ChannelCredentials> credentials) {
+    auto peer = v1::PeerService::NewStub(grpc::CreateChannel(mirror.peer_address(), credentials));
+    grpc::ClientContext call;
+    call.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+    v1::ChallengeReply nonce;
+    return peer->Challenge(&call, v1::ChallengeRequest(), &nonce);
+  };
+  auto pem = [&](const std::string& file) {
+    std::ifstream in(file);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  auto with_cert = [&](const std::string& key_dir, const std::string& name) {
+    grpc::SslCredentialsOptions options;
+    options.pem_root_certs = pem(dir.path() + "/tls/ca.crt");
+    options.pem_private_key = pem(key_dir + "/" + name + ".key");
+    options.pem_cert_chain = pem(key_dir + "/" + name + ".crt");
+    return grpc::SslCredentials(options);
+  };
+  CHECK_FALSE(challenge(grpc::InsecureChannelCredentials()).ok());
+  CHECK_FALSE(challenge(with_cert(dir.path() + "/other", "intruder")).ok());
+  CHECK(challenge(with_cert(dir.path() + "/tls", "primary")).ok());
 }
 
 }  // namespace simarray::testing

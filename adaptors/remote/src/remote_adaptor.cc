@@ -27,7 +27,7 @@ RemoteAdaptor::RemoteAdaptor(RemoteAdaptorOptions options, cache::CacheMemory* c
       faults_(faults) {
   counters_.state = "stopped";
   if (!options_.peer_address.empty()) {
-    channel_ = rpc::MakeChannel(options_.peer_address, options_.max_write);
+    channel_ = rpc::MakeChannel(options_.peer_address, options_.max_write, options_.tls);
     stub_ = v1::PeerService::NewStub(channel_);
   }
 }
@@ -60,7 +60,7 @@ void RemoteAdaptor::SetPeerAddress(const std::string& address) {
   if (address == options_.peer_address && stub_) return;
   options_.peer_address = address;
   session_.clear();
-  channel_ = rpc::MakeChannel(address, options_.max_write);
+  channel_ = rpc::MakeChannel(address, options_.max_write, options_.tls);
   stub_ = v1::PeerService::NewStub(channel_);
 }
 

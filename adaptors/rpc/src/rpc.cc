@@ -21,14 +21,32 @@ int MessageLimit(uint64_t max_write) {
   return static_cast<int>(std::min<uint64_t>(limit, std::numeric_limits<int>::max()));
 }
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, uint64_t max_write) {
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, uint64_t max_write,
+                                           const TlsConfig& tls) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(MessageLimit(max_write));
   args.SetMaxSendMessageSize(MessageLimit(max_write));
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  if (!tls.enabled()) {
+    return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  }
+  if (!tls.server_name.empty()) args.SetSslTargetNameOverride(tls.server_name);
+  grpc::SslCredentialsOptions options;
+  options.pem_root_certs = tls.ca;
+  options.pem_private_key = tls.key;
+  options.pem_cert_chain = tls.cert;
+  return grpc::CreateCustomChannel(address, grpc::SslCredentials(options), args);
+}
+
+std::shared_ptr<grpc::ServerCredentials> ServerCredentials(const TlsConfig& tls) {
+  if (!tls.enabled()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions options(
+      GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  options.pem_root_certs = tls.ca;
+  options.pem_key_cert_pairs.push_back({tls.key, tls.cert});
+  return grpc::SslServerCredentials(options);
 }
 
 void ConfigureServer(grpc::ServerBuilder& builder, uint64_t max_write) {

@@ -39,6 +39,7 @@
 #include "simarray/disk/volume_catalog.h"
 #include "simarray/mirror/mirror_queue.h"
 #include "simarray/mirror/owed_tracks.h"
+#include "simarray/rpc/rpc.h"
 #include "simarray/v1/peer.grpc.pb.h"
 
 namespace simarray::remote {
@@ -48,6 +49,7 @@ struct RemoteAdaptorOptions {
   std::string peer_address;  // may be set later (SetPeerAddress) on a mirror-role daemon
   std::string self_address;  // this daemon's PeerService address, told to the peer in Hello
   std::string secret;        // peer link secret (peer_auth.h); empty: none
+  rpc::TlsConfig tls;        // mutual TLS on the link; not enabled: plain TCP
   // This daemon's role as said in a session-only Hello (before a role, volume or digest
   // call; "mirror" if unset); the pairing Hello before Ship always says "primary".
   std::function<std::string()> role;
