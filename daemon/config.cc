@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "simarray/base/secret.h"
 #include "simarray/base/size.h"
 #include "simarray/disk/volume_catalog.h"
@@ -97,63 +98,19 @@ class Reader {
 };
 
 // toml++ 3.3 (Debian 12) reaches __builtin_unreachable on many non-ASCII characters where
-// it looks for whitespace, e.g. a bare key with an accent (found by fuzz/fuzz_config). Every
-// key and bare value of a simarray config is ASCII, so non-ASCII text is allowed only inside
-// strings and comments, and refused before toml++ sees it.
-absl::Status CheckNonAsciiPlacement(std::string_view text, const std::string& path) {
-  enum class In { kCode, kComment, kBasic, kLiteral, kMultiBasic, kMultiLiteral } in = In::kCode;
+// it looks for whitespace, e.g. a bare key with an accent (found by fuzz/fuzz_config). So a
+// config must be printable ASCII (plus tab, CR, LF), checked before toml++ sees it; a
+// string that needs other characters spells them with escapes ("\u00e9").
+absl::Status CheckAscii(std::string_view text, const std::string& path) {
   size_t line = 1;
-  auto at = [&](size_t i, std::string_view s) { return text.substr(i, s.size()) == s; };
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (c == '\n') {
-      ++line;
-      if (in == In::kComment || in == In::kBasic || in == In::kLiteral) in = In::kCode;
-      continue;
-    }
-    switch (in) {
-      case In::kCode:
-        if (static_cast<unsigned char>(c) >= 0x80) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("config ", path, ": line ", line,
-                           ": a non-ASCII character outside a string or comment (keys are ASCII)"));
-        }
-        if (c == '#') {
-          in = In::kComment;
-        } else if (at(i, "\"\"\"")) {
-          in = In::kMultiBasic;
-          i += 2;
-        } else if (at(i, "'''")) {
-          in = In::kMultiLiteral;
-          i += 2;
-        } else if (c == '"') {
-          in = In::kBasic;
-        } else if (c == '\'') {
-          in = In::kLiteral;
-        }
-        break;
-      case In::kComment:
-        break;
-      case In::kBasic:
-      case In::kMultiBasic:
-        if (c == '\\' && i + 1 < text.size() && text[i + 1] != '\n') {
-          ++i;  // an escaped character, e.g. \"
-        } else if (in == In::kBasic && c == '"') {
-          in = In::kCode;
-        } else if (in == In::kMultiBasic && at(i, "\"\"\"")) {
-          in = In::kCode;
-          i += 2;
-        }
-        break;
-      case In::kLiteral:
-        if (c == '\'') in = In::kCode;
-        break;
-      case In::kMultiLiteral:
-        if (at(i, "'''")) {
-          in = In::kCode;
-          i += 2;
-        }
-        break;
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '\n') ++line;
+    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c >= 0x7f) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("config %s: line %d: expected printable ASCII, got byte 0x%02x (use "
+                          "\\u escapes in strings)",
+                          path, line, c));
     }
   }
   return absl::OkStatus();
@@ -179,7 +136,7 @@ absl::StatusOr<DaemonConfig> LoadConfig(const std::string& path,
 
 absl::StatusOr<DaemonConfig> ParseConfig(std::string_view text, const std::string& path,
                                          const std::string& data_dir_override) {
-  if (absl::Status s = CheckNonAsciiPlacement(text, path); !s.ok()) return s;
+  if (absl::Status s = CheckAscii(text, path); !s.ok()) return s;
   toml::table root;
   try {
     root = toml::parse(text, path);

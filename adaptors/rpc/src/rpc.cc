@@ -27,7 +27,9 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, uint64_t 
   args.SetMaxReceiveMessageSize(MessageLimit(max_write));
   args.SetMaxSendMessageSize(MessageLimit(max_write));
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  // gRPC also takes this as the time one connection attempt (TCP, TLS, HTTP/2 settings)
+  // may last: 100 ms failed connections on a loaded machine; 1 s does not.
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   if (!tls.enabled()) {
     return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
