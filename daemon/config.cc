@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -34,8 +35,8 @@ class Reader {
   void String(const std::string& key, std::string* out,
               const toml::node_view<const toml::node>& node) {
     if (!node) return;
-    if (auto v = node.value<std::string>()) {
-      *out = *v;
+    if (const auto* v = node.as_string()) {
+      *out = v->get();
     } else {
       Fail(key, "expected a string");
     }
@@ -45,8 +46,8 @@ class Reader {
   void Bool(const std::string& key, bool* out) {
     auto node = root_.at_path(key);
     if (!node) return;
-    if (auto v = node.value<bool>()) {
-      *out = *v;
+    if (const auto* v = node.as_boolean()) {
+      *out = v->get();
     } else {
       Fail(key, "expected true or false");
     }
@@ -57,11 +58,11 @@ class Reader {
   void Size(const std::string& key, T* out, const toml::node_view<const toml::node>& node) {
     if (!node) return;
     uint64_t value = 0;
-    if (auto i = node.value<int64_t>()) {
-      if (*i < 0) return Fail(key, absl::StrCat("expected a size, got ", *i));
-      value = static_cast<uint64_t>(*i);
-    } else if (auto s = node.value<std::string>()) {
-      auto parsed = ParseSize(*s);
+    if (const auto* i = node.as_integer()) {
+      if (i->get() < 0) return Fail(key, absl::StrCat("expected a size, got ", i->get()));
+      value = static_cast<uint64_t>(i->get());
+    } else if (const auto* s = node.as_string()) {
+      auto parsed = ParseSize(s->get());
       if (!parsed.ok()) return Fail(key, std::string(parsed.status().message()));
       value = *parsed;
     } else {
@@ -82,7 +83,11 @@ class Reader {
   void Integer(const std::string& key, T* out) {
     auto node = root_.at_path(key);
     if (!node) return;
-    auto i = node.value<int64_t>();
+    // as_integer, not value<int64_t>: toml++ converts a float with an unchecked cast
+    // (undefined behaviour for 1e20; found by fuzz_config).
+    const auto* integer = node.as_integer();
+    const std::optional<int64_t> i =
+        integer != nullptr ? std::optional<int64_t>(integer->get()) : std::nullopt;
     if (!i || *i < 0) return Fail(key, "expected a non-negative integer");
     if (static_cast<uint64_t>(*i) > std::numeric_limits<T>::max()) {
       return Fail(key,

@@ -112,6 +112,8 @@ TEST_CASE("a bad config file makes the daemon exit non-zero naming file, key and
       {"track_size = \"0K\"\n", "track_size"},
       {"track_size = \"4G\"\n", "expected at most 4294967295"},
       {"[link]\nack_timeout_ms = 4294967296\n", "link.ack_timeout_ms"},
+      {"[link]\nack_timeout_ms = 2.6e20\n", "expected a non-negative integer"},
+      {"track_size = 65536.0\n", "expected a size"},
   };
   for (size_t i = 0; i < cases.size(); ++i) {
     INFO("config: " << cases[i].text);
