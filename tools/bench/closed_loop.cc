@@ -20,6 +20,7 @@ struct Run {
   Clock::time_point window_start;
   Clock::time_point window_end;
   std::atomic<uint64_t> completed{0};
+  std::atomic<uint64_t> completed_all{0};
   std::atomic<uint64_t> failed{0};
   std::mutex mu;
   std::condition_variable lane_stopped;
@@ -44,6 +45,7 @@ struct Lane {
       run->failed.fetch_add(1);
       return Stop();
     }
+    run->completed_all.fetch_add(1, std::memory_order_relaxed);
     if (now >= run->window_start && now < run->window_end) {
       latencies_us.push_back(std::chrono::duration<double, std::micro>(now - issued).count());
       run->completed.fetch_add(1, std::memory_order_relaxed);
@@ -102,6 +104,7 @@ LoopResult RunClosedLoop(const LoopOptions& options, const StartRequest& start) 
 
   LoopResult result;
   result.completed = run.completed.load();
+  result.completed_all = run.completed_all.load();
   result.failed = run.failed.load();
   result.seconds =
       std::chrono::duration<double>(std::min(stopped, run.window_end) - run.window_start).count();

@@ -28,6 +28,7 @@ struct LoopOptions {
 
 struct LoopResult {
   uint64_t completed = 0;            // requests that completed inside the measured window
+  uint64_t completed_all = 0;        // all requests that completed, warm-up included
   uint64_t failed = 0;               // over the whole run; a failed request ends its lane
   double seconds = 0;                // length of the measured window
   std::vector<double> latencies_us;  // of `completed`, sorted

@@ -39,6 +39,8 @@ class LaunchedPair {
 
   const DaemonAddresses& primary() const { return primary_; }
   const DaemonAddresses& mirror() const { return mirror_; }
+  // CPU seconds (user + system) the primary daemon has used so far; 0 if unknown.
+  double PrimaryCpuSeconds() const;
 
  private:
   LaunchedPair() = default;
