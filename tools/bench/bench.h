@@ -3,9 +3,11 @@
 // its row to one Report (report.h). The pair is one the bench starts itself (pair_launcher.h)
 // or an existing one named on the command line. Not thread-safe: bench_main.cc drives it.
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "bench.pb.h"
@@ -26,6 +28,12 @@ struct BenchFlags {
   std::string primary_host;
   std::string primary_nbd;
   std::string mirror_admin;
+  // Rows to run ("qd1", "qd32", "async", "nbd", "pen"); empty: all of them.
+  std::vector<std::string> only;
+
+  bool Wants(const std::string& row) const {
+    return only.empty() || std::find(only.begin(), only.end(), row) != only.end();
+  }
 };
 
 // The workloads' shape.

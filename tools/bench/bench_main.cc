@@ -1,4 +1,4 @@
-// simarray-bench [--duration-s S] [--warmup-s S] [--json] [--simarrayd PATH]
+// simarray-bench [--duration-s S] [--warmup-s S] [--json] [--only ROW,...] [--simarrayd PATH]
 //                [--primary ADMIN --primary-host HA [--primary-nbd NBD] [--mirror ADMIN]]
 //
 // Measures simarray beside raw baselines on the same machine (SPEC section 8) and prints one
@@ -69,6 +69,9 @@ int Main(int argc, char** argv) {
   app.add_flag("--json", flags.json, "print the results as JSON instead of the table");
   app.add_option("--simarrayd", flags.simarrayd,
                  "the daemon to start (default: the one built beside this bench)");
+  app.add_option("--only", flags.only, "run only these rows: qd1, qd32, async, nbd, pen")
+      ->check(CLI::IsMember({"qd1", "qd32", "async", "nbd", "pen"}))
+      ->delimiter(',');
   auto* primary = app.add_option("--primary", flags.primary_admin,
                                  "measure an existing pair: its primary's admin address");
   auto* host = app.add_option("--primary-host", flags.primary_host,
@@ -99,12 +102,12 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "simarray-bench: %s\n", s.ToString().c_str());
     return 2;
   }
-  bench.SyncQd1();
-  bench.SyncQd32();
-  bench.AsyncSequential();
-  bench.NbdRandomWrite();
+  if (flags.Wants("qd1")) bench.SyncQd1();
+  if (flags.Wants("qd32")) bench.SyncQd32();
+  if (flags.Wants("async")) bench.AsyncSequential();
+  if (flags.Wants("nbd")) bench.NbdRandomWrite();
   bench.CheckMirror();
-  bench.PenCost();  // last: it stops the pair the others measured
+  if (flags.Wants("pen")) bench.PenCost();  // last: it stops the pair the others measured
 
   if (flags.json) {
     std::printf("%s\n", FormatJson(report).c_str());
