@@ -73,7 +73,8 @@ Row MakeThroughputRow(const std::string& workload, const std::string& unit, doub
   return row;
 }
 
-Row MakeCostRow(const std::string& workload, double with, double without, double max_cost) {
+Row MakeCostRow(const std::string& workload, double with, double without, double max_cost,
+                double spread) {
   Row row = Base(workload, "IOPS");
   row.set_simarray_value(with);
   row.set_baseline_value(without);
@@ -83,7 +84,11 @@ Row MakeCostRow(const std::string& workload, double with, double without, double
   row.set_ratio_value(cost);
   row.set_ratio(fmt::format("cost {:+.1f}%", cost * 100));
   row.set_target(CostTarget(max_cost));
-  row.set_verdict(cost <= max_cost ? "met" : "missed");
+  if (spread > 2 * max_cost) {
+    row.set_verdict(fmt::format("inconclusive (rounds {:.0f}% apart)", spread * 100));
+  } else {
+    row.set_verdict(cost <= max_cost ? "met" : "missed");
+  }
   return row;
 }
 

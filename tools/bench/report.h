@@ -22,8 +22,11 @@ Row MakeLatencyRow(const std::string& workload, double simarray_us, double basel
 Row MakeThroughputRow(const std::string& workload, const std::string& unit, double simarray,
                       double baseline, double min_ratio);
 // The holding pen's cost: with = IOPS with pen and validation, without = pen bypassed;
-// cost = 1 - with / without; met when cost <= `max_cost` (a fraction).
-Row MakeCostRow(const std::string& workload, double with, double without, double max_cost);
+// cost = 1 - with / without; met when cost <= `max_cost` (a fraction). `spread` is how far
+// apart the costs of the separate rounds were (max - min): when it exceeds twice `max_cost`
+// the machine's noise hides the answer and the verdict is "inconclusive", not met or missed.
+Row MakeCostRow(const std::string& workload, double with, double without, double max_cost,
+                double spread);
 // A row whose simarray figure cannot be measured (`why`), with the baseline that was.
 Row MakeBaselineOnlyRow(const std::string& workload, const std::string& unit, double baseline,
                         const std::string& why, const std::string& target);
