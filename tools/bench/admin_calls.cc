@@ -3,45 +3,58 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "simarray/base/secret.h"
 #include "simarray/rpc/rpc.h"
 #include "simarray/v1/admin.grpc.pb.h"
 
 namespace simarray::bench {
 namespace {
 
-std::unique_ptr<v1::AdminService::Stub> Admin(const std::string& address) {
-  return v1::AdminService::NewStub(rpc::MakeChannel(address, 1 << 20));
+std::unique_ptr<v1::AdminService::Stub> Admin(const AdminPort& admin) {
+  return v1::AdminService::NewStub(rpc::MakeChannel(admin.address, 1 << 20));
 }
 
-void SetDeadline(grpc::ClientContext& context, std::chrono::seconds limit) {
+// A call's deadline and the admin token, as simarrayctl sends it.
+void Prepare(grpc::ClientContext& context, const AdminPort& admin, std::chrono::seconds limit) {
   context.set_deadline(std::chrono::system_clock::now() + limit);
+  if (!admin.token.empty()) context.AddMetadata("authorization", "Bearer " + admin.token);
 }
 
 }  // namespace
 
-absl::Status WaitLinkUp(const std::string& admin, std::chrono::seconds limit) {
+absl::StatusOr<std::string> ReadToken(const std::string& path) {
+  bool loose = false;
+  return ReadSecretFile(path, &loose);
+}
+
+absl::Status WaitLinkUp(const AdminPort& admin, std::chrono::seconds limit) {
   auto stub = Admin(admin);
   const auto deadline = std::chrono::steady_clock::now() + limit;
   std::string last = "no answer";
   while (std::chrono::steady_clock::now() < deadline) {
     grpc::ClientContext context;
-    SetDeadline(context, std::chrono::seconds(5));
+    Prepare(context, admin, std::chrono::seconds(5));
     v1::StatusReply reply;
     grpc::Status s = stub->Status(&context, v1::StatusRequest(), &reply);
     if (s.ok() && reply.link().state() == "up") return absl::OkStatus();
+    if (s.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
+        s.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
+      return rpc::FromGrpc(s);  // waiting will not bring the token
+    }
     last = s.ok() ? absl::StrCat("link ", reply.link().state()) : s.error_message();
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  return absl::UnavailableError(absl::StrCat("the primary at ", admin, " has no link up after ",
-                                             limit.count(), " s (", last, ")"));
+  return absl::UnavailableError(absl::StrCat("the primary at ", admin.address,
+                                             " has no link up after ", limit.count(), " s (", last,
+                                             ")"));
 }
 
-absl::Status EnsureVolume(const std::string& admin, const std::string& name, uint64_t size) {
+absl::Status EnsureVolume(const AdminPort& admin, const std::string& name, uint64_t size) {
   auto stub = Admin(admin);
   v1::VolumeInfo info;
   {
     grpc::ClientContext context;
-    SetDeadline(context, std::chrono::seconds(30));
+    Prepare(context, admin, std::chrono::seconds(30));
     v1::CreateVolumeRequest request;
     request.set_name(name);
     request.set_size(size);
@@ -52,7 +65,7 @@ absl::Status EnsureVolume(const std::string& admin, const std::string& name, uin
   }
   if (info.name().empty()) {  // it was there already: look it up
     grpc::ClientContext context;
-    SetDeadline(context, std::chrono::seconds(30));
+    Prepare(context, admin, std::chrono::seconds(30));
     v1::ListVolumesReply list;
     if (grpc::Status s = stub->ListVolumes(&context, v1::ListVolumesRequest(), &list); !s.ok()) {
       return rpc::FromGrpc(s);
@@ -72,22 +85,22 @@ absl::Status EnsureVolume(const std::string& admin, const std::string& name, uin
   return absl::OkStatus();
 }
 
-absl::Status CheckMirrorRole(const std::string& admin, const std::string& volume) {
+absl::Status CheckMirrorRole(const AdminPort& admin, const std::string& volume) {
   auto stub = Admin(admin);
   v1::StatusReply status;
   {
     grpc::ClientContext context;
-    SetDeadline(context, std::chrono::seconds(10));
+    Prepare(context, admin, std::chrono::seconds(10));
     if (grpc::Status s = stub->Status(&context, v1::StatusRequest(), &status); !s.ok()) {
       return rpc::FromGrpc(s);
     }
   }
   if (status.role() != "mirror") {
     return absl::FailedPreconditionError(
-        absl::StrCat("the daemon at ", admin, " is a ", status.role(), ", not a mirror"));
+        absl::StrCat("the daemon at ", admin.address, " is a ", status.role(), ", not a mirror"));
   }
   grpc::ClientContext context;
-  SetDeadline(context, std::chrono::seconds(10));
+  Prepare(context, admin, std::chrono::seconds(10));
   v1::ListVolumesReply list;
   if (grpc::Status s = stub->ListVolumes(&context, v1::ListVolumesRequest(), &list); !s.ok()) {
     return rpc::FromGrpc(s);
@@ -96,13 +109,13 @@ absl::Status CheckMirrorRole(const std::string& admin, const std::string& volume
     if (v.name() == volume) return absl::OkStatus();
   }
   return absl::FailedPreconditionError(
-      absl::StrCat("the mirror at ", admin, " has no volume ", volume));
+      absl::StrCat("the mirror at ", admin.address, " has no volume ", volume));
 }
 
-std::string ConsistencyVerdict(const std::string& admin, const std::string& volume) {
+std::string ConsistencyVerdict(const AdminPort& admin, const std::string& volume) {
   auto stub = Admin(admin);
   grpc::ClientContext context;
-  SetDeadline(context, std::chrono::seconds(60));
+  Prepare(context, admin, std::chrono::seconds(60));
   v1::CheckConsistencyRequest request;
   request.set_volume(volume);
   request.set_wait_ms(10000);

@@ -35,12 +35,20 @@ std::string Bench::DaemonPath() const {
 }
 
 absl::Status Bench::Prepare() {
+  AdminPort mirror_admin{flags_.mirror_admin, ""};
   if (!flags_.primary_admin.empty()) {
-    target_.admin = flags_.primary_admin;
+    target_.admin.address = flags_.primary_admin;
     target_.host = flags_.primary_host;
     target_.nbd = flags_.primary_nbd;
-    Say(fmt::format("measuring the pair whose primary is at {} (host adaptor {})", target_.admin,
-                    target_.host));
+    for (auto [file, token] : {std::pair{&flags_.primary_token_file, &target_.admin.token},
+                               std::pair{&flags_.mirror_token_file, &mirror_admin.token}}) {
+      if (file->empty()) continue;
+      auto read = ReadToken(*file);
+      if (!read.ok()) return read.status();
+      *token = *read;
+    }
+    Say(fmt::format("measuring the pair whose primary is at {} (host adaptor {})",
+                    target_.admin.address, target_.host));
     if (absl::Status s = WaitLinkUp(target_.admin, std::chrono::seconds(10)); !s.ok()) return s;
   } else {
     PairOptions options;
@@ -58,7 +66,7 @@ absl::Status Bench::Prepare() {
   }
   if (absl::Status s = PrepareVolume(target_.admin, target_.host, kVolume); !s.ok()) return s;
   if (!flags_.mirror_admin.empty()) {
-    if (absl::Status s = CheckMirrorRole(flags_.mirror_admin, kVolume); !s.ok()) return s;
+    if (absl::Status s = CheckMirrorRole(mirror_admin, kVolume); !s.ok()) return s;
   }
   if (!target_.nbd.empty()) {
     if (absl::Status s = PrepareVolume(target_.admin, target_.host, kNbdVolume); !s.ok()) return s;
@@ -66,7 +74,7 @@ absl::Status Bench::Prepare() {
   return absl::OkStatus();
 }
 
-absl::Status Bench::PrepareVolume(const std::string& admin, const std::string& host,
+absl::Status Bench::PrepareVolume(const AdminPort& admin, const std::string& host,
                                   const std::string& volume) {
   if (absl::Status s = EnsureVolume(admin, volume, kVolumeSize); !s.ok()) return s;
   Say(fmt::format("writing volume {} once ({} MiB) and flushing it", volume, kVolumeSize >> 20));

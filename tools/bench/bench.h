@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "bench.pb.h"
+#include "tools/bench/admin_calls.h"
 #include "tools/bench/closed_loop.h"
 #include "tools/bench/echo_baseline.h"
 #include "tools/bench/pair_launcher.h"
@@ -28,6 +29,8 @@ struct BenchFlags {
   std::string primary_host;
   std::string primary_nbd;
   std::string mirror_admin;
+  std::string primary_token_file;  // admin tokens of an existing pair, if it has them
+  std::string mirror_token_file;
   // Rows to run ("qd1", "qd32", "async", "nbd", "pen"); empty: all of them.
   std::vector<std::string> only;
 
@@ -84,7 +87,7 @@ class Bench {
   }
   std::string DaemonPath() const;
   // Creates `volume` and writes it once (Prefill), so that every pair starts alike.
-  absl::Status PrepareVolume(const std::string& admin, const std::string& host,
+  absl::Status PrepareVolume(const AdminPort& admin, const std::string& host,
                              const std::string& volume);
   absl::Status StartEcho();
   // Closed loops at `depth` for warm-up + duration * `duration_fraction`; `trouble` gets
@@ -100,7 +103,7 @@ class Bench {
   // The pair being measured; `launched` is null for an existing pair.
   struct Target {
     std::unique_ptr<LaunchedPair> launched;
-    std::string admin;
+    AdminPort admin;
     std::string host;
     std::string nbd;  // empty: no NBD host adaptor to measure
   };

@@ -1,5 +1,6 @@
 // simarray-bench [--duration-s S] [--warmup-s S] [--json] [--only ROW,...] [--simarrayd PATH]
-//                [--primary ADMIN --primary-host HA [--primary-nbd NBD] [--mirror ADMIN]]
+//                [--primary ADMIN --primary-host HA [--primary-nbd NBD] [--mirror ADMIN]
+//                 [--primary-token-file F] [--mirror-token-file F]]
 //
 // Measures simarray beside raw baselines on the same machine (SPEC section 8) and prints one
 // table: workload | simarray | baseline | ratio | target. By default it starts its own pairs
@@ -79,9 +80,16 @@ int Main(int argc, char** argv) {
   app.add_option("--primary-nbd", flags.primary_nbd,
                  "the primary's NBD host adaptor, for the fio row (with --primary)")
       ->needs(primary);
-  app.add_option("--mirror", flags.mirror_admin,
-                 "the mirror's admin address: checked to be a mirror holding the bench volume")
+  auto* mirror =
+      app.add_option("--mirror", flags.mirror_admin,
+                     "the mirror's admin address: checked to be a mirror holding the bench volume");
+  mirror->needs(primary);
+  app.add_option("--primary-token-file", flags.primary_token_file,
+                 "the primary's admin token file (its admin.token_file)")
       ->needs(primary);
+  app.add_option("--mirror-token-file", flags.mirror_token_file,
+                 "the mirror's admin token file (its admin.token_file)")
+      ->needs(mirror);
   primary->needs(host);
   host->needs(primary);
   CLI11_PARSE(app, argc, argv);

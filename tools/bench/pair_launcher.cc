@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "simarray/base/secret.h"
 #include "tools/bench/admin_calls.h"
 
 namespace simarray::bench {
@@ -50,8 +52,8 @@ std::string Config(const PairOptions& options, const std::string& role, const st
     absl::StrAppend(
         &config, "[[host_adaptor]]\nid = \"nbd0\"\nlisten = \"127.0.0.1:0\"\nprotocol = \"nbd\"\n");
   }
-  absl::StrAppend(&config, "[admin]\nlisten = \"127.0.0.1:0\"\n",
-                  "[peer]\nlisten = \"127.0.0.1:0\"\n");
+  absl::StrAppend(&config, "[admin]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"admin.token\"\n",
+                  "[peer]\nlisten = \"127.0.0.1:0\"\nsecret_file = \"peer.secret\"\n");
   if (!peer_address.empty()) absl::StrAppend(&config, "address = \"", peer_address, "\"\n");
   absl::StrAppend(&config, "[link]\npolicy = \"continue\"\nack_timeout_ms = 5000\n",
                   "[log]\nlevel = \"warn\"\n");
@@ -62,14 +64,15 @@ std::string Config(const PairOptions& options, const std::string& role, const st
 
 absl::StatusOr<std::unique_ptr<LaunchedPair>> LaunchedPair::Start(const PairOptions& options) {
   std::unique_ptr<LaunchedPair> pair(new LaunchedPair);
+  const std::string secret = Hex(RandomBytes(32));
   std::string mirror_peer, primary_peer;
-  if (absl::Status s = pair->StartDaemon(options, "mirror", "", &pair->mirror_process_,
+  if (absl::Status s = pair->StartDaemon(options, "mirror", "", secret, &pair->mirror_process_,
                                          &pair->mirror_, &mirror_peer);
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = pair->StartDaemon(options, "primary", mirror_peer, &pair->primary_process_,
-                                         &pair->primary_, &primary_peer);
+  if (absl::Status s = pair->StartDaemon(options, "primary", mirror_peer, secret,
+                                         &pair->primary_process_, &pair->primary_, &primary_peer);
       !s.ok()) {
     return s;
   }
@@ -81,10 +84,16 @@ absl::StatusOr<std::unique_ptr<LaunchedPair>> LaunchedPair::Start(const PairOpti
 }
 
 absl::Status LaunchedPair::StartDaemon(const PairOptions& options, const std::string& role,
-                                       const std::string& peer_address, Process* process,
-                                       DaemonAddresses* addresses, std::string* peer) {
+                                       const std::string& peer_address, const std::string& secret,
+                                       Process* process, DaemonAddresses* addresses,
+                                       std::string* peer) {
   const std::string dir = absl::StrCat(options.dir, "/", options.name, "-", role);
-  std::filesystem::create_directories(dir);
+  std::filesystem::create_directories(dir + "/data");
+  {
+    const mode_t old_mask = umask(077);  // the secret is for this user only
+    std::ofstream(dir + "/data/peer.secret") << secret << "\n";
+    umask(old_mask);
+  }
   const std::string config = dir + "/config.toml";
   const std::string ready = dir + "/ready.json";
   process->log = dir + "/daemon.log";
@@ -121,7 +130,10 @@ absl::Status LaunchedPair::StartDaemon(const PairOptions& options, const std::st
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   const std::string json = ReadFile(ready);
-  addresses->admin = JsonField(json, "admin");
+  addresses->admin.address = JsonField(json, "admin");
+  auto token = ReadToken(dir + "/data/admin.token");  // the daemon made it at start
+  if (!token.ok()) return token.status();
+  addresses->admin.token = *token;
   addresses->host = JsonField(json, "ha0");
   addresses->nbd = JsonField(json, "nbd0");
   *peer = JsonField(json, "peer");

@@ -1,8 +1,9 @@
 #pragma once
 // LaunchedPair: a primary and a mirror simarrayd that the bench starts itself, on loopback,
 // from configs it writes into a scratch directory (every port 0, bound addresses read back
-// from --ready-file, as the integration tests do). The mirror starts first; Start returns
-// once the primary reports its link up. Both daemons get SIGTERM on destruction (and die
+// from --ready-file, as the integration tests do). Like the shipped configs, the pair shares
+// a fresh peer secret and each daemon makes its own admin token. The mirror starts first; Start
+// returns once the primary reports its link up. Both daemons get SIGTERM on destruction (and die
 // with the bench if it is killed). Not thread-safe.
 
 #include <sys/types.h>
@@ -11,6 +12,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "tools/bench/admin_calls.h"
 
 namespace simarray::bench {
 
@@ -24,7 +26,7 @@ struct PairOptions {
 
 // Where one daemon listens.
 struct DaemonAddresses {
-  std::string admin;
+  AdminPort admin;
   std::string host;  // gRPC host adaptor "ha0"
   std::string nbd;   // NBD host adaptor "nbd0", if any
 };
@@ -50,8 +52,8 @@ class LaunchedPair {
   };
   // Starts one daemon; fills `addresses`, and `peer` with its peer port.
   absl::Status StartDaemon(const PairOptions& options, const std::string& role,
-                           const std::string& peer_address, Process* process,
-                           DaemonAddresses* addresses, std::string* peer);
+                           const std::string& peer_address, const std::string& secret,
+                           Process* process, DaemonAddresses* addresses, std::string* peer);
   static void Stop(Process& process);
 
   Process primary_process_;
