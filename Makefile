@@ -4,7 +4,7 @@ BUILD ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build test test-unit test-integration soak fuzz demo format clean
+.PHONY: all deps configure build test test-unit test-integration soak fuzz demo bench format clean
 
 all: build
 
@@ -38,6 +38,12 @@ fuzz:
 
 demo: build
 	@scripts/demo.sh $(BUILD)
+
+# The benchmark (not a test): simarray beside raw gRPC and nbdkit baselines, about two
+# minutes after the build. More flags: make bench BENCH_ARGS="--json --duration-s 5".
+bench: configure
+	ninja -C $(BUILD) -j $(JOBS) simarray-bench simarrayd
+	$(BUILD)/tools/bench/simarray-bench $(BENCH_ARGS)
 
 format:
 	git ls-files '*.cc' '*.h' | xargs clang-format -i

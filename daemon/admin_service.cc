@@ -31,6 +31,12 @@ absl::StatusOr<std::vector<uint64_t>> MismatchedTracks(Array& array, uint32_t vo
   return mismatched;
 }
 
+// The config's word for where a host adaptor's pen lives (holding_pen).
+const char* PenPlacementName(host::HostAdaptor& ha) {
+  if (ha.bypasses_pen()) return "bypass";
+  return ha.pen().placement() == mirror::PenPlacement::kCache ? "cache" : "local";
+}
+
 }  // namespace
 
 grpc::Status AdminServiceImpl::Authorize(const grpc::ServerContext& context) {
@@ -79,7 +85,7 @@ grpc::Status AdminServiceImpl::Status(grpc::ServerContext* context,
   for (const auto& ha : a.host_adaptors()) {
     v1::PenStatus* ps = reply->add_pens();
     ps->set_host_adaptor(ha->id());
-    ps->set_placement(ha->pen().placement() == mirror::PenPlacement::kCache ? "cache" : "local");
+    ps->set_placement(PenPlacementName(*ha));
     mirror::PenCounters pen = ha->pen().Counters();
     host::HostCounters hc = ha->Counters();
     ps->set_depth(pen.depth);

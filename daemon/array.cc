@@ -147,6 +147,11 @@ absl::StatusOr<BoundAddresses> Array::Start() {
   parts.queue = queue_.get();
   parts.faults = &faults_;
   parts.admit_write = [this] { return AdmitWrite(); };
+  if (config_.holding_pen == "bypass") {
+    spdlog::warn(
+        "holding_pen = \"bypass\": writes skip the holding pen and are NOT validated (a "
+        "corrupt write is committed and mirrored); for measuring the pen's cost only");
+  }
   for (size_t i = 0; i < config_.host_adaptors.size(); ++i) {
     const HostAdaptorConfig& hc = config_.host_adaptors[i];
     host::HostAdaptorOptions ho;
@@ -157,6 +162,7 @@ absl::StatusOr<BoundAddresses> Array::Start() {
                                                       : mirror::PenPlacement::kLocal;
     ho.pen_capacity = config_.queue_capacity;
     ho.first_pen_record = i * config_.queue_capacity;
+    ho.bypass_pen = config_.holding_pen == "bypass";
     ho.workers = config_.host_workers;
     hosts_.push_back(std::make_unique<host::HostAdaptor>(ho, parts));
     host_services_.push_back(

@@ -237,9 +237,9 @@ absl::StatusOr<DaemonConfig> ParseConfig(std::string_view text, const std::strin
   if (c.max_write == 0 || c.max_write > (256ull << 20)) {
     r.Fail("max_write", absl::StrCat("expected 1 byte to 256M, got ", c.max_write));
   }
-  if (!OneOf(c.holding_pen, {"local", "cache"})) {
-    r.Fail("holding_pen",
-           absl::StrCat("expected \"local\" or \"cache\", got \"", c.holding_pen, "\""));
+  if (!OneOf(c.holding_pen, {"local", "cache", "bypass"})) {
+    r.Fail("holding_pen", absl::StrCat("expected \"local\", \"cache\" or \"bypass\", got \"",
+                                       c.holding_pen, "\""));
   }
   if (!OneOf(c.link_policy, {"continue", "fail"})) {
     r.Fail("link.policy",

@@ -34,8 +34,9 @@ struct DaemonConfig {
   uint64_t max_write = 32 << 20;
   uint64_t cache_size = 256 << 20;
   bool cache_persistent = true;
-  std::string holding_pen = "local";  // "local" | "cache"
-  uint64_t queue_capacity = 4096;     // mirror queue places
+  // "local" | "cache" | "bypass" (benchmark only, unsafe: no pen, no CRC-32C validation)
+  std::string holding_pen = "local";
+  uint64_t queue_capacity = 4096;  // mirror queue places
   uint64_t host_workers = 4;
   std::vector<HostAdaptorConfig> host_adaptors;
   std::string admin_listen = "127.0.0.1:0";

@@ -10,7 +10,7 @@ packages=(
   libboost-dev libfmt-dev libspdlog-dev libcli11-dev libtomlplusplus-dev
   libisal-dev libxxhash-dev libssl-dev catch2
   python3 python3-grpcio python3-protobuf procps iproute2 openssl
-  libnbd-bin qemu-utils fio
+  libnbd-bin qemu-utils fio nbdkit
   "$@"
 )
 

@@ -5,9 +5,21 @@ namespace simarray::mirror {
 uint64_t CommitPoint::Commit(uint64_t write_id, std::vector<Portion>& portions, HoldingPen& pen,
                              Reservation& reservation, std::shared_ptr<WriteTicket> ticket) {
   absl::MutexLock lock(&mu_);
+  return PublishAndQueue(portions, pen.Release(write_id), reservation, std::move(ticket));
+}
+
+uint64_t CommitPoint::CommitUnpenned(std::vector<Portion>& portions,
+                                     std::vector<MirrorRequest> requests, Reservation& reservation,
+                                     std::shared_ptr<WriteTicket> ticket) {
+  absl::MutexLock lock(&mu_);
+  return PublishAndQueue(portions, std::move(requests), reservation, std::move(ticket));
+}
+
+uint64_t CommitPoint::PublishAndQueue(std::vector<Portion>& portions,
+                                      std::vector<MirrorRequest> requests, Reservation& reservation,
+                                      std::shared_ptr<WriteTicket> ticket) {
   const uint64_t sequence = cache_->NextSequence();
-  std::vector<MirrorRequest> requests = pen.Release(write_id);
-  // Requests were buffered in portion order, one per portion.
+  // Requests come in portion order, one per portion.
   for (size_t i = 0; i < portions.size(); ++i) {
     Portion& p = portions[i];
     if (owed_ != nullptr) owed_->MarkWritten(p.staged.key(), sequence);

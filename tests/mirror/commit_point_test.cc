@@ -154,6 +154,41 @@ TEST_CASE("Commit moves all of a write's requests to the queue in one step, publ
   CHECK(pen.Delete(2) == 1);
 }
 
+TEST_CASE("CommitUnpenned (the benchmark's pen bypass) publishes and queues like Commit",
+          "[mirror][commit]") {
+  FakeBackingStore store;
+  auto cache = MustOpenCache(16, &store);
+  MirrorQueue queue(16);
+  CommitPoint commit(cache.get(), &queue);
+
+  auto reservation = queue.Reserve(2, absl::Now() + kHangGuard);
+  REQUIRE(reservation.ok());
+  std::vector<Portion> portions;
+  HoldingPen scratch(PenPlacement::kLocal, 8);  // only to reuse StageWrite
+  REQUIRE(
+      StageWrite(*cache, scratch, 5, {{{1, 0}, 0, kTrack, 0x51}, {{1, 1}, 8, 64, 0x52}}, &portions)
+          .ok());
+  std::vector<MirrorRequest> requests = scratch.Release(5);
+  REQUIRE(requests.size() == 2);
+
+  const uint64_t sequence =
+      commit.CommitUnpenned(portions, std::move(requests), *reservation, nullptr);
+  CHECK(sequence == cache->LastSequence());
+  CHECK(queue.Counters().reserved == 0);
+  std::vector<MirrorRequest> queued = queue.PopBatch(10, absl::ZeroDuration());
+  REQUIRE(queued.size() == 2);
+  for (const MirrorRequest& r : queued) {
+    CHECK(r.write_id == 5);
+    CHECK(r.sequence == sequence);
+    REQUIRE(r.data.valid());
+  }
+  CHECK(AllEqual(queued[0].data.data(), 0, kTrack, 0x51));
+  CHECK(AllEqual(queued[1].data.data(), 8, 72, 0x52));
+  uint64_t seq = 0;
+  CHECK(cache->PeekTrack({1, 1}, &seq).valid());
+  CHECK(seq == sequence);
+}
+
 TEST_CASE("two writes commit in sequence order and reach the queue write by write",
           "[mirror][commit]") {
   FakeBackingStore store;

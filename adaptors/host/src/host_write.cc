@@ -57,7 +57,11 @@ absl::Status HostWrite::StartPortion() {
   request.length = length;
   request.write_id = write_id_;
   portion.staged = std::move(*staged);
-  if (absl::Status s = adaptor_->pen_.Buffer(std::move(request)); !s.ok()) return s;
+  if (adaptor_->options_.bypass_pen) {
+    unpenned_.push_back(std::move(request));
+  } else if (absl::Status s = adaptor_->pen_.Buffer(std::move(request)); !s.ok()) {
+    return s;
+  }
   portions_.push_back(std::move(portion));
   return absl::OkStatus();
 }
@@ -87,8 +91,18 @@ void HostWrite::Drop(InvalidReason reason) {
   finished_ = true;
   adaptor_->pen_.Delete(write_id_);  // claims 5, 8, 9: every request of the write
   portions_.clear();                 // staged slots freed, pins released
+  unpenned_.clear();
   reservation_.Reset();
   adaptor_->CountInvalid(reason, received_ + overflow_);
+}
+
+uint32_t HostWrite::CrcInCache() {
+  uint32_t state = kCrc32cInit;
+  for (mirror::Portion& p : portions_) {
+    state =
+        Crc32cExtend(state, std::span<const uint8_t>(p.staged.data().data() + p.offset, p.length));
+  }
+  return Crc32cFinish(state);
 }
 
 void HostWrite::Finish(WriteDone done) {
@@ -111,12 +125,8 @@ void HostWrite::Finish(WriteDone done) {
   }
   const bool injected = adaptor_->parts_.faults->TakeCorruptNextWrite();
   if (injected) portions_.front().staged.data()[portions_.front().offset] ^= 0xFF;
-  uint32_t state = kCrc32cInit;
-  for (mirror::Portion& p : portions_) {
-    state =
-        Crc32cExtend(state, std::span<const uint8_t>(p.staged.data().data() + p.offset, p.length));
-  }
-  const uint32_t actual = Crc32cFinish(state);
+  const bool validate = !adaptor_->options_.bypass_pen;
+  const uint32_t actual = validate ? CrcInCache() : crc32c_;
   if (actual != crc32c_) {
     const size_t deleted = portions_.size();
     Drop(injected ? InvalidReason::kInjected : InvalidReason::kCrcMismatch);
@@ -154,8 +164,10 @@ void HostWrite::Finish(WriteDone done) {
           }
         }));
   }
+  mirror::CommitPoint& commit = *adaptor_->parts_.commit;
   const uint64_t seq =
-      adaptor_->parts_.commit->Commit(write_id_, portions_, adaptor_->pen_, reservation_, ticket);
+      validate ? commit.Commit(write_id_, portions_, adaptor_->pen_, reservation_, ticket)
+               : commit.CommitUnpenned(portions_, std::move(unpenned_), reservation_, ticket);
   portions_.clear();
   adaptor_->CountCommitted(length_);
   if (!adaptor_->parts_.cache->persistent()) {

@@ -40,9 +40,19 @@ class CommitPoint {
   uint64_t Commit(uint64_t write_id, std::vector<Portion>& portions, HoldingPen& pen,
                   Reservation& reservation, std::shared_ptr<WriteTicket> ticket);
 
+  // Benchmark only (holding_pen = "bypass"): the same commit for a write whose `requests`
+  // (one per portion, in portion order) never waited in a holding pen. It exists so the
+  // benchmark can measure what the pen and validation cost; nothing else may call it.
+  uint64_t CommitUnpenned(std::vector<Portion>& portions, std::vector<MirrorRequest> requests,
+                          Reservation& reservation, std::shared_ptr<WriteTicket> ticket);
+
   bool mirrored() const { return queue_ != nullptr; }
 
  private:
+  uint64_t PublishAndQueue(std::vector<Portion>& portions, std::vector<MirrorRequest> requests,
+                           Reservation& reservation, std::shared_ptr<WriteTicket> ticket)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   cache::CacheMemory* const cache_;
   MirrorQueue* const queue_;
   OwedTracks* const owed_;

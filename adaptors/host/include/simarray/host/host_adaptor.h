@@ -79,6 +79,10 @@ struct HostAdaptorOptions {
   mirror::PenPlacement pen_placement = mirror::PenPlacement::kLocal;
   size_t pen_capacity = 4096;
   uint64_t first_pen_record = 0;  // kCache: where this pen's records start in the region
+  // Benchmark only, UNSAFE (holding_pen = "bypass"): mirror requests skip the pen and go to
+  // the mirror queue at commit, and step 4 checks lengths but not the CRC-32C, so a corrupt
+  // write is committed and mirrored. Lets the benchmark measure what the pen costs.
+  bool bypass_pen = false;
   size_t workers = 4;
   // How long a write waits for queue places or cache slots before failing.
   absl::Duration wait_limit = absl::Seconds(30);
@@ -97,6 +101,7 @@ class HostAdaptor {
   uint64_t max_write() const { return options_.max_write; }
   WorkPool& pool() { return pool_; }
   mirror::HoldingPen& pen() { return pen_; }
+  bool bypasses_pen() const { return options_.bypass_pen; }
 
   // Step 1. NOT_FOUND, OUT_OF_RANGE, INVALID_ARGUMENT (length 0 or over max_write),
   // FAILED_PRECONDITION (mirror role), DEADLINE_EXCEEDED (queue full too long).
@@ -158,6 +163,8 @@ class HostWrite {
             uint64_t length, uint32_t crc32c, uint64_t write_id, mirror::Reservation reservation);
   absl::Status StartPortion();
   void Drop(InvalidReason reason);
+  // The CRC-32C of the write's bytes as they sit in the staged slots.
+  uint32_t CrcInCache();
 
   HostAdaptor* const adaptor_;
   const std::shared_ptr<disk::Volume> volume_;
@@ -168,6 +175,7 @@ class HostWrite {
   const absl::Time started_ = absl::Now();
   mirror::Reservation reservation_;
   std::vector<mirror::Portion> portions_;
+  std::vector<mirror::MirrorRequest> unpenned_;  // bypass_pen only: requests kept here
   uint64_t received_ = 0;
   uint64_t overflow_ = 0;  // bytes beyond the declared length
   bool finished_ = false;

@@ -1,0 +1,119 @@
+#pragma once
+// Bench: the workloads of SPEC section 8, run one after another against one pair, each adding
+// its row to one Report (report.h). The pair is one the bench starts itself (pair_launcher.h)
+// or an existing one named on the command line. Not thread-safe: bench_main.cc drives it.
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "bench.pb.h"
+#include "tools/bench/admin_calls.h"
+#include "tools/bench/closed_loop.h"
+#include "tools/bench/echo_baseline.h"
+#include "tools/bench/pair_launcher.h"
+
+namespace simarray::bench {
+
+// What the command line asks for.
+struct BenchFlags {
+  double duration_s = 8;  // measured seconds per workload
+  double warmup_s = 1;    // unmeasured seconds before each
+  bool json = false;
+  std::string simarrayd;  // empty: the one built beside the bench
+  // An existing pair (empty: the bench starts its own).
+  std::string primary_admin;
+  std::string primary_host;
+  std::string primary_nbd;
+  std::string mirror_admin;
+  std::string primary_token_file;  // admin tokens of an existing pair, if it has them
+  std::string mirror_token_file;
+  // Rows to run ("qd1", "qd32", "async", "nbd", "pen"); empty: all of them.
+  std::vector<std::string> only;
+
+  bool Wants(const std::string& row) const {
+    return only.empty() || std::find(only.begin(), only.end(), row) != only.end();
+  }
+};
+
+// The workloads' shape.
+inline constexpr uint32_t kBlock = 4 << 10;
+// Small enough to stay in cache whole: the bench measures the write path, not a disk.
+inline constexpr uint64_t kVolumeSize = 64 << 20;
+inline constexpr size_t kStreamChunk = 128 << 10;
+inline constexpr int kStreamWindow = 16;
+inline constexpr int kMaxMessage = 4 << 20;
+inline constexpr char kVolume[] = "bench";
+inline constexpr char kNbdVolume[] = "bench-nbd";
+
+// The targets the project set (SPEC section 8).
+inline constexpr double kMaxQd1LatencyRatio = 1.3;
+inline constexpr double kMinQd32IopsRatio = 1.0;
+inline constexpr double kMinAsyncRatio = 1.0;
+inline constexpr double kMaxPenCost = 0.05;
+inline constexpr double kMinNbdRatio = 0.5;
+
+class Bench {
+ public:
+  // Launched pairs keep their configs, data and logs under `scratch`, which must outlive this.
+  Bench(const BenchFlags& flags, std::string scratch);
+
+  // Starts (or reaches) the pair to measure and writes the bench volumes on it once. An error
+  // here means there is nothing to measure.
+  absl::Status Prepare();
+
+  // Each adds its row(s); a workload that fails adds a row saying so and marks the run failed.
+  void SyncQd1();          // grpc_rows.cc
+  void SyncQd32();         // grpc_rows.cc
+  void AsyncSequential();  // grpc_rows.cc
+  void NbdRandomWrite();   // nbd_row.cc
+  // Adds a remark per volume: is the mirror consistent with what the bench wrote?
+  void CheckMirror();
+  // pen_cost_row.cc. Stops the pair the others measured, so it runs last.
+  void PenCost();
+
+  Report& report() { return report_; }
+  bool failed() const { return failed_; }
+
+ private:
+  std::chrono::duration<double> warmup() const {
+    return std::chrono::duration<double>(flags_.warmup_s);
+  }
+  std::chrono::duration<double> duration() const {
+    return std::chrono::duration<double>(flags_.duration_s);
+  }
+  std::string DaemonPath() const;
+  // Creates `volume` and writes it once (Prefill), so that every pair starts alike.
+  absl::Status PrepareVolume(const AdminPort& admin, const std::string& host,
+                             const std::string& volume);
+  absl::Status StartEcho();
+  // Closed loops at `depth` for warm-up + duration * `duration_fraction`; `trouble` gets
+  // what went wrong ("" if nothing).
+  LoopResult Writes(const std::string& label, const std::string& host, int depth,
+                    std::string* trouble, double duration_fraction = 1.0);
+  LoopResult Echoes(const std::string& label, int depth, std::string* trouble);
+  LoopResult Loop(const std::string& label, int depth, const StartRequest& start,
+                  double duration_fraction);
+  void Add(Row row);
+  void Fail(Row row, const std::string& why);
+
+  // The pair being measured; `launched` is null for an existing pair.
+  struct Target {
+    std::unique_ptr<LaunchedPair> launched;
+    AdminPort admin;
+    std::string host;
+    std::string nbd;  // empty: no NBD host adaptor to measure
+  };
+
+  const BenchFlags& flags_;
+  const std::string scratch_;
+  Target target_;
+  std::unique_ptr<TwoHopEcho> echo_;
+  Report report_;
+  bool failed_ = false;
+};
+
+}  // namespace simarray::bench

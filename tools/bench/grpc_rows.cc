@@ -1,0 +1,69 @@
+// The rows measured against raw gRPC: sync 4 KiB writes at queue depth 1 and 32 beside the
+// two-hop echo, and the streaming baseline of the (not yet built) async mode.
+#include "fmt/format.h"
+#include "tools/bench/bench.h"
+#include "tools/bench/progress.h"
+#include "tools/bench/report.h"
+#include "tools/bench/stream_baseline.h"
+
+namespace simarray::bench {
+
+void Bench::SyncQd1() {
+  Say("sync 4 KiB writes, one at a time, against the two-hop echo");
+  std::string trouble, echo_trouble;
+  const LoopResult array = Writes("simarray sync write 4 KiB QD1", target_.host, 1, &trouble);
+  if (absl::Status s = StartEcho(); !s.ok()) {
+    return Fail(MakeSkippedRow("sync 4 KiB write QD1", "", AtMostTarget(kMaxQd1LatencyRatio)),
+                s.ToString());
+  }
+  const LoopResult echo = Echoes("two-hop gRPC echo 4 KiB QD1", 1, &echo_trouble);
+  const std::string problems = trouble + echo_trouble;
+  Row p50 = MakeLatencyRow("sync 4 KiB write QD1, p50 latency", array.PercentileUs(50),
+                           echo.PercentileUs(50), kMaxQd1LatencyRatio);
+  Row p99 = MakeLatencyRow("sync 4 KiB write QD1, p99 latency", array.PercentileUs(99),
+                           echo.PercentileUs(99), 0);
+  if (!problems.empty()) return Fail(std::move(p50), problems);
+  Add(std::move(p50));
+  Add(std::move(p99));
+}
+
+void Bench::SyncQd32() {
+  Say("sync 4 KiB writes, 32 in flight, against the two-hop echo");
+  std::string trouble, echo_trouble;
+  const LoopResult array = Writes("simarray sync write 4 KiB QD32", target_.host, 32, &trouble);
+  if (absl::Status s = StartEcho(); !s.ok()) {
+    return Fail(MakeSkippedRow("sync 4 KiB write QD32, IOPS", "", AtLeastTarget(kMinQd32IopsRatio)),
+                s.ToString());
+  }
+  const LoopResult echo = Echoes("two-hop gRPC echo 4 KiB QD32", 32, &echo_trouble);
+  Row row = MakeThroughputRow("sync 4 KiB write QD32, IOPS", "IOPS", array.PerSecond(),
+                              echo.PerSecond(), kMinQd32IopsRatio);
+  row.set_note(fmt::format("p50 {:.0f} µs vs {:.0f} µs, p99 {:.0f} µs vs {:.0f} µs",
+                           array.PercentileUs(50), echo.PercentileUs(50), array.PercentileUs(99),
+                           echo.PercentileUs(99)));
+  if (!(trouble + echo_trouble).empty()) return Fail(std::move(row), trouble + echo_trouble);
+  Add(std::move(row));
+}
+
+void Bench::AsyncSequential() {
+  const std::string workload = "async 128 KiB sequential write, MB/s";
+  const std::string target = AtLeastTarget(kMinAsyncRatio);
+  Say("async sequential writes: not built yet; measuring the raw stream baseline alone");
+  if (absl::Status s = StartEcho(); !s.ok()) {
+    return Fail(MakeSkippedRow(workload, "", target), s.ToString());
+  }
+  StreamOptions options;
+  options.address = echo_->last_hop_address();
+  options.chunk_size = kStreamChunk;
+  options.window = kStreamWindow;
+  options.warmup = warmup();
+  options.duration = duration();
+  auto stream = RunStream(options);
+  if (!stream.ok()) return Fail(MakeSkippedRow(workload, "", target), stream.status().ToString());
+  Row row = MakeBaselineOnlyRow(workload, "MB/s", stream->MegabytesPerSecond(kStreamChunk),
+                                "async mode not built", target);
+  row.set_note("baseline: one raw gRPC bidi stream of 128 KiB chunks, 16 unacknowledged");
+  Add(std::move(row));
+}
+
+}  // namespace simarray::bench

@@ -1,0 +1,52 @@
+#pragma once
+// HostWriter: sync writes through simarray's HostService.Write (proto/simarray/v1/host.proto),
+// each of one block at a block-aligned pseudo-random offset of a volume, with the block's
+// CRC-32C as a host sends it. Its Start method is a StartRequest for RunClosedLoop.
+// Thread-safe; must outlive every request it started.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "absl/status/status.h"
+#include "simarray/v1/host.grpc.pb.h"
+#include "tools/bench/closed_loop.h"
+
+namespace simarray::bench {
+
+// Writes the whole volume once (1 MiB sync writes) and flushes it, so that every pair starts
+// the workloads with the same volume state: holding data, every track cached and clean.
+absl::Status Prefill(const std::string& address, const std::string& volume, uint64_t size);
+
+class HostWriter {
+ public:
+  // Writes go to the host adaptor at `address` (a primary's gRPC host adaptor).
+  HostWriter(const std::string& address, std::string volume, uint64_t volume_size,
+             uint32_t block_size);
+
+  void Start(Completion done);
+
+  // Writes the array acknowledged without the mirror's ack (reply.mirrored false): in sync
+  // mode these mean the link was down and the figures do not measure mirroring.
+  uint64_t unmirrored() const { return unmirrored_.load(); }
+  // The first failure, for the report ("" if none).
+  std::string first_error() const;
+
+ private:
+  uint64_t NextOffset();
+
+  std::unique_ptr<v1::HostService::Stub> stub_;
+  const std::string volume_;
+  const uint64_t blocks_;
+  const uint32_t block_size_;
+  const std::string payload_;
+  const uint32_t crc32c_;
+  std::atomic<uint64_t> counter_{0};
+  std::atomic<uint64_t> unmirrored_{0};
+  mutable std::mutex mu_;
+  std::string first_error_;
+};
+
+}  // namespace simarray::bench

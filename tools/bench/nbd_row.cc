@@ -1,0 +1,58 @@
+// The NBD row: fio's nbd engine, 4 KiB random writes at queue depth 32, against the pair's
+// sync-mirrored NBD host adaptor and against nbdkit's memory plugin.
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "fmt/format.h"
+#include "tools/bench/bench.h"
+#include "tools/bench/nbd_workload.h"
+#include "tools/bench/progress.h"
+#include "tools/bench/report.h"
+
+namespace simarray::bench {
+
+void Bench::NbdRandomWrite() {
+  const std::string workload = "NBD 4 KiB random write QD32 (fio), IOPS";
+  const std::string target = AtLeastTarget(kMinNbdRatio);
+  const std::string nbdkit = FindTool("nbdkit");
+  std::vector<std::string> missing;
+  if (FindTool("fio").empty()) missing.push_back("fio");
+  if (nbdkit.empty()) missing.push_back("nbdkit");
+  if (!missing.empty()) {
+    return Add(MakeSkippedRow(workload,
+                              absl::StrCat("not installed: ", absl::StrJoin(missing, ", "),
+                                           " (scripts/install-deps.sh installs both)"),
+                              target));
+  }
+  if (target_.nbd.empty()) {
+    return Add(
+        MakeSkippedRow(workload, "no NBD host adaptor to measure (give --primary-nbd)", target));
+  }
+  Say("NBD: fio's nbd engine against the sync-mirrored NBD host adaptor, then nbdkit memory");
+  FioOptions fio;
+  fio.size = kVolumeSize;
+  fio.depth = 32;
+  fio.warmup = warmup();
+  fio.duration = duration();
+  fio.label = "fio nbd randwrite 4 KiB QD32 -> simarray";
+  fio.uri = fmt::format("nbd://{}/{}", target_.nbd, kNbdVolume);
+  auto array = RunFio(fio);
+  if (!array.ok()) return Fail(MakeSkippedRow(workload, "", target), array.status().ToString());
+  auto memory = NbdkitMemory::Start(nbdkit, kVolumeSize);
+  if (!memory.ok()) return Fail(MakeSkippedRow(workload, "", target), memory.status().ToString());
+  fio.label = "fio nbd randwrite 4 KiB QD32 -> nbdkit memory";
+  fio.uri = (*memory)->uri();
+  auto baseline = RunFio(fio);
+  if (!baseline.ok()) {
+    return Fail(MakeSkippedRow(workload, "", target), baseline.status().ToString());
+  }
+  Row row = MakeThroughputRow(workload, "IOPS", array->iops, baseline->iops, kMinNbdRatio);
+  row.set_note(
+      fmt::format("fio completion latency p50 {:.0f} µs vs {:.0f} µs; baseline: nbdkit "
+                  "memory plugin, no mirror",
+                  array->p50_us, baseline->p50_us));
+  Add(std::move(row));
+}
+
+}  // namespace simarray::bench

@@ -1,0 +1,162 @@
+#include "tools/bench/report.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "fmt/format.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace simarray::bench {
+namespace {
+
+std::string Figure(double value, const std::string& unit) {
+  if (unit == "us")
+    return value >= 1000 ? fmt::format("{:.2f} ms", value / 1000) : fmt::format("{:.0f} µs", value);
+  if (unit == "MB/s") return fmt::format("{:.0f} MB/s", value);
+  return fmt::format("{:.0f} {}", value, unit);
+}
+
+Row Base(const std::string& workload, const std::string& unit) {
+  Row row;
+  row.set_workload(workload);
+  row.set_unit(unit);
+  return row;
+}
+
+// Display width of UTF-8 text (µ and × are two bytes, one column).
+size_t Width(const std::string& s) {
+  return std::count_if(s.begin(), s.end(), [](char c) { return (c & 0xC0) != 0x80; });
+}
+
+std::string Pad(const std::string& s, size_t width) {
+  return s + std::string(width > Width(s) ? width - Width(s) : 0, ' ');
+}
+
+}  // namespace
+
+std::string AtMostTarget(double ratio) { return fmt::format("≤ {:.1f}×", ratio); }
+std::string AtLeastTarget(double ratio) { return fmt::format("≥ {:.1f}×", ratio); }
+std::string CostTarget(double max_cost) { return fmt::format("cost ≤ {:.0f}%", max_cost * 100); }
+
+Row MakeLatencyRow(const std::string& workload, double simarray_us, double baseline_us,
+                   double max_ratio) {
+  Row row = Base(workload, "us");
+  row.set_simarray_value(simarray_us);
+  row.set_baseline_value(baseline_us);
+  row.set_simarray(Figure(simarray_us, "us"));
+  row.set_baseline(Figure(baseline_us, "us"));
+  const double ratio = baseline_us > 0 ? simarray_us / baseline_us : 0;
+  row.set_ratio_value(ratio);
+  row.set_ratio(fmt::format("{:.2f}×", ratio));
+  if (max_ratio > 0) {
+    row.set_target(AtMostTarget(max_ratio));
+    row.set_verdict(ratio <= max_ratio ? "met" : "missed");
+  } else {
+    row.set_target("—");
+    row.set_verdict("no target");
+  }
+  return row;
+}
+
+Row MakeThroughputRow(const std::string& workload, const std::string& unit, double simarray,
+                      double baseline, double min_ratio) {
+  Row row = Base(workload, unit);
+  row.set_simarray_value(simarray);
+  row.set_baseline_value(baseline);
+  row.set_simarray(Figure(simarray, unit));
+  row.set_baseline(Figure(baseline, unit));
+  const double ratio = baseline > 0 ? simarray / baseline : 0;
+  row.set_ratio_value(ratio);
+  row.set_ratio(fmt::format("{:.2f}×", ratio));
+  row.set_target(AtLeastTarget(min_ratio));
+  row.set_verdict(ratio >= min_ratio ? "met" : "missed");
+  return row;
+}
+
+Row MakeCostRow(const std::string& workload, double with, double without, double max_cost,
+                double spread) {
+  Row row = Base(workload, "IOPS");
+  row.set_simarray_value(with);
+  row.set_baseline_value(without);
+  row.set_simarray(Figure(with, "IOPS") + " (pen)");
+  row.set_baseline(Figure(without, "IOPS") + " (bypassed)");
+  const double cost = without > 0 ? 1 - with / without : 0;
+  row.set_ratio_value(cost);
+  row.set_ratio(fmt::format("cost {:+.1f}%", cost * 100));
+  row.set_target(CostTarget(max_cost));
+  if (spread > 2 * max_cost) {
+    row.set_verdict(fmt::format("inconclusive (rounds {:.0f}% apart)", spread * 100));
+  } else {
+    row.set_verdict(cost <= max_cost ? "met" : "missed");
+  }
+  return row;
+}
+
+Row MakeBaselineOnlyRow(const std::string& workload, const std::string& unit, double baseline,
+                        const std::string& why, const std::string& target) {
+  Row row = Base(workload, unit);
+  row.set_baseline_value(baseline);
+  row.set_simarray("n/a (" + why + ")");
+  row.set_baseline(Figure(baseline, unit));
+  row.set_ratio("—");
+  row.set_target(target);
+  row.set_verdict("not measured");
+  return row;
+}
+
+Row MakeSkippedRow(const std::string& workload, const std::string& why, const std::string& target) {
+  Row row = Base(workload, "");
+  row.set_simarray("skipped");
+  row.set_baseline("skipped");
+  row.set_ratio("—");
+  row.set_target(target);
+  row.set_verdict("not measured");
+  row.set_note(why);
+  return row;
+}
+
+std::string FormatTable(const Report& report) {
+  const std::vector<std::string> header = {"workload", "simarray", "baseline",
+                                           "ratio",    "target",   ""};
+  std::vector<std::vector<std::string>> cells;
+  std::vector<std::string> notes;
+  for (const Row& row : report.rows()) {
+    std::string verdict = row.verdict();
+    if (!row.note().empty()) {
+      notes.push_back(row.note());
+      verdict += fmt::format(" [{}]", notes.size());
+    }
+    cells.push_back(
+        {row.workload(), row.simarray(), row.baseline(), row.ratio(), row.target(), verdict});
+  }
+  std::vector<size_t> widths(header.size());
+  for (size_t c = 0; c < header.size(); ++c) {
+    widths[c] = Width(header[c]);
+    for (const auto& line : cells) widths[c] = std::max(widths[c], Width(line[c]));
+  }
+  auto format_line = [&](const std::vector<std::string>& line) {
+    std::string out = "|";
+    for (size_t c = 0; c < line.size(); ++c) out += " " + Pad(line[c], widths[c]) + " |";
+    return out + "\n";
+  };
+  std::string out = format_line(header);
+  out += "|";
+  for (size_t w : widths) out += std::string(w + 2, '-') + "|";
+  out += "\n";
+  for (const auto& line : cells) out += format_line(line);
+  for (size_t i = 0; i < notes.size(); ++i) out += fmt::format("[{}] {}\n", i + 1, notes[i]);
+  for (const std::string& remark : report.remarks()) out += remark + "\n";
+  return out;
+}
+
+std::string FormatJson(const Report& report) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.always_print_primitive_fields = true;
+  options.preserve_proto_field_names = true;
+  std::string out;
+  (void)google::protobuf::util::MessageToJsonString(report, &out, options);
+  return out;
+}
+
+}  // namespace simarray::bench

@@ -1,0 +1,40 @@
+#pragma once
+// The bench's one table: workload | simarray | baseline | ratio | target, plus a verdict
+// per row and notes under the table; or the same rows as JSON (bench.proto's Report).
+// Rows are built by the Make* functions from measured numbers, so the ratio and verdict of
+// every row follow one rule per kind. Pure formatting; thread-compatible.
+
+#include <string>
+
+#include "bench.pb.h"
+
+namespace simarray::bench {
+
+// Targets as the table prints them: "≤ 1.3×", "≥ 0.5×", "cost ≤ 5%".
+std::string AtMostTarget(double ratio);
+std::string AtLeastTarget(double ratio);
+std::string CostTarget(double max_cost);
+
+// Latency: ratio = simarray / baseline; met when ratio <= `max_ratio` (0: no target).
+Row MakeLatencyRow(const std::string& workload, double simarray_us, double baseline_us,
+                   double max_ratio);
+// Throughput (`unit` "IOPS" or "MB/s"): ratio = simarray / baseline; met when >= `min_ratio`.
+Row MakeThroughputRow(const std::string& workload, const std::string& unit, double simarray,
+                      double baseline, double min_ratio);
+// The holding pen's cost: with = IOPS with pen and validation, without = pen bypassed;
+// cost = 1 - with / without; met when cost <= `max_cost` (a fraction). `spread` is how far
+// apart the costs of the separate rounds were (max - min): when it exceeds twice `max_cost`
+// the machine's noise hides the answer and the verdict is "inconclusive", not met or missed.
+Row MakeCostRow(const std::string& workload, double with, double without, double max_cost,
+                double spread);
+// A row whose simarray figure cannot be measured (`why`), with the baseline that was.
+Row MakeBaselineOnlyRow(const std::string& workload, const std::string& unit, double baseline,
+                        const std::string& why, const std::string& target);
+// A row not measured at all (tool missing, workload failed).
+Row MakeSkippedRow(const std::string& workload, const std::string& why, const std::string& target);
+
+// The table with its verdict column and a numbered note per row that has one.
+std::string FormatTable(const Report& report);
+std::string FormatJson(const Report& report);
+
+}  // namespace simarray::bench
