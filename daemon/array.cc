@@ -123,6 +123,7 @@ absl::StatusOr<BoundAddresses> Array::Start() {
     }
   }
   commit_ = std::make_unique<mirror::CommitPoint>(cache_.get(), queue_.get(), owed_.get());
+  if (!is_primary_) commit_->Close();  // a mirror commits no host write
   applier_ = std::make_unique<remote::RecordApplier>(cache_.get(), volumes_.get());
   if (paired) {
     remote::RemoteAdaptorOptions ro;
@@ -374,6 +375,7 @@ absl::Status Array::BecomeMirror(bool graceful) {
   absl::MutexLock lock(&role_mu_);
   if (!is_primary_) return absl::OkStatus();
   is_primary_ = false;  // host writes are refused from now on
+  commit_->Close();     // and any already past that check do not commit
   if (remote_ != nullptr) {
     // Graceful: let what was queued or in flight reach the peer first, so nothing acked
     // stays behind only on this side.
@@ -382,9 +384,8 @@ absl::Status Array::BecomeMirror(bool graceful) {
            absl::Now() < deadline) {
       absl::SleepFor(absl::Milliseconds(2));
     }
-    remote_->Stop();  // what is left becomes owed
-    absl::SleepFor(absl::Milliseconds(20));
-    remote_->DrainStopped();  // writes that committed while it stopped
+    remote_->Stop();          // what is left becomes owed
+    remote_->DrainStopped();  // so does what reached the queue while it stopped
   }
   cache_->SetRole(cache::Role::kMirror);
   spdlog::warn("role: {} is now the mirror", config_.name);
@@ -399,6 +400,7 @@ absl::Status Array::BecomePrimary(bool ship) {
   if (!learned_peer_.empty()) remote_->SetPeerAddress(learned_peer_);
   ship ? remote_->Resume() : remote_->Suspend();
   cache_->SetRole(cache::Role::kPrimary);
+  commit_->Open();
   is_primary_ = true;
   remote_->Start();
   spdlog::warn("role: {} is now the primary{}", config_.name,

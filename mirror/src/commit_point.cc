@@ -2,17 +2,41 @@
 
 namespace simarray::mirror {
 
-uint64_t CommitPoint::Commit(uint64_t write_id, std::vector<Portion>& portions, HoldingPen& pen,
-                             Reservation& reservation, std::shared_ptr<WriteTicket> ticket) {
+namespace {
+
+absl::Status Closed() {
+  return absl::FailedPreconditionError(
+      "this daemon stopped being the primary while the write was in progress; nothing of it "
+      "was committed");
+}
+
+}  // namespace
+
+absl::StatusOr<uint64_t> CommitPoint::Commit(uint64_t write_id, std::vector<Portion>& portions,
+                                             HoldingPen& pen, Reservation& reservation,
+                                             std::shared_ptr<WriteTicket> ticket) {
   absl::MutexLock lock(&mu_);
+  if (closed_) return Closed();
   return PublishAndQueue(portions, pen.Release(write_id), reservation, std::move(ticket));
 }
 
-uint64_t CommitPoint::CommitUnpenned(std::vector<Portion>& portions,
-                                     std::vector<MirrorRequest> requests, Reservation& reservation,
-                                     std::shared_ptr<WriteTicket> ticket) {
+absl::StatusOr<uint64_t> CommitPoint::CommitUnpenned(std::vector<Portion>& portions,
+                                                     std::vector<MirrorRequest> requests,
+                                                     Reservation& reservation,
+                                                     std::shared_ptr<WriteTicket> ticket) {
   absl::MutexLock lock(&mu_);
+  if (closed_) return Closed();
   return PublishAndQueue(portions, std::move(requests), reservation, std::move(ticket));
+}
+
+void CommitPoint::Close() {
+  absl::MutexLock lock(&mu_);
+  closed_ = true;
+}
+
+void CommitPoint::Open() {
+  absl::MutexLock lock(&mu_);
+  closed_ = false;
 }
 
 uint64_t CommitPoint::PublishAndQueue(std::vector<Portion>& portions,

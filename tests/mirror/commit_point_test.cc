@@ -98,7 +98,7 @@ TEST_CASE("Commit moves all of a write's requests to the queue in one step, publ
 
   int fired = 0;
   auto ticket = std::make_shared<WriteTicket>(3, [&](absl::Status) { ++fired; });
-  const uint64_t sequence = commit.Commit(1, portions, pen, *reservation, ticket);
+  const uint64_t sequence = commit.Commit(1, portions, pen, *reservation, ticket).value();
   CHECK(sequence > 0);
   CHECK(cache->LastSequence() == sequence);
 
@@ -172,7 +172,7 @@ TEST_CASE("CommitUnpenned (the benchmark's pen bypass) publishes and queues like
   REQUIRE(requests.size() == 2);
 
   const uint64_t sequence =
-      commit.CommitUnpenned(portions, std::move(requests), *reservation, nullptr);
+      commit.CommitUnpenned(portions, std::move(requests), *reservation, nullptr).value();
   CHECK(sequence == cache->LastSequence());
   CHECK(queue.Counters().reserved == 0);
   std::vector<MirrorRequest> queued = queue.PopBatch(10, absl::ZeroDuration());
@@ -208,8 +208,8 @@ TEST_CASE("two writes commit in sequence order and reach the queue write by writ
   REQUIRE(
       StageWrite(*cache, pen_b, 20, {{{1, 1}, 0, 16, 0xB1}, {{1, 2}, 0, kTrack, 0xB2}}, &b).ok());
 
-  const uint64_t seq_a = commit.Commit(10, a, pen_a, *res_a, nullptr);
-  const uint64_t seq_b = commit.Commit(20, b, pen_b, *res_b, nullptr);
+  const uint64_t seq_a = commit.Commit(10, a, pen_a, *res_a, nullptr).value();
+  const uint64_t seq_b = commit.Commit(20, b, pen_b, *res_b, nullptr).value();
   CHECK(seq_b > seq_a);
 
   std::vector<MirrorRequest> queued = queue.PopBatch(10, absl::ZeroDuration());
@@ -235,6 +235,36 @@ TEST_CASE("two writes commit in sequence order and reach the queue write by writ
   CHECK(AllEqual(queued[2].data.data(), 16, kTrack, 0xA1));
 }
 
+TEST_CASE("a closed gate commits nothing and takes nothing; reopened, the write commits",
+          "[mirror][commit]") {
+  FakeBackingStore store;
+  auto cache = MustOpenCache(8, &store);
+  MirrorQueue queue(4);
+  HoldingPen pen(PenPlacement::kLocal, 8);
+  CommitPoint commit(cache.get(), &queue);
+  auto reservation = queue.Reserve(1, absl::Now() + kHangGuard);
+  REQUIRE(reservation.ok());
+  std::vector<Portion> portions;
+  REQUIRE(StageWrite(*cache, pen, 4, {{{1, 3}, 0, kTrack, 0x44}}, &portions).ok());
+  const uint64_t before = cache->LastSequence();
+
+  commit.Close();
+  absl::StatusOr<uint64_t> refused = commit.Commit(4, portions, pen, *reservation, nullptr);
+  CHECK(refused.status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(cache->LastSequence() == before);
+  uint64_t seq = 0;
+  CHECK_FALSE(cache->PeekTrack({1, 3}, &seq).valid());
+  CHECK(pen.Counters().depth == 1);  // still the caller's to delete or retry
+  CHECK(queue.Counters().depth == 0);
+  CHECK(portions.size() == 1);
+
+  commit.Open();
+  const uint64_t sequence = commit.Commit(4, portions, pen, *reservation, nullptr).value();
+  CHECK(sequence == before + 1);
+  CHECK(queue.Counters().depth == 1);
+  CHECK(pen.Counters().depth == 0);
+}
+
 TEST_CASE("without a queue the commit publishes, empties the pen and owes nothing",
           "[mirror][commit]") {
   FakeBackingStore store;
@@ -249,7 +279,7 @@ TEST_CASE("without a queue the commit publishes, empties the pen and owes nothin
   std::vector<Portion> portions;
   REQUIRE(StageWrite(*cache, pen, 3, {{{2, 7}, 0, kTrack, 0x77}}, &portions).ok());
   const uint32_t slot = portions[0].staged.slot();
-  const uint64_t sequence = commit.Commit(3, portions, pen, *reservation, nullptr);
+  const uint64_t sequence = commit.Commit(3, portions, pen, *reservation, nullptr).value();
 
   CHECK(other.Counters().reserved == 0);
   CHECK(pen.Counters().depth == 0);
@@ -300,8 +330,8 @@ TEST_CASE("concurrent commits keep the queue in sequence order, each write's req
         std::vector<Portion> portions;
         out.status = StageWrite(*cache, pen, write_id, specs, &portions);
         if (!out.status.ok()) break;
-        out.committed.emplace_back(write_id,
-                                   commit.Commit(write_id, portions, pen, *reservation, nullptr));
+        out.committed.emplace_back(
+            write_id, commit.Commit(write_id, portions, pen, *reservation, nullptr).value());
       }
     });
   }

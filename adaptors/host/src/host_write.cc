@@ -165,9 +165,18 @@ void HostWrite::Finish(WriteDone done) {
         }));
   }
   mirror::CommitPoint& commit = *adaptor_->parts_.commit;
-  const uint64_t seq =
+  absl::StatusOr<uint64_t> committed =
       validate ? commit.Commit(write_id_, portions_, adaptor_->pen_, reservation_, ticket)
                : commit.CommitUnpenned(portions_, std::move(unpenned_), reservation_, ticket);
+  if (!committed.ok()) {
+    // The daemon is becoming the mirror: the write never happened (not an invalid write).
+    adaptor_->pen_.Delete(write_id_);
+    portions_.clear();
+    reservation_.Reset();
+    done(committed.status());
+    return;
+  }
+  const uint64_t seq = *committed;
   portions_.clear();
   adaptor_->CountCommitted(length_);
   if (!adaptor_->parts_.cache->persistent()) {

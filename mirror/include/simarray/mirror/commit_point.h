@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "simarray/cache/cache_memory.h"
 #include "simarray/mirror/holding_pen.h"
@@ -36,15 +37,25 @@ class CommitPoint {
 
   // Commits `portions` of write `write_id`, whose requests wait in `pen`. Returns the
   // sequence number. `reservation` is consumed; `ticket` (may be null) goes with every
-  // request so the remote adaptor can report the mirror's acks.
-  uint64_t Commit(uint64_t write_id, std::vector<Portion>& portions, HoldingPen& pen,
-                  Reservation& reservation, std::shared_ptr<WriteTicket> ticket);
+  // request so the remote adaptor can report the mirror's acks. While the gate is closed
+  // it commits nothing, takes nothing and returns FAILED_PRECONDITION.
+  absl::StatusOr<uint64_t> Commit(uint64_t write_id, std::vector<Portion>& portions,
+                                  HoldingPen& pen, Reservation& reservation,
+                                  std::shared_ptr<WriteTicket> ticket);
 
   // Benchmark only (holding_pen = "bypass"): the same commit for a write whose `requests`
   // (one per portion, in portion order) never waited in a holding pen. It exists so the
   // benchmark can measure what the pen and validation cost; nothing else may call it.
-  uint64_t CommitUnpenned(std::vector<Portion>& portions, std::vector<MirrorRequest> requests,
-                          Reservation& reservation, std::shared_ptr<WriteTicket> ticket);
+  absl::StatusOr<uint64_t> CommitUnpenned(std::vector<Portion>& portions,
+                                          std::vector<MirrorRequest> requests,
+                                          Reservation& reservation,
+                                          std::shared_ptr<WriteTicket> ticket);
+
+  // The gate, for role changes. Close returns once no commit is in progress, so from then
+  // on nothing new reaches the cache or the mirror queue: a daemon becoming the mirror
+  // closes it before it drains its queue, and opens it again when it becomes the primary.
+  void Close();
+  void Open();
 
   bool mirrored() const { return queue_ != nullptr; }
 
@@ -57,6 +68,7 @@ class CommitPoint {
   MirrorQueue* const queue_;
   OwedTracks* const owed_;
   absl::Mutex mu_;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace simarray::mirror
