@@ -83,7 +83,13 @@ def main() -> int:
     parser.add_argument("--proto-dir", default=DEFAULT_PROTO_DIR)
     parser.add_argument("--plugin", default="/usr/bin/grpc_python_plugin")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per call")
+    parser.add_argument("--token-file", help="the primary's admin token file (admin.token_file)")
     args = parser.parse_args()
+    # Admin calls carry the token as metadata when the daemon asks for one.
+    admin_metadata = []
+    if args.token_file:
+        with open(args.token_file) as f:
+            admin_metadata = [("authorization", "Bearer " + f.read().strip())]
 
     if crc32c(b"123456789") != 0xE3069283:
         print("simarray_client: CRC-32C self-check failed", file=sys.stderr)
@@ -99,7 +105,7 @@ def main() -> int:
         try:
             vol = admin.CreateVolume(
                 admin_pb2.CreateVolumeRequest(name=args.volume, size=args.size),
-                timeout=args.timeout)
+                timeout=args.timeout, metadata=admin_metadata)
             print(f"created volume {vol.name} (id {vol.id}, {vol.size} bytes, "
                   f"paired={vol.paired})")
 
@@ -122,7 +128,7 @@ def main() -> int:
 
             check = admin.CheckConsistency(
                 admin_pb2.CheckConsistencyRequest(volume=args.volume, wait_ms=10000),
-                timeout=args.timeout + 10)
+                timeout=args.timeout + 10, metadata=admin_metadata)
             print(f"consistency: consistent={check.consistent}, cut {check.cut_sequence}, "
                   f"{check.tracks_compared} tracks compared, "
                   f"{len(check.mismatched_tracks)} mismatched, owed {check.owed_tracks}")

@@ -12,11 +12,14 @@ namespace simarray::testing {
 
 TEST_CASE("the Python example client writes, reads back and finds the pair consistent",
           "[integration][python]") {
-  Pair pair;
+  DaemonOptions options;
+  options.admin_token = true;  // as the shipped configs
+  Pair pair(options);
   const std::string cmd = std::string("/usr/bin/python3 ") + SIMARRAY_SOURCE_DIR +
                           "/examples/python/simarray_client.py --admin " +
                           pair.primary->admin_address() + " --host " +
-                          pair.primary->host_address() + " --volume pyvol 2>&1";
+                          pair.primary->host_address() + " --token-file " +
+                          pair.primary->data_dir() + "/admin.token --volume pyvol 2>&1";
   FILE* pipe = popen(cmd.c_str(), "r");
   REQUIRE(pipe != nullptr);
   std::string output;
