@@ -143,6 +143,16 @@ grpc::Status AdminServiceImpl::Status(grpc::ServerContext* context,
   reply->set_peer_calls_refused(a.peer_gate().refusals());
   reply->set_admin_token_required(!a.config().admin_token.empty());
   reply->set_peer_secret_configured(!a.config().peer_secret.empty());
+  for (const auto& server : a.nbd_servers()) {
+    nbd::NbdCounters n = server->Counters();
+    v1::NbdStatus* ns = reply->add_nbd();
+    ns->set_host_adaptor(server->id());
+    ns->set_connections_open(n.connections_open);
+    ns->set_connections_accepted(n.connections_accepted);
+    ns->set_connections_refused(n.connections_refused);
+    ns->set_protocol_errors(n.protocol_errors);
+    ns->set_writes_dropped(n.writes_dropped);
+  }
   return grpc::Status::OK;
 }
 

@@ -73,6 +73,7 @@ class Array {
   AdminServiceImpl& admin_service() { return *admin_service_; }
   FaultInjector& faults() { return faults_; }
   const std::vector<std::unique_ptr<host::HostAdaptor>>& host_adaptors() { return hosts_; }
+  const std::vector<std::unique_ptr<nbd::NbdServer>>& nbd_servers() { return nbd_servers_; }
   uint64_t streams_cancelled();
 
   // Creates a volume (and, paired and reachable, its twin), keeping owed tracks for it.

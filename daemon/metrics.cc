@@ -118,6 +118,33 @@ void Host(MetricsWriter& w, Array& a) {
        });
 }
 
+void Nbd(MetricsWriter& w, Array& a) {
+  const auto& servers = a.nbd_servers();
+  if (servers.empty()) return;
+  std::vector<nbd::NbdCounters> counters;
+  for (const auto& s : servers) counters.push_back(s->Counters());
+  w.Family("simarray_nbd_connections", "gauge", "NBD connections open, by host adaptor.");
+  for (size_t i = 0; i < servers.size(); ++i) {
+    w.Sample("simarray_nbd_connections", MetricsWriter::Label("adaptor", servers[i]->id()),
+             counters[i].connections_open);
+  }
+  w.Family("simarray_nbd_connection_events_total", "counter",
+           "NBD connections by event: accepted, refused (over the limit), protocol_error "
+           "(closed for breaking the protocol), write_dropped (lost mid-payload).");
+  for (size_t i = 0; i < servers.size(); ++i) {
+    const std::string ha = MetricsWriter::Label("adaptor", servers[i]->id());
+    const std::pair<const char*, uint64_t> events[] = {
+        {"accepted", counters[i].connections_accepted},
+        {"refused", counters[i].connections_refused},
+        {"protocol_error", counters[i].protocol_errors},
+        {"write_dropped", counters[i].writes_dropped}};
+    for (const auto& [event, n] : events) {
+      w.Sample("simarray_nbd_connection_events_total",
+               Join(ha, MetricsWriter::Label("event", event)), n);
+    }
+  }
+}
+
 void Queue(MetricsWriter& w, mirror::MirrorQueue& queue) {
   mirror::QueueCounters q = queue.Counters();
   w.Family("simarray_mirror_queue_depth", "gauge", "Validated mirror requests queued to ship.");
@@ -260,6 +287,7 @@ std::string RenderMetrics(Array& a) {
   w.Sample("simarray_cache_slot_capacity", "", slots.total);
 
   Host(w, a);
+  Nbd(w, a);
   if (a.queue() != nullptr) Queue(w, *a.queue());
   if (a.owed() != nullptr) Owed(w, *a.owed());
   if (a.remote() != nullptr) Link(w, a);

@@ -231,6 +231,12 @@ std::string FormatStatus(const v1::StatusReply& s) {
   rows.push_back({"streams cancelled", absl::StrCat(s.writes_cancelled())});
   rows.push_back({"records applied", absl::StrCat(s.records_applied(), " (applied sequence ",
                                                   s.applied_sequence(), ")")});
+  for (const v1::NbdStatus& n : s.nbd()) {
+    rows.push_back({absl::StrCat("nbd ", n.host_adaptor()),
+                    absl::StrCat(n.connections_open(), " open; accepted ", n.connections_accepted(),
+                                 ", refused ", n.connections_refused(), ", protocol errors ",
+                                 n.protocol_errors(), ", writes dropped ", n.writes_dropped())});
+  }
   rows.push_back(
       {"security",
        absl::StrCat(s.admin_token_required() ? "admin token required" : "NO admin token", ", ",

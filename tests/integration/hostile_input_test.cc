@@ -75,6 +75,16 @@ TEST_CASE("hostile input on every port: garbage, oversize messages, stalled conn
       SendGarbage(port.address, std::string("NBDMAGICIHAVEOPT") + garbage);
     }
     CheckServing(d, Pattern(4096, 23));
+    // The NBD port counted what it closed (Status and /metrics).
+    v1::StatusReply status = d.Status();
+    REQUIRE(status.nbd_size() == 1);
+    CHECK(status.nbd(0).host_adaptor() == "nbd0");
+    CHECK(status.nbd(0).connections_accepted() >= 4);
+    CHECK(status.nbd(0).protocol_errors() >= 1);
+    CHECK(status.nbd(0).connections_open() == 0);
+    CHECK_THAT(HttpGet(d.metrics_address(), "/metrics").body,
+               Catch::Contains("simarray_nbd_connection_events_total{adaptor=\"nbd0\","
+                               "event=\"protocol_error\"}"));
   }
   SECTION("messages over the limit: RESOURCE_EXHAUSTED, nothing changed") {
     const std::string big((6 << 20), 'x');

@@ -186,6 +186,8 @@ void NbdServer::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+const std::string& NbdServer::id() const { return shared_->id; }
+
 NbdCounters NbdServer::Counters() const {
   NbdCounters c;
   c.connections_accepted = shared_->accepted.load();

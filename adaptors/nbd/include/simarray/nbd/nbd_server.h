@@ -77,6 +77,8 @@ class NbdServer {
   void Stop();
 
   NbdCounters Counters() const;
+  // The id of the host adaptor this port belongs to.
+  const std::string& id() const;
 
  private:
   std::shared_ptr<NbdShared> shared_;  // with the connections, which may outlive a Stop
