@@ -220,15 +220,21 @@ Pair::Pair(DaemonOptions primary_options, DaemonOptions mirror_options) {
   REQUIRE(Eventually([&] { return primary->Status().link().state() == "up"; }));
 }
 
-void Pair::CreateVolume(const std::string& name, uint64_t size) {
+grpc::Status CreateVolumeCall(Daemon& daemon, const std::string& name, uint64_t size,
+                              v1::VolumeInfo* info) {
   grpc::ClientContext context;
   context.set_deadline(Deadline());
-  primary->Authorize(context);
+  daemon.Authorize(context);
   v1::CreateVolumeRequest request;
   request.set_name(name);
   request.set_size(size);
   v1::VolumeInfo reply;
-  grpc::Status s = primary->admin().CreateVolume(&context, request, &reply);
+  return daemon.admin().CreateVolume(&context, request, info != nullptr ? info : &reply);
+}
+
+void Pair::CreateVolume(const std::string& name, uint64_t size) {
+  v1::VolumeInfo reply;
+  grpc::Status s = CreateVolumeCall(*primary, name, size, &reply);
   INFO(s.error_message());
   REQUIRE(s.ok());
   REQUIRE(reply.paired());

@@ -116,6 +116,10 @@ struct Pair {
   void CreateVolume(const std::string& name, uint64_t size);
 };
 
+// CreateVolume on `daemon` with its admin token (if it has one); the reply goes to `info`.
+grpc::Status CreateVolumeCall(Daemon& daemon, const std::string& name, uint64_t size,
+                              v1::VolumeInfo* info = nullptr);
+
 // Runs a simarrayd with `config_text` and returns its exit code and stderr (for config
 // errors: it must exit by itself).
 struct ExitResult {

@@ -10,12 +10,7 @@ namespace {
 constexpr uint64_t kTrack = 64 << 10;
 
 void CreateVolume(Daemon& d, const std::string& name, uint64_t size) {
-  grpc::ClientContext context;
-  v1::CreateVolumeRequest request;
-  request.set_name(name);
-  request.set_size(size);
-  v1::VolumeInfo reply;
-  REQUIRE(d.admin().CreateVolume(&context, request, &reply).ok());
+  REQUIRE(CreateVolumeCall(d, name, size).ok());
 }
 
 grpc::Status ReadStatus(Daemon& d, const std::string& volume, uint64_t offset, uint64_t length) {

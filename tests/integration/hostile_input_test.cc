@@ -33,16 +33,6 @@ std::vector<Port> EveryPort(Daemon& d) {
           {"metrics", d.metrics_address()}};
 }
 
-grpc::Status CreateVolumeCall(Daemon& d, const std::string& name, uint64_t size) {
-  grpc::ClientContext context;
-  context.set_deadline(Soon());
-  v1::CreateVolumeRequest request;
-  request.set_name(name);
-  request.set_size(size);
-  v1::VolumeInfo reply;
-  return d.admin().CreateVolume(&context, request, &reply);
-}
-
 // The daemon still does its job: a write reads back, status and metrics answer.
 void CheckServing(Daemon& d, const std::string& data) {
   REQUIRE(Write(d.host(), "vol", kTrack, data).status.ok());

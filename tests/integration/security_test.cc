@@ -78,6 +78,34 @@ grpc::Status ListOwed(v1::PeerService::Stub& peer, const std::string& session) {
   return peer.ListOwed(&context, v1::ListOwedRequest(), &reply);
 }
 
+// A mirror, a TCP proxy that records the link, and a primary shipping through the proxy;
+// both daemons from `options`.
+struct WiredPair {
+  WiredPair(const TempDir& dir, DaemonOptions options) {
+    options.role = "mirror";
+    mirror = std::make_unique<Daemon>(dir.path() + "/mirror", options);
+    mirror->Start();
+    wire = std::make_unique<TcpProxy>(mirror->peer_address());
+    options.role = "primary";
+    options.peer_address = wire->address();
+    primary = std::make_unique<Daemon>(dir.path() + "/primary", options);
+    primary->Start();
+    REQUIRE(Eventually([&] { return primary->Status().link().state() == "up"; }));
+  }
+  // Creates volume "vol" and writes 64 KiB of Pattern(seed) at 0, mirrored; returns it.
+  std::string WriteMirrored(uint32_t seed) {
+    REQUIRE(CreateVolumeCall(*primary, "vol", 1 << 20).ok());
+    const std::string data = Pattern(64 << 10, seed);
+    WriteOutcome w = Write(primary->host(), "vol", 0, data);
+    REQUIRE(w.status.ok());
+    REQUIRE(w.reply.mirrored());
+    return data;
+  }
+  std::unique_ptr<Daemon> mirror;
+  std::unique_ptr<TcpProxy> wire;
+  std::unique_ptr<Daemon> primary;
+};
+
 }  // namespace
 
 TEST_CASE("admin calls need the token: none is UNAUTHENTICATED, a wrong one PERMISSION_DENIED",
@@ -185,13 +213,8 @@ TEST_CASE("a peer with a wrong secret, or a mirror that cannot prove it, is refu
   CHECK(primary.Status().link().connects() == 0);
   if (!mirror_options.peer_secret.empty()) CHECK(mirror.Status().peer_calls_refused() >= 2);
   // The primary still serves its hosts (policy continue); nothing reaches the mirror.
-  grpc::ClientContext context;
-  context.set_deadline(Soon());
-  v1::CreateVolumeRequest request;
-  request.set_name("vol");
-  request.set_size(1 << 20);
   v1::VolumeInfo volume;
-  REQUIRE(primary.admin().CreateVolume(&context, request, &volume).ok());
+  REQUIRE(CreateVolumeCall(primary, "vol", 1 << 20, &volume).ok());
   CHECK_FALSE(volume.paired());
   WriteOutcome w = Write(primary.host(), "vol", 0, Pattern(4096, 2));
   REQUIRE(w.status.ok());
@@ -260,32 +283,11 @@ TEST_CASE("Ship without Hello, a forged session and a replayed Hello are UNAUTHE
 
 TEST_CASE("the peer secret never crosses the wire", "[integration][security]") {
   TempDir dir;
-  DaemonOptions mirror_options;
-  mirror_options.role = "mirror";
-  mirror_options.peer_secret = kSecret;
-  Daemon mirror(dir.path() + "/mirror", mirror_options);
-  mirror.Start();
-  TcpProxy wire(mirror.peer_address());
-  DaemonOptions primary_options;
-  primary_options.peer_secret = kSecret;
-  primary_options.peer_address = wire.address();
-  Daemon primary(dir.path() + "/primary", primary_options);
-  primary.Start();
-  REQUIRE(Eventually([&] { return primary.Status().link().state() == "up"; }));
-
-  grpc::ClientContext context;
-  context.set_deadline(Soon());
-  v1::CreateVolumeRequest request;
-  request.set_name("vol");
-  request.set_size(1 << 20);
-  v1::VolumeInfo volume;
-  REQUIRE(primary.admin().CreateVolume(&context, request, &volume).ok());
-  const std::string data = Pattern(64 << 10, 3);
-  WriteOutcome w = Write(primary.host(), "vol", 0, data);
-  REQUIRE(w.status.ok());
-  REQUIRE(w.reply.mirrored());
-
-  const std::string captured = wire.Captured();
+  DaemonOptions options;
+  options.peer_secret = kSecret;
+  WiredPair pair(dir, options);
+  const std::string data = pair.WriteMirrored(3);
+  const std::string captured = pair.wire->Captured();
   // The capture saw the link's traffic (the data travels in clear without TLS) ...
   CHECK(captured.find(data.substr(1000, 64)) != std::string::npos);
   // ... and never the secret, raw or in hex.
@@ -299,32 +301,13 @@ TEST_CASE("mutual TLS on the peer link: the data crosses encrypted, strangers ar
   TempDir dir;
   MakeTestCerts(dir.path() + "/tls", {"primary", "mirror"});
   MakeTestCerts(dir.path() + "/other", {"intruder"}, "otherca");
-  DaemonOptions mirror_options;
-  mirror_options.role = "mirror";
-  mirror_options.tls_dir = dir.path() + "/tls";
-  Daemon mirror(dir.path() + "/mirror", mirror_options);
-  mirror.Start();
-  TcpProxy wire(mirror.peer_address());
-  DaemonOptions primary_options;
-  primary_options.tls_dir = dir.path() + "/tls";
-  primary_options.peer_address = wire.address();
-  Daemon primary(dir.path() + "/primary", primary_options);
-  primary.Start();
-  REQUIRE(Eventually([&] { return primary.Status().link().state() == "up"; }));
-
-  grpc::ClientContext context;
-  context.set_deadline(Soon());
-  v1::CreateVolumeRequest request;
-  request.set_name("vol");
-  request.set_size(1 << 20);
-  v1::VolumeInfo volume;
-  REQUIRE(primary.admin().CreateVolume(&context, request, &volume).ok());
-  const std::string data = Pattern(64 << 10, 4);
-  WriteOutcome w = Write(primary.host(), "vol", 0, data);
-  REQUIRE(w.status.ok());
-  REQUIRE(w.reply.mirrored());
+  DaemonOptions options;
+  options.tls_dir = dir.path() + "/tls";
+  WiredPair pair(dir, options);
+  Daemon& mirror = *pair.mirror;
+  const std::string data = pair.WriteMirrored(4);
   CHECK(Read(mirror.host(), "vol", 0, data.size()) == data);
-  const std::string captured = wire.Captured();
+  const std::string captured = pair.wire->Captured();
   CHECK(captured.size() > data.size());  // the data went through the proxy ...
   CHECK(captured.find(data.substr(1000, 64)) == std::string::npos);  // ... encrypted
 
