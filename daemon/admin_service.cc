@@ -63,6 +63,43 @@ grpc::Status AdminServiceImpl::Authorize(const grpc::ServerContext& context) {
   return grpc::Status::OK;
 }
 
+namespace {
+
+// Async mode: the primary's cycles, or what the mirror applied.
+void FillCycleStatus(Array& a, v1::CycleStatus* out) {
+  out->set_cycle_ms(a.config().cycle_ms);
+  remote::RecordApplier& applier = a.applier();
+  out->set_mirror_consistent(applier.consistent());
+  out->set_cycles_applied(applier.cycles_applied());
+  out->set_cycles_discarded(applier.cycles_discarded());
+  if (!a.is_primary() || a.cycles() == nullptr) {
+    out->set_state("receiving");
+    out->set_applied_cycle(applier.applied_cycle());
+    out->set_applied_sequence(applier.applied_sequence());
+    return;
+  }
+  const mirror::CycleCounters c = a.cycles()->Counters();
+  out->set_state(c.cycling ? "cycling" : "owed");
+  out->set_capture_cycle(c.capture_cycle);
+  out->set_transmit_cycle(c.transmit_cycle);
+  out->set_applied_cycle(c.applied_cycle);
+  out->set_applied_sequence(c.applied_sequence);
+  out->set_seconds_behind(c.seconds_behind);
+  out->set_capture_tracks(c.capture_tracks);
+  out->set_capture_bytes(c.capture_bytes);
+  out->set_transmit_tracks(c.transmit_tracks);
+  out->set_transmit_bytes(c.transmit_bytes);
+  out->set_writes_captured(c.writes_captured);
+  out->set_writes_folded(c.writes_folded);
+  out->set_cycles_switched(c.cycles_switched);
+  out->set_cycle_records_shipped(c.cycle_records_shipped);
+  out->set_pull_aheads(c.pull_aheads);
+  out->set_pinned_slots(c.pinned_slots);
+  out->set_slot_limit(c.slot_limit);
+}
+
+}  // namespace
+
 grpc::Status AdminServiceImpl::Status(grpc::ServerContext* context,
                                       const v1::StatusRequest* request, v1::StatusReply* reply) {
   if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
@@ -153,6 +190,7 @@ grpc::Status AdminServiceImpl::Status(grpc::ServerContext* context,
     ns->set_protocol_errors(n.protocol_errors);
     ns->set_writes_dropped(n.writes_dropped);
   }
+  if (a.config().mode == "async") FillCycleStatus(a, reply->mutable_cycles());
   return grpc::Status::OK;
 }
 

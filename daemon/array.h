@@ -66,6 +66,7 @@ class Array {
   disk::DiskAdaptor& disk() { return *disk_; }
   mirror::MirrorQueue* queue() { return queue_.get(); }
   mirror::OwedTracks* owed() { return owed_.get(); }
+  mirror::CycleSet* cycles() { return cycles_.get(); }
   remote::RemoteAdaptor* remote() { return remote_.get(); }
   remote::RecordApplier& applier() { return *applier_; }
   remote::PeerServiceImpl& peer_service() { return *peer_service_; }
@@ -107,6 +108,7 @@ class Array {
   std::unique_ptr<disk::DiskAdaptor> disk_;
   std::unique_ptr<mirror::MirrorQueue> queue_;
   std::unique_ptr<mirror::OwedTracks> owed_;
+  std::unique_ptr<mirror::CycleSet> cycles_;  // async mode with a peer
   std::unique_ptr<mirror::CommitPoint> commit_;
   std::unique_ptr<remote::RecordApplier> applier_;
   std::unique_ptr<remote::RemoteAdaptor> remote_;

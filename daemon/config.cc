@@ -155,6 +155,8 @@ absl::StatusOr<DaemonConfig> ParseConfig(std::string_view text, const std::strin
   r.String("name", &c.name);
   r.String("role", &c.role);
   r.String("mode", &c.mode);
+  r.Integer("cycle_ms", &c.cycle_ms);
+  r.Integer("cycle_cache_percent", &c.cycle_cache_percent);
   r.String("data_dir", &c.data_dir);
   r.Size("track_size", &c.track_size);
   r.Size("max_write", &c.max_write);
@@ -226,9 +228,14 @@ absl::StatusOr<DaemonConfig> ParseConfig(std::string_view text, const std::strin
   if (!OneOf(c.role, {"primary", "mirror"})) {
     r.Fail("role", absl::StrCat("expected \"primary\" or \"mirror\", got \"", c.role, "\""));
   }
-  if (!OneOf(c.mode, {"sync"})) {
-    r.Fail("mode",
-           absl::StrCat("expected \"sync\" (async is not built yet), got \"", c.mode, "\""));
+  if (!OneOf(c.mode, {"sync", "async"})) {
+    r.Fail("mode", absl::StrCat("expected \"sync\" or \"async\", got \"", c.mode, "\""));
+  }
+  if (c.cycle_ms < 10 || c.cycle_ms > 600000) {
+    r.Fail("cycle_ms", absl::StrCat("expected 10 to 600000 (ms), got ", c.cycle_ms));
+  }
+  if (c.cycle_cache_percent < 1 || c.cycle_cache_percent > 90) {
+    r.Fail("cycle_cache_percent", absl::StrCat("expected 1 to 90, got ", c.cycle_cache_percent));
   }
   if (c.data_dir.empty()) r.Fail("data_dir", "required (or pass --data-dir)");
   if (c.track_size < 4096 || c.track_size > (1 << 20) || (c.track_size & (c.track_size - 1))) {

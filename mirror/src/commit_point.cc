@@ -39,10 +39,32 @@ void CommitPoint::Open() {
   closed_ = false;
 }
 
+bool CommitPoint::SwitchCycle() {
+  absl::MutexLock lock(&mu_);
+  return cycles_ != nullptr && cycles_->Switch(cache_->LastSequence());
+}
+
+bool CommitPoint::ResumeCycles() {
+  absl::MutexLock lock(&mu_);
+  return cycles_ != nullptr && cycles_->Resume(cache_->LastSequence());
+}
+
 uint64_t CommitPoint::PublishAndQueue(std::vector<Portion>& portions,
                                       std::vector<MirrorRequest> requests, Reservation& reservation,
                                       std::shared_ptr<WriteTicket> ticket) {
   const uint64_t sequence = cache_->NextSequence();
+  if (cycles_ != nullptr) {
+    // Async: the host is answered after this commit; the cycle ships the data later.
+    for (Portion& p : portions) {
+      const cache::TrackKey key = p.staged.key();
+      owed_->MarkWritten(key, sequence);
+      cache::SlotRef ref;
+      cache_->Publish(std::move(p.staged), p.offset, p.length, sequence, true, &ref);
+      cycles_->Capture(key, sequence, p.offset, p.length, std::move(ref));
+    }
+    reservation.Reset();
+    return sequence;
+  }
   // Requests come in portion order, one per portion.
   for (size_t i = 0; i < portions.size(); ++i) {
     Portion& p = portions[i];

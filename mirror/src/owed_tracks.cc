@@ -65,6 +65,7 @@ void OwedTracks::DropVolume(uint32_t volume_id) {
   auto in_volume = [volume_id](const auto& p) { return p.first == volume_id; };
   std::erase_if(resync_, in_volume);
   std::erase_if(taken_, in_volume);
+  std::erase_if(again_, in_volume);
   std::erase_if(latest_, [volume_id](const auto& p) { return p.first.volume_id == volume_id; });
 }
 
@@ -95,23 +96,26 @@ void OwedTracks::MarkWritten(cache::TrackKey key, uint64_t sequence) {
 void OwedTracks::Acked(cache::TrackKey key, uint64_t sequence, bool resync) {
   absl::MutexLock lock(&mu_);
   const std::pair<uint32_t, uint64_t> k{key.volume_id, key.track};
-  if (resync) taken_.erase(k);
-  auto it = latest_.find(key);
-  // A newer write is pending: the bit stays, and a resync track stays to be shipped again.
-  if (it != latest_.end() && it->second > sequence) return;
-  if (it != latest_.end()) latest_.erase(it);
   if (resync) {
+    taken_.erase(k);
+    if (again_.erase(k)) return;  // written again while in flight: shipped whole again
     if (resync_.erase(k)) ++tracks_resynced_;
   } else if (resync_.count(k)) {
     return;  // still to be shipped whole
   }
+  auto it = latest_.find(key);
+  // A newer write is pending (queued or in a cycle): the bit stays until it is acked.
+  if (it != latest_.end() && it->second > sequence) return;
+  if (it != latest_.end()) latest_.erase(it);
   SetLocked(key, false);
 }
 
 void OwedTracks::NeedResync(cache::TrackKey key) {
   absl::MutexLock lock(&mu_);
   SetLocked(key, true);
-  resync_.emplace(key.volume_id, key.track);
+  const std::pair<uint32_t, uint64_t> k{key.volume_id, key.track};
+  resync_.insert(k);
+  if (taken_.count(k)) again_.insert(k);
 }
 
 void OwedTracks::NeedResyncAll(uint32_t volume_id, const std::vector<uint64_t>& tracks) {
@@ -119,6 +123,7 @@ void OwedTracks::NeedResyncAll(uint32_t volume_id, const std::vector<uint64_t>& 
   for (uint64_t t : tracks) {
     SetLocked(cache::TrackKey{volume_id, t}, true);
     resync_.emplace(volume_id, t);
+    if (taken_.count({volume_id, t})) again_.emplace(volume_id, t);
   }
 }
 
@@ -137,6 +142,7 @@ std::vector<cache::TrackKey> OwedTracks::TakeResync(size_t max) {
 void OwedTracks::UntakeAll() {
   absl::MutexLock lock(&mu_);
   taken_.clear();
+  again_.clear();
 }
 
 std::vector<cache::TrackKey> OwedTracks::ListOwed() {
@@ -159,6 +165,7 @@ void OwedTracks::ClearAll() {
   latest_.clear();
   resync_.clear();
   taken_.clear();
+  again_.clear();
 }
 
 uint64_t OwedTracks::owed() {

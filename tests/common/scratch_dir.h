@@ -25,6 +25,7 @@ class ScratchDir {
   ScratchDir& operator=(const ScratchDir&) = delete;
 
   bool ok() const { return !path_.empty(); }
+  const std::string& path() const { return path_; }
   std::string File(const std::string& name) const { return path_ + "/" + name; }
 
  private:

@@ -68,6 +68,8 @@ void Daemon::WriteConfig() {
          << "max_write = \"" << options_.max_write << "\"\n"
          << "holding_pen = \"" << options_.holding_pen << "\"\n"
          << "host_workers = 4\n"
+         << "mode = \"" << options_.mode << "\"\n"
+         << "cycle_ms = " << options_.cycle_ms << "\n"
          << options_.extra << "\n"
          << "[cache]\nsize = \"" << options_.cache_size << "\"\n"
          << "persistent = " << (options_.persistent ? "true" : "false") << "\n"

@@ -29,6 +29,8 @@ struct DaemonOptions {
   bool persistent = true;
   uint32_t ack_timeout_ms = 5000;
   std::string link_policy = "continue";
+  std::string mode = "sync";  // "async": cycles of cycle_ms
+  uint32_t cycle_ms = 1000;
   bool metrics = false;  // [metrics] listen on a free port; see Daemon::metrics_address
   std::string extra;     // more TOML, appended verbatim
   std::string bind_ip = "127.0.0.1";  // every listener binds here

@@ -75,7 +75,7 @@ TEST_CASE("Commit moves all of a write's requests to the queue in one step, publ
   MirrorQueue queue(16);
   HoldingPen pen(PenPlacement::kLocal, 16);
   CommitPoint commit(cache.get(), &queue);
-  CHECK(commit.mirrored());
+  CHECK(commit.waits_for_mirror());
 
   auto reservation = queue.Reserve(3, absl::Now() + kHangGuard);
   REQUIRE(reservation.ok());
@@ -272,7 +272,7 @@ TEST_CASE("without a queue the commit publishes, empties the pen and owes nothin
   MirrorQueue other(4);  // only the reservation comes from a queue here
   HoldingPen pen(PenPlacement::kLocal, 8);
   CommitPoint commit(cache.get(), nullptr);
-  CHECK_FALSE(commit.mirrored());
+  CHECK_FALSE(commit.waits_for_mirror());
 
   auto reservation = other.Reserve(1, absl::Now() + kHangGuard);
   REQUIRE(reservation.ok());

@@ -1,6 +1,7 @@
 #include "simarray/host/host_adaptor.h"
 
 #include <cstring>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 
@@ -89,6 +90,8 @@ absl::Status HostAdaptor::Read(const std::string& name, uint64_t offset, uint64_
   }
   const uint64_t track_size = parts_.cache->track_size();
   out->reserve(out->size() + length);
+  std::optional<absl::ReaderMutexLock> image;
+  if (parts_.image_lock != nullptr) image.emplace(parts_.image_lock);
   uint64_t pos = offset;
   const uint64_t end = offset + length;
   while (pos < end) {

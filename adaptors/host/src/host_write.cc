@@ -149,7 +149,7 @@ void HostWrite::Finish(WriteDone done) {
     if (result.ok()) histogram->Record(absl::Now() - started);
     done(std::move(result));
   };
-  const bool mirrored = adaptor_->parts_.commit->mirrored();
+  const bool mirrored = adaptor_->parts_.commit->waits_for_mirror();
   const auto portions = static_cast<uint32_t>(portions_.size());
   auto sequence = std::make_shared<std::atomic<uint64_t>>(0);
   std::shared_ptr<mirror::WriteTicket> ticket;

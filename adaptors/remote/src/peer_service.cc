@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "simarray/base/crc32c.h"
+#include "simarray/remote/cycle_receiver.h"
 #include "simarray/rpc/rpc.h"
 #include "spdlog/spdlog.h"
 
@@ -77,8 +78,11 @@ grpc::Status PeerServiceImpl::Ship(
   }
   spdlog::info("peer service: Ship stream from {} opened", context->peer());
   open_streams_.fetch_add(1);
+  CycleReceiver cycles(parts_.applier);  // async mode; discards an unfinished cycle at the end
+  grpc::Status status = grpc::Status::OK;
+  uint64_t received = 0;
   v1::ShipRequest request;
-  while (stream->Read(&request)) {
+  while (status.ok() && stream->Read(&request)) {
     v1::ShipReply reply;
     for (const v1::ShipRecord& rec : request.records()) {
       if (Crc32c(Bytes(rec.data())) != rec.crc32c()) {
@@ -88,21 +92,34 @@ grpc::Status PeerServiceImpl::Ship(
                      rec.record_id(), rec.track());
         continue;
       }
-      auto applied = parts_.applier->Apply(rec.volume_id(), rec.track(), rec.offset(),
-                                           Bytes(rec.data()), rec.sequence());
-      if (!applied.ok()) {
-        // Nothing a resend could fix (e.g. the volume is gone): acknowledged and logged.
-        spdlog::warn("peer service: record {} not applied: {}", rec.record_id(),
-                     std::string(applied.status().message()));
+      if (rec.cycle() != 0) {
+        absl::Status s = rec.cycle_end() ? cycles.End(rec) : cycles.Stage(rec);
+        if (!s.ok()) {
+          // The cycle cannot be completed: end the stream; the primary resyncs.
+          spdlog::error("peer service: record {} of cycle {} not staged: {}", rec.record_id(),
+                        rec.cycle(), std::string(s.message()));
+          status = rpc::ToGrpc(s);
+          break;
+        }
+      } else {
+        auto applied = parts_.applier->Apply(rec.volume_id(), rec.track(), rec.offset(),
+                                             Bytes(rec.data()), rec.sequence());
+        if (!applied.ok()) {
+          // Nothing a resend could fix (e.g. the volume is gone): acknowledged and logged.
+          spdlog::warn("peer service: record {} not applied: {}", rec.record_id(),
+                       std::string(applied.status().message()));
+        }
       }
-      reply.set_acked_through(rec.record_id());
+      received = rec.record_id();
     }
+    if (!status.ok()) break;
+    reply.set_acked_through(cycles.AckThrough(received));
     reply.set_applied_sequence(parts_.applier->applied_sequence());
     if (!stream->Write(reply)) break;
   }
   open_streams_.fetch_sub(1);
   spdlog::info("peer service: Ship stream from {} closed", context->peer());
-  return grpc::Status::OK;
+  return status;
 }
 
 grpc::Status PeerServiceImpl::TrackDigests(grpc::ServerContext* context,

@@ -18,14 +18,16 @@ namespace simarray::remote {
 RemoteAdaptor::RemoteAdaptor(RemoteAdaptorOptions options, cache::CacheMemory* cache,
                              mirror::MirrorQueue* queue, mirror::OwedTracks* owed,
                              disk::VolumeCatalog* volumes, disk::DiskAdaptor* disk,
-                             FaultInjector* faults)
+                             FaultInjector* faults, mirror::CommitPoint* commit)
     : options_(std::move(options)),
       cache_(cache),
       queue_(queue),
       owed_(owed),
       volumes_(volumes),
       disk_(disk),
-      faults_(faults) {
+      faults_(faults),
+      commit_(commit),
+      cycles_(commit != nullptr ? commit->cycles() : nullptr) {
   counters_.state = "stopped";
   if (!options_.peer_address.empty()) {
     channel_ = rpc::MakeChannel(options_.peer_address, options_.max_write, options_.tls);
@@ -79,6 +81,7 @@ bool RemoteAdaptor::split_brain() { return split_brain_.load(); }
 
 bool RemoteAdaptor::Idle() {
   if (owed_->resyncing() || queue_->Counters().depth != 0) return false;
+  if (cycles_ != nullptr && !cycles_->Idle()) return false;
   absl::MutexLock lock(&mu_);
   return in_flight_.empty() && delay_line_.empty();
 }
@@ -117,6 +120,10 @@ std::string RemoteAdaptor::PairState() {
   if (split_brain_) return "SplitBrain";
   if (counters_.state == "suspended") return "Suspended";
   if (counters_.state != "up") return "Partitioned";
+  if (cycles_ != nullptr) {
+    const mirror::CycleCounters c = cycles_->Counters();
+    return c.cycling && c.consistent && !owed_->resyncing() ? "Consistent" : "SyncInProg";
+  }
   return owed_->resyncing() ? "SyncInProg" : "Synchronized";
 }
 
@@ -261,8 +268,11 @@ void RemoteAdaptor::TearDown(const std::string& why) {
   }
   owed_->UntakeAll();  // resync records in flight are taken again later
   for (InFlight& f : lost) {
-    if (!f.resync) Degrade(f.request);
+    // A cycle's records are owed through the cycle set, below.
+    if (!f.resync && f.request.cycle == 0) Degrade(f.request);
   }
+  // The mirror drops the cycle it was receiving; every track of the cycles becomes owed.
+  if (cycles_ != nullptr) cycles_->LinkLost();
   spdlog::warn("remote adaptor: link to {} is down ({}); {} tracks owed", options_.peer_address,
                why, owed_->owed());
 }
@@ -325,8 +335,8 @@ bool RemoteAdaptor::WaitApplied(uint64_t sequence, absl::Time deadline) {
       if (AppliedSequenceLocked() >= sequence && !resyncing && counters_.state == "up") {
         return true;
       }
-      bool idle =
-          in_flight_.empty() && delay_line_.empty() && !resyncing && counters_.state == "up";
+      bool idle = in_flight_.empty() && delay_line_.empty() && !resyncing &&
+                  counters_.state == "up" && (cycles_ == nullptr || cycles_->Idle());
       idle_checks = idle && queue_->Counters().depth == 0 ? idle_checks + 1 : 0;
     }
     if (idle_checks >= 2) return true;

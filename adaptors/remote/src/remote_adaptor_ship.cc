@@ -43,7 +43,11 @@ void RemoteAdaptor::HandleReply(const v1::ShipReply& reply) {
     }
     while (!in_flight_.empty() && in_flight_.begin()->first <= reply.acked_through()) {
       InFlight& f = in_flight_.begin()->second;
-      if (!f.resync) last_acked_sequence_ = std::max(last_acked_sequence_, f.request.sequence);
+      // A cycle's data record is only staged on the mirror; its marker's ack means applied.
+      const bool staged_only = f.request.cycle != 0 && !f.request.cycle_end;
+      if (!f.resync && !staged_only) {
+        last_acked_sequence_ = std::max(last_acked_sequence_, f.request.sequence);
+      }
       acked.push_back(std::move(f));
       in_flight_.erase(in_flight_.begin());
     }
@@ -52,6 +56,10 @@ void RemoteAdaptor::HandleReply(const v1::ShipReply& reply) {
   const absl::Time now = absl::Now();
   for (InFlight& f : acked) {
     if (f.sent != absl::InfinitePast()) ship_latency_.Record(now - f.sent);
+    if (f.request.cycle != 0) {
+      if (f.request.cycle_end) cycles_->Applied(f.request.cycle);
+      continue;
+    }
     owed_->Acked(f.request.key, f.request.sequence, f.resync);
     cache_->ClearMirrorOwed(f.request.slot, f.request.sequence);
     if (f.request.ticket) f.request.ticket->Ack();
@@ -99,7 +107,12 @@ std::vector<RemoteAdaptor::Outgoing> RemoteAdaptor::TakeResyncBatch() {
   return batch;
 }
 
-std::vector<RemoteAdaptor::Outgoing> RemoteAdaptor::TakeNormalBatch() {
+std::vector<RemoteAdaptor::Outgoing> RemoteAdaptor::TakeQueueBatch() {
+  return TakeNormalBatch(
+      [this](size_t max, absl::Duration wait) { return queue_->PopBatch(max, wait); });
+}
+
+std::vector<RemoteAdaptor::Outgoing> RemoteAdaptor::TakeNormalBatch(const Source& source) {
   size_t room;
   absl::Duration wait = absl::Milliseconds(5);
   {
@@ -112,7 +125,7 @@ std::vector<RemoteAdaptor::Outgoing> RemoteAdaptor::TakeNormalBatch() {
   }
   std::vector<mirror::MirrorRequest> popped;
   if (room > 0) {
-    popped = queue_->PopBatch(std::min(room, options_.batch_records), wait);
+    popped = source(std::min(room, options_.batch_records), wait);
   } else {
     absl::SleepFor(absl::Milliseconds(1));
   }
@@ -138,9 +151,15 @@ void RemoteAdaptor::Send(std::vector<Outgoing> batch) {
   const uint64_t first_id = next_record_id_;
   for (const Outgoing& o : batch) {
     const mirror::MirrorRequest& r = o.request;
-    // The bytes are read from the cache slot now, at ship time.
-    std::span<const uint8_t> data = r.data.data().subspan(r.offset, r.length);
+    // The bytes are read from the cache slot now, at ship time (a cycle's end marker has
+    // none).
+    std::span<const uint8_t> data;
+    if (r.data.valid()) data = r.data.data().subspan(r.offset, r.length);
     v1::ShipRecord* rec = message.add_records();
+    rec->set_cycle(r.cycle);
+    rec->set_cycle_end(r.cycle_end);
+    rec->set_cycle_records(r.cycle_records);
+    rec->set_cycle_consistent(r.cycle_consistent);
     rec->set_record_id(next_record_id_++);
     rec->set_sequence(r.sequence);
     rec->set_volume_id(r.key.volume_id);
@@ -249,12 +268,14 @@ void RemoteAdaptor::SenderLoop() {
       was_resyncing_ = resyncing;
     }
     std::vector<Outgoing> batch;
-    if (resyncing) {
+    if (cycles_ != nullptr) {
+      batch = TakeAsyncBatch(resyncing);
+    } else if (resyncing) {
       DrainQueueDegraded();  // their tracks join the resync
       batch = TakeResyncBatch();
       if (batch.empty()) absl::SleepFor(absl::Milliseconds(1));
     } else {
-      batch = TakeNormalBatch();
+      batch = TakeQueueBatch();
     }
     if (!batch.empty()) {
       Send(std::move(batch));
@@ -264,6 +285,7 @@ void RemoteAdaptor::SenderLoop() {
   }
   if (stream_) TearDown("daemon stopping");
   DrainQueueDegraded();
+  if (cycles_ != nullptr) cycles_->LinkLost();
 }
 
 }  // namespace simarray::remote

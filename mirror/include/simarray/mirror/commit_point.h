@@ -4,7 +4,9 @@
 // every portion in cache, and moves all of the write's mirror requests from the holding pen
 // to the mirror queue in one step (claims 1, 4). Serialising these three keeps the cache and
 // the queue in sequence order, which is what lets both sides end every byte equal to the
-// highest-sequence write covering it. Thread-safe.
+// highest-sequence write covering it. In async mode the requests do not go to the queue:
+// each portion joins the capture cycle instead (CycleSet), and cycle switches happen under
+// the same lock. Thread-safe.
 
 #include <cstdint>
 #include <vector>
@@ -13,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "simarray/cache/cache_memory.h"
+#include "simarray/mirror/cycle_set.h"
 #include "simarray/mirror/holding_pen.h"
 #include "simarray/mirror/mirror_queue.h"
 #include "simarray/mirror/owed_tracks.h"
@@ -31,9 +34,11 @@ class CommitPoint {
  public:
   // All borrowed; must outlive this. `queue` may be null (no peer: nothing is mirrored).
   // With `owed`, every committed portion's track is marked owed before its request is
-  // queued, so a crash or link loss after the commit never forgets it.
-  CommitPoint(cache::CacheMemory* cache, MirrorQueue* queue, OwedTracks* owed = nullptr)
-      : cache_(cache), queue_(queue), owed_(owed) {}
+  // queued, so a crash or link loss after the commit never forgets it. With `cycles`
+  // (async mode; needs `owed`), committed portions join the capture cycle, not the queue.
+  CommitPoint(cache::CacheMemory* cache, MirrorQueue* queue, OwedTracks* owed = nullptr,
+              CycleSet* cycles = nullptr)
+      : cache_(cache), queue_(queue), owed_(owed), cycles_(cycles) {}
 
   // Commits `portions` of write `write_id`, whose requests wait in `pen`. Returns the
   // sequence number. `reservation` is consumed; `ticket` (may be null) goes with every
@@ -57,7 +62,14 @@ class CommitPoint {
   void Close();
   void Open();
 
-  bool mirrored() const { return queue_ != nullptr; }
+  // Async mode: CycleSet::Switch and CycleSet::Resume under the commit lock, with the last
+  // sequence assigned as the boundary. False without cycles.
+  bool SwitchCycle();
+  bool ResumeCycles();
+
+  // Sync mode with a peer: the host reply waits for the mirror's ack (the write ticket).
+  bool waits_for_mirror() const { return queue_ != nullptr && cycles_ == nullptr; }
+  CycleSet* cycles() const { return cycles_; }
 
  private:
   uint64_t PublishAndQueue(std::vector<Portion>& portions, std::vector<MirrorRequest> requests,
@@ -67,6 +79,7 @@ class CommitPoint {
   cache::CacheMemory* const cache_;
   MirrorQueue* const queue_;
   OwedTracks* const owed_;
+  CycleSet* const cycles_;
   absl::Mutex mu_;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
 };

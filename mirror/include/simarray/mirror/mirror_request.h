@@ -20,6 +20,12 @@ struct MirrorRequest {
   uint64_t sequence = 0;                // set at commit
   cache::SlotRef data;                  // pin on the published slot, taken at commit
   std::shared_ptr<WriteTicket> ticket;  // sync writes only
+  // Async mode: the cycle this record belongs to (0: none, applied on arrival). The cycle's
+  // end marker has no data; its `sequence` is the cycle's boundary.
+  uint64_t cycle = 0;
+  bool cycle_end = false;
+  uint64_t cycle_records = 0;     // end marker: data records in the cycle
+  bool cycle_consistent = false;  // end marker: applied, the mirror is at the boundary
 };
 
 }  // namespace simarray::mirror

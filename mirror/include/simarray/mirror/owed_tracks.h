@@ -43,8 +43,10 @@ class OwedTracks {
   // A write with `sequence` committed to `key`.
   void MarkWritten(cache::TrackKey key, uint64_t sequence);
   // The mirror acknowledged `key`'s data as of `sequence`: the bit clears when no later
-  // write is pending. `resync` says it was a whole-track resync record (it leaves the
-  // resync set).
+  // write is pending. `resync` says it was a whole-track resync record: it leaves the
+  // resync set unless NeedResync marked it again after it was taken (a later write that
+  // will not ship otherwise); a later write that ships by itself (queue or cycle) keeps
+  // only the bit.
   void Acked(cache::TrackKey key, uint64_t sequence, bool resync);
   // The track's request will not be shipped: it must be resynced.
   void NeedResync(cache::TrackKey key);
@@ -88,6 +90,8 @@ class OwedTracks {
   std::unordered_map<cache::TrackKey, uint64_t, cache::TrackKeyHash> latest_ ABSL_GUARDED_BY(mu_);
   std::set<std::pair<uint32_t, uint64_t>> resync_ ABSL_GUARDED_BY(mu_);
   std::set<std::pair<uint32_t, uint64_t>> taken_ ABSL_GUARDED_BY(mu_);
+  // Taken tracks marked for resync again since: shipped once more.
+  std::set<std::pair<uint32_t, uint64_t>> again_ ABSL_GUARDED_BY(mu_);
   uint64_t tracks_resynced_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

@@ -67,6 +67,9 @@ struct ArrayParts {
   mirror::CommitPoint* commit = nullptr;
   mirror::MirrorQueue* queue = nullptr;  // null: no peer, nothing is mirrored
   FaultInjector* faults = nullptr;
+  // Held shared while a read copies, so it never sees half of an async cycle being applied
+  // (RecordApplier::image_lock). May be null.
+  absl::Mutex* image_lock = nullptr;
   // Whether a host write may begin now: FAILED_PRECONDITION on a mirror-role daemon,
   // UNAVAILABLE while link.policy = "fail" and the pair is not synchronized. Unset: yes.
   std::function<absl::Status()> admit_write;

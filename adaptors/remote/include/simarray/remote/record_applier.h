@@ -3,11 +3,16 @@
 // of one track stamped with the primary's sequence number; it is staged into a cache slot
 // and published with that sequence, so the mirror's cache follows the primary's history.
 // A record older than what the track already holds is not applied (never older over newer).
+//
+// Async mode: the records of a cycle are staged first (Stage) and applied together
+// (ApplyCycle) under the image lock, which host reads take shared, so a reader sees the
+// mirror either before or after a cycle, never in between.
 // Thread-safe (applies are serialised).
 
 #include <atomic>
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -16,28 +21,68 @@
 
 namespace simarray::remote {
 
+// One record held in cache, not yet visible to readers. Move-only; the slot is freed if it
+// is never applied.
+struct StagedRecord {
+  cache::StagedSlot staged;
+  cache::TrackPin pin;  // partial records: the track's image stays in cache to fill from
+  uint32_t offset = 0;
+  uint32_t length = 0;
+  uint64_t sequence = 0;
+};
+
 class RecordApplier {
  public:
   // Both borrowed; must outlive the applier.
   RecordApplier(cache::CacheMemory* cache, disk::VolumeCatalog* volumes)
       : cache_(cache), volumes_(volumes) {}
 
-  // NOT_FOUND for an unknown volume, OUT_OF_RANGE for a range outside the track or volume.
-  // Returns true when applied, false when skipped as older than the track's data.
+  // Stage and apply at once (sync mode, resync, repair). NOT_FOUND for an unknown volume,
+  // OUT_OF_RANGE for a range outside the track or volume, DEADLINE_EXCEEDED when no cache
+  // slot frees up in time. Returns true when applied, false when skipped as older than the
+  // track's data. The mirror's image is then no longer a cycle boundary (consistent()
+  // turns false until the next whole cycle).
   absl::StatusOr<bool> Apply(uint32_t volume_id, uint64_t track, uint32_t offset,
                              std::span<const uint8_t> data, uint64_t sequence);
+
+  // Copies a record into a staging slot; the same errors as Apply.
+  absl::StatusOr<StagedRecord> Stage(uint32_t volume_id, uint64_t track, uint32_t offset,
+                                     std::span<const uint8_t> data, uint64_t sequence);
+  // Applies every record of cycle `cycle` at once and reports `boundary` as the sequence
+  // applied through. `consistent` (the primary had nothing left to resync when the cycle
+  // closed): the mirror now holds the primary's image as of `boundary`.
+  void ApplyCycle(std::vector<StagedRecord> records, uint64_t cycle, uint64_t boundary,
+                  bool consistent);
+  // A cycle was dropped unfinished (its stream ended before its end marker).
+  void CycleDiscarded() { cycles_discarded_.fetch_add(1); }
+
+  // Host reads on the mirror hold this shared while they copy.
+  absl::Mutex& image_lock() { return image_mu_; }
 
   uint64_t applied_sequence() const { return applied_sequence_.load(); }
   uint64_t records_applied() const { return records_applied_.load(); }
   uint64_t records_skipped() const { return records_skipped_.load(); }
+  uint64_t applied_cycle() const { return applied_cycle_.load(); }
+  uint64_t cycles_applied() const { return cycles_applied_.load(); }
+  uint64_t cycles_discarded() const { return cycles_discarded_.load(); }
+  // The image is the primary's as of applied_sequence() (the last thing applied was a whole
+  // cycle). False at start: unknown until the first cycle.
+  bool consistent() const { return consistent_.load(); }
 
  private:
+  bool PublishLocked(StagedRecord record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   cache::CacheMemory* const cache_;
   disk::VolumeCatalog* const volumes_;
+  absl::Mutex image_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   absl::Mutex mu_;
   std::atomic<uint64_t> applied_sequence_{0};
   std::atomic<uint64_t> records_applied_{0};
   std::atomic<uint64_t> records_skipped_{0};
+  std::atomic<uint64_t> applied_cycle_{0};
+  std::atomic<uint64_t> cycles_applied_{0};
+  std::atomic<uint64_t> cycles_discarded_{0};
+  std::atomic<bool> consistent_{false};
 };
 
 }  // namespace simarray::remote

@@ -15,6 +15,12 @@
 // before it resumes normal shipping. A mirror of another data generation gets an initial
 // copy of every track that holds data.
 //
+// Async mode (SPEC section 4): with a CycleSet on the commit point, the adaptor ships
+// transmit cycles instead of the queue: it switches cycles every cycle_ms, sends a cycle's
+// records and then its end marker, and the marker's ack (the mirror applied the whole
+// cycle) acknowledges every track of it. A link loss turns the cycles into owed tracks;
+// after the resync, cycles resume (remote_adaptor_cycles.cc).
+//
 // Threads: a sender thread (connect, resync, queue -> delay line -> stream, timeouts) and,
 // per stream, a receiver thread (acks). Public methods are thread-safe.
 
@@ -37,6 +43,7 @@
 #include "simarray/cache/cache_memory.h"
 #include "simarray/disk/disk_adaptor.h"
 #include "simarray/disk/volume_catalog.h"
+#include "simarray/mirror/commit_point.h"
 #include "simarray/mirror/mirror_queue.h"
 #include "simarray/mirror/owed_tracks.h"
 #include "simarray/rpc/rpc.h"
@@ -87,10 +94,11 @@ struct LinkCounters {
 
 class RemoteAdaptor {
  public:
-  // All borrowed; must outlive the adaptor.
+  // All borrowed; must outlive the adaptor. `commit` switches and resumes cycles when it
+  // has a CycleSet (async mode); it may be null in sync mode.
   RemoteAdaptor(RemoteAdaptorOptions options, cache::CacheMemory* cache, mirror::MirrorQueue* queue,
                 mirror::OwedTracks* owed, disk::VolumeCatalog* volumes, disk::DiskAdaptor* disk,
-                FaultInjector* faults);
+                FaultInjector* faults, mirror::CommitPoint* commit = nullptr);
   ~RemoteAdaptor();
   RemoteAdaptor(const RemoteAdaptor&) = delete;
   RemoteAdaptor& operator=(const RemoteAdaptor&) = delete;
@@ -119,7 +127,8 @@ class RemoteAdaptor {
 
   // False while writes must be refused (policy "fail" and the pair not synchronized).
   bool AdmitsWrites();
-  // "Synchronized", "SyncInProg", "Suspended" or "Partitioned".
+  // "Synchronized" (sync) or "Consistent" (async: the mirror holds a cycle boundary and
+  // cycles flow), "SyncInProg", "Suspended", "Partitioned" or "SplitBrain".
   std::string PairState();
 
   // Peer calls used by the admin service and role changes (synchronous, with a deadline;
@@ -185,7 +194,17 @@ class RemoteAdaptor {
   void HandleReply(const v1::ShipReply& reply);
   void DrainQueueDegraded();
   std::vector<Outgoing> TakeResyncBatch();
-  std::vector<Outgoing> TakeNormalBatch();
+  // Records from `source` (the mirror queue, or the transmit cycle) through the delay line.
+  using Source = std::function<std::vector<mirror::MirrorRequest>(size_t max, absl::Duration wait)>;
+  std::vector<Outgoing> TakeNormalBatch(const Source& source);
+  std::vector<Outgoing> TakeQueueBatch();
+
+  // remote_adaptor_cycles.cc: async mode.
+  // The next batch: the transmit cycle first (whole, before any resync record, so the
+  // mirror never mixes the two), then the resync, then resuming or switching cycles.
+  std::vector<Outgoing> TakeAsyncBatch(bool resyncing);
+  // Logs what the cycles did since the last call (pull-ahead).
+  void LogCycleEvents();
   void Send(std::vector<Outgoing> batch);
   bool Overdue();
   uint64_t AppliedSequenceLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -197,6 +216,8 @@ class RemoteAdaptor {
   disk::VolumeCatalog* const volumes_;
   disk::DiskAdaptor* const disk_;
   FaultInjector* const faults_;
+  mirror::CommitPoint* const commit_;
+  mirror::CycleSet* const cycles_;  // async mode; null in sync mode
   std::shared_ptr<grpc::Channel> channel_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<v1::PeerService::Stub> stub_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<v1::PeerService::Stub> PeerStub();
@@ -214,6 +235,7 @@ class RemoteAdaptor {
   absl::Time last_sent_ = absl::InfinitePast();
   bool was_resyncing_ = false;
   std::string last_refusal_;
+  uint64_t pull_aheads_seen_ = 0;
   absl::Time resync_started_ ABSL_GUARDED_BY(mu_);
   uint64_t resynced_at_start_ ABSL_GUARDED_BY(mu_) = 0;
 

@@ -1,0 +1,57 @@
+#pragma once
+// CycleReceiver: the mirror's end of async mode for one Ship stream (SPEC section 4). The
+// data records of a cycle are staged in cache slots, invisible to readers. When the cycle's
+// end marker has come and every record it announces is staged, the whole cycle is applied
+// at once (RecordApplier::ApplyCycle). A stream that ends mid-cycle discards what it
+// staged, so the mirror keeps the last whole cycle.
+//
+// Acknowledgements: a marker, and anything received after it, is acknowledged only once its
+// cycle is applied; the primary learns "applied", not merely "received". A record resent
+// after a CRC refusal may arrive after its cycle's marker; the cycle waits for it.
+//
+// Not thread-safe: one per Ship stream, used by the stream's thread.
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "simarray/remote/record_applier.h"
+#include "simarray/v1/peer.pb.h"
+
+namespace simarray::remote {
+
+class CycleReceiver {
+ public:
+  // `applier` is borrowed and must outlive this.
+  explicit CycleReceiver(RecordApplier* applier) : applier_(applier) {}
+  // Discards a cycle not applied yet.
+  ~CycleReceiver();
+  CycleReceiver(const CycleReceiver&) = delete;
+  CycleReceiver& operator=(const CycleReceiver&) = delete;
+
+  // A data record (cycle != 0) whose CRC was checked. A record of a newer cycle drops an
+  // unfinished older one. Errors are the applier's (unknown volume, range, cache full): the
+  // stream should end, and the primary resyncs.
+  absl::Status Stage(const v1::ShipRecord& record);
+  // The cycle's end marker. INVALID_ARGUMENT when it announces fewer records than were
+  // staged for its cycle.
+  absl::Status End(const v1::ShipRecord& marker);
+  // The highest record id that may be acknowledged once records up to `received` were
+  // handled: everything before a marker whose cycle is not applied yet.
+  uint64_t AckThrough(uint64_t received) const;
+
+ private:
+  void Discard();
+  void ApplyIfComplete();
+
+  RecordApplier* const applier_;
+  uint64_t cycle_ = 0;
+  std::vector<StagedRecord> staged_;
+  bool marker_ = false;  // the marker of cycle_ came; the cycle is not applied yet
+  uint64_t marker_id_ = 0;
+  uint64_t boundary_ = 0;
+  uint64_t expected_ = 0;
+  bool consistent_ = false;
+};
+
+}  // namespace simarray::remote

@@ -1,0 +1,75 @@
+#include "simarray/remote/cycle_receiver.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "spdlog/spdlog.h"
+
+namespace simarray::remote {
+namespace {
+std::span<const uint8_t> Bytes(const std::string& s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+}  // namespace
+
+CycleReceiver::~CycleReceiver() {
+  if (!staged_.empty() || marker_) Discard();
+}
+
+void CycleReceiver::Discard() {
+  spdlog::warn(
+      "peer service: cycle {} discarded unfinished ({} records staged{}); the mirror keeps "
+      "cycle {}",
+      cycle_, staged_.size(), marker_ ? ", marker received" : "", applier_->applied_cycle());
+  applier_->CycleDiscarded();
+  staged_.clear();  // the staged slots are freed
+  marker_ = false;
+}
+
+absl::Status CycleReceiver::Stage(const v1::ShipRecord& record) {
+  if (record.cycle() != cycle_) {
+    if (!staged_.empty() || marker_) Discard();
+    cycle_ = record.cycle();
+  }
+  auto staged = applier_->Stage(record.volume_id(), record.track(), record.offset(),
+                                Bytes(record.data()), record.sequence());
+  if (!staged.ok()) return staged.status();
+  staged_.push_back(*std::move(staged));
+  ApplyIfComplete();
+  return absl::OkStatus();
+}
+
+absl::Status CycleReceiver::End(const v1::ShipRecord& marker) {
+  if (marker.cycle() != cycle_) {
+    if (!staged_.empty() || marker_) Discard();
+    cycle_ = marker.cycle();
+  }
+  if (marker.cycle_records() < staged_.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("cycle ", cycle_, " announces ",
+                                                   marker.cycle_records(), " records, ",
+                                                   staged_.size(), " were staged"));
+  }
+  marker_ = true;
+  marker_id_ = marker.record_id();
+  boundary_ = marker.sequence();
+  expected_ = marker.cycle_records();
+  consistent_ = marker.cycle_consistent();
+  ApplyIfComplete();
+  return absl::OkStatus();
+}
+
+void CycleReceiver::ApplyIfComplete() {
+  if (!marker_ || staged_.size() < expected_) return;
+  const size_t records = staged_.size();
+  applier_->ApplyCycle(std::move(staged_), cycle_, boundary_, consistent_);
+  staged_.clear();
+  marker_ = false;
+  spdlog::debug("peer service: cycle {} applied: {} tracks, boundary sequence {}", cycle_, records,
+                boundary_);
+}
+
+uint64_t CycleReceiver::AckThrough(uint64_t received) const {
+  return marker_ ? std::min(received, marker_id_ - 1) : received;
+}
+
+}  // namespace simarray::remote

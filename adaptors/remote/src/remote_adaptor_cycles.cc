@@ -1,0 +1,40 @@
+// RemoteAdaptor: async mode — which records go out next, and what the cycles did.
+#include "absl/time/clock.h"
+#include "simarray/remote/remote_adaptor.h"
+#include "spdlog/spdlog.h"
+
+namespace simarray::remote {
+
+std::vector<RemoteAdaptor::Outgoing> RemoteAdaptor::TakeAsyncBatch(bool resyncing) {
+  LogCycleEvents();
+  if (!cycles_->cycling() && commit_->ResumeCycles()) {
+    spdlog::info("remote adaptor: cycles resume at cycle {} ({} tracks left to resync)",
+                 cycles_->Counters().capture_cycle, owed_->resync_pending());
+  }
+  if (commit_->SwitchCycle()) {
+    const mirror::CycleCounters c = cycles_->Counters();
+    spdlog::debug("remote adaptor: cycle {} closed: {} tracks, {} bytes to ship", c.transmit_cycle,
+                  c.transmit_tracks, c.transmit_bytes);
+  }
+  std::vector<Outgoing> batch =
+      TakeNormalBatch([this](size_t max, absl::Duration) { return cycles_->TakeTransmit(max); });
+  // Resync records go out only while no cycle is in transit. A cycle marked consistent
+  // makes the mirror claim the primary's image at its boundary; a resync record applied
+  // while the cycle is staged could be newer than that boundary.
+  if (batch.empty() && resyncing && !cycles_->TransmitOutstanding()) batch = TakeResyncBatch();
+  if (batch.empty()) absl::SleepFor(absl::Milliseconds(1));
+  return batch;
+}
+
+void RemoteAdaptor::LogCycleEvents() {
+  const mirror::CycleCounters c = cycles_->Counters();
+  if (c.pull_aheads != pull_aheads_seen_) {
+    pull_aheads_seen_ = c.pull_aheads;
+    spdlog::warn(
+        "remote adaptor: the cycles pinned more than {} cache slots; pulled ahead to owed "
+        "tracks (resync, then cycles again)",
+        c.slot_limit);
+  }
+}
+
+}  // namespace simarray::remote

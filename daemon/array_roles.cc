@@ -1,0 +1,166 @@
+// Array: role changes (SPEC section 3) — becoming the mirror or the primary, failover,
+// failback and swap.
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "daemon/array.h"
+#include "spdlog/spdlog.h"
+
+namespace simarray::daemon {
+
+// --- Roles -----------------------------------------------------------------------------------
+
+void Array::SetFailedOver(bool failed_over) {
+  failed_over_ = failed_over;
+  const std::string marker = config_.data_dir + "/failed_over";
+  if (failed_over) {
+    std::ofstream(marker) << "failed over: changes are recorded, nothing is shipped\n";
+  } else {
+    std::remove(marker.c_str());
+  }
+}
+
+void Array::LoadLearnedPeer() {
+  std::ifstream in(config_.data_dir + "/peer.address");
+  in >> learned_peer_ >> learned_generation_;
+}
+
+void Array::LearnPeer(const std::string& address, uint64_t generation) {
+  {
+    absl::MutexLock lock(&role_mu_);
+    if (address.empty() || (address == learned_peer_ && generation == learned_generation_)) return;
+    learned_peer_ = address;
+    learned_generation_ = generation;
+    const std::string path = config_.data_dir + "/peer.address";
+    std::ofstream(path + ".tmp") << address << " " << generation << "\n";
+    std::rename((path + ".tmp").c_str(), path.c_str());
+  }
+  if (remote_) remote_->SetPeerAddress(address);  // ignored while it ships
+}
+
+absl::Status Array::BecomeMirror(bool graceful) {
+  absl::MutexLock lock(&role_mu_);
+  if (!is_primary_) return absl::OkStatus();
+  is_primary_ = false;  // host writes are refused from now on
+  commit_->Close();     // and any already past that check do not commit
+  if (remote_ != nullptr) {
+    // Graceful: let what was queued or in flight reach the peer first, so nothing acked
+    // stays behind only on this side.
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (graceful && remote_->Counters().state == "up" && !remote_->Idle() &&
+           absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+    remote_->Stop();          // what is left becomes owed
+    remote_->DrainStopped();  // so does what reached the queue while it stopped
+  }
+  cache_->SetRole(cache::Role::kMirror);
+  spdlog::warn("role: {} is now the mirror", config_.name);
+  return absl::OkStatus();
+}
+
+absl::Status Array::BecomePrimary(bool ship) {
+  absl::MutexLock lock(&role_mu_);
+  if (is_primary_) return absl::OkStatus();
+  if (remote_ == nullptr) return absl::FailedPreconditionError("this daemon has no peer link");
+  if (learned_generation_ != 0) cache_->SetPeerGeneration(learned_generation_);
+  if (!learned_peer_.empty()) remote_->SetPeerAddress(learned_peer_);
+  ship ? remote_->Resume() : remote_->Suspend();
+  cache_->SetRole(cache::Role::kPrimary);
+  commit_->Open();
+  is_primary_ = true;
+  remote_->Start();
+  spdlog::warn("role: {} is now the primary{}", config_.name,
+               ship ? "" : " (failed over: changes are recorded, nothing is shipped)");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RoleChange> Array::Failover() {
+  if (is_primary_) return absl::FailedPreconditionError("this daemon is already the primary");
+  if (remote_ == nullptr) return absl::FailedPreconditionError("this daemon has no peer link");
+  RoleChange out;
+  if (peer_service_->open_streams() > 0) {
+    absl::Status demoted = remote_->Demote();
+    out.description = demoted.ok() ? "the old primary was demoted first"
+                                   : absl::StrCat("the old primary could not be demoted (",
+                                                  std::string(demoted.message()), ")");
+  } else {
+    out.description = "the link is down: the old primary was not demoted";
+  }
+  split_brain_seen_ = peer_service_->split_brain_refusals();
+  SetFailedOver(true);
+  if (absl::Status s = BecomePrimary(/*ship=*/false); !s.ok()) {
+    SetFailedOver(false);
+    return s;
+  }
+  spdlog::warn("failover: {} promoted; {}", config_.name, out.description);
+  return out;
+}
+
+absl::StatusOr<uint64_t> Array::CopyBack(absl::Duration wait) {
+  auto theirs = remote_->PeerOwed();
+  if (!theirs.ok()) return theirs.status();
+  for (const cache::TrackKey& key : *theirs) owed_->NeedResync(key);
+  const uint64_t before = owed_->tracks_resynced();
+  remote_->Resume();
+  const absl::Time deadline = absl::Now() + wait;
+  while (!((remote_->PairState() == "Synchronized" || remote_->PairState() == "Consistent") &&
+           remote_->Idle())) {
+    if (absl::Now() >= deadline) {
+      return absl::DeadlineExceededError(absl::StrCat("copy-back not finished after ",
+                                                      absl::FormatDuration(wait), ": ",
+                                                      owed_->resync_pending(), " tracks left"));
+    }
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return owed_->tracks_resynced() - before;
+}
+
+absl::StatusOr<RoleChange> Array::Failback(bool force, absl::Duration wait) {
+  if (!is_primary_ || !failed_over_) {
+    return absl::FailedPreconditionError("failback is for a daemon that was failed over to");
+  }
+  if (peer_service_->split_brain_refusals() > split_brain_seen_ && !force) {
+    return absl::AbortedError(
+        "SplitBrain: the old primary kept the primary role while apart and may hold writes "
+        "this side lacks; failback with force discards them");
+  }
+  if (absl::Status s = remote_->Demote(); !s.ok()) return s;
+  split_brain_seen_ = peer_service_->split_brain_refusals();
+  SetFailedOver(false);
+  auto copied = CopyBack(wait);
+  if (!copied.ok()) {
+    SetFailedOver(true);
+    return copied.status();
+  }
+  // Hand the role back: stop taking writes, ship the last ones, then promote the peer.
+  if (absl::Status s = BecomeMirror(/*graceful=*/true); !s.ok()) return s;
+  if (absl::Status s = remote_->Promote(cache_->generation()); !s.ok()) return s;
+  RoleChange out;
+  out.tracks_copied = *copied;
+  out.description = absl::StrCat("copied back ", *copied,
+                                 " tracks; the original primary is "
+                                 "primary again");
+  spdlog::warn("failback: {}", out.description);
+  return out;
+}
+
+absl::StatusOr<RoleChange> Array::Swap(absl::Duration wait) {
+  if (is_primary_) return absl::FailedPreconditionError("swap is asked of the mirror");
+  if (remote_ == nullptr || peer_service_->open_streams() == 0) {
+    return absl::FailedPreconditionError("swap needs the link up (use failover when it is down)");
+  }
+  if (absl::Status s = remote_->Demote(); !s.ok()) return s;
+  SetFailedOver(false);
+  if (absl::Status s = BecomePrimary(/*ship=*/true); !s.ok()) return s;
+  auto copied = CopyBack(wait);
+  if (!copied.ok()) return copied.status();
+  RoleChange out;
+  out.tracks_copied = *copied;
+  out.description = "roles exchanged: this daemon is the primary for good";
+  spdlog::warn("swap: {}", out.description);
+  return out;
+}
+
+}  // namespace simarray::daemon

@@ -1,0 +1,153 @@
+#pragma once
+// CycleSet: the cycles of asynchronous mode on the primary (SPEC section 4; SRDF/A's delta
+// sets). Every committed write joins the *capture* cycle. At a cycle switch the capture
+// cycle closes at a boundary sequence, becomes the *transmit* cycle the remote adaptor
+// ships, and a new capture cycle opens. Cycles are daemon-wide, across every volume (one
+// consistency group).
+//
+// A cycle keeps one entry per track it touched: a pin on the track's latest published slot,
+// that write's sequence, and the byte range the cycle changed. K writes to one track inside
+// a cycle therefore ship once, with the latest data (write folding). Slots are copy-on-write,
+// so a write to a track whose slot the transmit cycle pins takes a new slot and shipping
+// never sees data newer than the cycle's boundary.
+//
+// States:
+//  - cycling: as above. Cycles keep flowing while a resync runs (new writes go to cycles,
+//    so the resync only shrinks); a cycle closed while nothing was left to resync is
+//    *consistent*: once the mirror applies it, it holds the primary's image as of the
+//    cycle's boundary;
+//  - owed: the link is down, or the cycles pinned more than `slot_limit` cache slots
+//    (pull-ahead). A commit then only marks its track for resync, as a sync pair does with
+//    its link down. Resume returns to cycling once the link is up and at most half of
+//    `slot_limit` tracks are left to resync, so memory stays bounded however long the link
+//    is slow or gone.
+//
+// The commit point calls Capture, Switch and Resume under its own lock: that makes a switch
+// atomic with sequence assignment, so every write with a sequence at or below a cycle's
+// boundary is in that cycle or an earlier one. Thread-safe (one mutex).
+
+#include <cstdint>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "simarray/cache/cache_memory.h"
+#include "simarray/mirror/mirror_request.h"
+#include "simarray/mirror/owed_tracks.h"
+
+namespace simarray::mirror {
+
+struct CycleCounters {
+  bool cycling = false;
+  bool consistent = false;  // the mirror holds a cycle boundary captured while cycling
+  uint64_t capture_cycle = 0;
+  uint64_t transmit_cycle = 0;  // 0: none
+  uint64_t applied_cycle = 0;
+  uint64_t applied_sequence = 0;
+  double seconds_behind = 0;  // since the applied cycle's switch; 0 before the first
+  uint64_t capture_tracks = 0, capture_bytes = 0;
+  uint64_t transmit_tracks = 0, transmit_bytes = 0;
+  uint64_t writes_captured = 0;
+  uint64_t writes_folded = 0;
+  uint64_t cycles_switched = 0;
+  uint64_t cycles_applied = 0;
+  uint64_t cycle_records_shipped = 0;
+  uint64_t pull_aheads = 0;
+  uint64_t pinned_slots = 0;
+  uint64_t slot_limit = 0;
+};
+
+class CycleSet {
+ public:
+  // Both borrowed; must outlive this. `slot_limit`: most cache slots the capture and
+  // transmit cycles may pin before they fall back to owed tracks. Starts in state owed
+  // (whatever is owed from before is resynced first).
+  CycleSet(cache::CacheMemory* cache, OwedTracks* owed, absl::Duration cycle_time,
+           uint64_t slot_limit);
+  CycleSet(const CycleSet&) = delete;
+  CycleSet& operator=(const CycleSet&) = delete;
+
+  absl::Duration cycle_time() const { return cycle_time_; }
+
+  // Commit point (its lock held): write `sequence` published `slot` as the image of `key`,
+  // changing [offset, offset + length). The track must already be marked written in the
+  // owed tracks.
+  void Capture(cache::TrackKey key, uint64_t sequence, uint32_t offset, uint32_t length,
+               cache::SlotRef slot);
+  // Commit point (its lock held), `boundary` = the last sequence assigned. While cycling,
+  // with no transmit cycle outstanding and the capture cycle open for at least the cycle
+  // time, closes it at `boundary` and makes it the transmit cycle. Empty cycles switch too,
+  // so the mirror's boundary keeps moving. Returns whether it switched.
+  bool Switch(uint64_t boundary);
+  // Commit point (its lock held), link up: in state owed, with at most slot_limit / 2
+  // tracks left to resync, opens a capture cycle after `boundary`. Returns whether it is
+  // cycling.
+  bool Resume(uint64_t boundary);
+
+  // Remote adaptor. Up to `max` records of the transmit cycle not taken yet, then (once
+  // all are taken) its end marker. Each record pins its slot and covers the bytes the cycle
+  // changed; its sequence is the track's latest write in the cycle.
+  std::vector<MirrorRequest> TakeTransmit(size_t max);
+  // The transmit cycle has records or its marker left to take.
+  bool TransmitPending();
+  // A transmit cycle is in progress (switched, not yet applied by the mirror).
+  bool TransmitOutstanding();
+  // The mirror applied cycle `cycle` whole: its tracks are acknowledged (owed bits clear
+  // unless a newer write is pending) and the next switch may happen.
+  void Applied(uint64_t cycle);
+  // The link went down (or the adaptor stopped): the mirror discards the cycle it was
+  // receiving. Every track of the transmit and capture cycles is marked for resync and
+  // the state becomes owed.
+  void LinkLost();
+
+  bool cycling();
+  // Nothing captured or in transit.
+  bool Idle();
+  CycleCounters Counters();
+
+ private:
+  struct Track {
+    cache::SlotRef slot;
+    uint64_t sequence = 0;
+    uint32_t begin = 0, end = 0;  // bytes of the track changed in the cycle
+  };
+  struct Shipped {
+    cache::TrackKey key;
+    uint32_t slot = 0;
+    uint64_t sequence = 0;
+  };
+  struct Cycle {
+    uint64_t number = 0;
+    uint64_t boundary = 0;
+    absl::Time opened;
+    absl::Time switched;
+    std::unordered_map<cache::TrackKey, Track, cache::TrackKeyHash> tracks;
+    uint64_t bytes = 0;
+    // Transmit only: what was taken for shipping, acknowledged when the cycle applies.
+    std::vector<Shipped> shipped;
+    bool marker_taken = false;
+    bool active = false;
+    bool consistent = false;  // nothing was left to resync when it closed
+  };
+  void ToOwedLocked(Cycle& cycle) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void OpenCaptureLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  cache::CacheMemory* const cache_;
+  OwedTracks* const owed_;
+  const absl::Duration cycle_time_;
+  const uint64_t slot_limit_;
+  absl::Mutex mu_;
+  bool cycling_ ABSL_GUARDED_BY(mu_) = false;
+  bool consistent_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t next_cycle_ ABSL_GUARDED_BY(mu_) = 1;
+  Cycle capture_ ABSL_GUARDED_BY(mu_);
+  Cycle transmit_ ABSL_GUARDED_BY(mu_);
+  uint64_t applied_cycle_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t applied_sequence_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time applied_switched_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  CycleCounters counters_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace simarray::mirror

@@ -1,0 +1,189 @@
+#include "simarray/mirror/cycle_set.h"
+
+#include <algorithm>
+
+#include "absl/time/clock.h"
+
+namespace simarray::mirror {
+
+CycleSet::CycleSet(cache::CacheMemory* cache, OwedTracks* owed, absl::Duration cycle_time,
+                   uint64_t slot_limit)
+    : cache_(cache), owed_(owed), cycle_time_(cycle_time), slot_limit_(slot_limit) {}
+
+void CycleSet::OpenCaptureLocked() {
+  capture_ = Cycle{};
+  capture_.number = next_cycle_++;
+  capture_.opened = absl::Now();
+}
+
+void CycleSet::ToOwedLocked(Cycle& cycle) {
+  for (const auto& [key, track] : cycle.tracks) owed_->NeedResync(key);
+  for (const Shipped& s : cycle.shipped) owed_->NeedResync(s.key);
+  const uint64_t number = cycle.number;
+  cycle = Cycle{};
+  cycle.number = number;
+}
+
+void CycleSet::Capture(cache::TrackKey key, uint64_t sequence, uint32_t offset, uint32_t length,
+                       cache::SlotRef slot) {
+  absl::MutexLock lock(&mu_);
+  ++counters_.writes_captured;
+  if (!cycling_) {
+    owed_->NeedResync(key);
+    return;
+  }
+  auto [it, fresh] = capture_.tracks.try_emplace(key);
+  Track& t = it->second;
+  if (fresh) {
+    t.begin = offset;
+    t.end = offset + length;
+  } else {
+    ++counters_.writes_folded;
+    capture_.bytes -= t.end - t.begin;
+    t.begin = std::min(t.begin, offset);
+    t.end = std::max(t.end, offset + length);
+  }
+  capture_.bytes += t.end - t.begin;
+  t.slot = std::move(slot);  // the older image of the track is no longer pinned
+  t.sequence = sequence;
+  const uint64_t pinned =
+      capture_.tracks.size() + transmit_.tracks.size() + transmit_.shipped.size();
+  if (pinned > slot_limit_) {
+    // Pull-ahead: the cycles cannot drain fast enough. Fall back to owed tracks (a resync
+    // after the transmit cycle) rather than pin ever more cache.
+    ++counters_.pull_aheads;
+    ToOwedLocked(capture_);
+    cycling_ = false;
+    consistent_ = false;
+  }
+}
+
+bool CycleSet::Switch(uint64_t boundary) {
+  absl::MutexLock lock(&mu_);
+  if (!cycling_ || transmit_.active) return false;
+  const absl::Time now = absl::Now();
+  if (now - capture_.opened < cycle_time_) return false;
+  transmit_ = std::move(capture_);
+  transmit_.boundary = boundary;
+  transmit_.switched = now;
+  transmit_.active = true;
+  transmit_.consistent = !owed_->resyncing();
+  ++counters_.cycles_switched;
+  OpenCaptureLocked();
+  return true;
+}
+
+bool CycleSet::Resume(uint64_t boundary) {
+  absl::MutexLock lock(&mu_);
+  if (cycling_) return true;
+  if (owed_->resync_pending() > slot_limit_ / 2) return false;
+  // Every write up to `boundary` is owed (resynced); every later one goes to a cycle.
+  cycling_ = true;
+  consistent_ = false;  // until a consistent cycle is applied
+  OpenCaptureLocked();
+  capture_.boundary = boundary;
+  return true;
+}
+
+std::vector<MirrorRequest> CycleSet::TakeTransmit(size_t max) {
+  std::vector<MirrorRequest> out;
+  absl::MutexLock lock(&mu_);
+  if (!transmit_.active) return out;
+  while (out.size() < max && !transmit_.tracks.empty()) {
+    auto node = transmit_.tracks.extract(transmit_.tracks.begin());
+    Track& t = node.mapped();
+    MirrorRequest r;
+    r.key = node.key();
+    r.slot = t.slot.slot();
+    r.offset = t.begin;
+    r.length = t.end - t.begin;
+    r.sequence = t.sequence;
+    r.data = std::move(t.slot);
+    r.cycle = transmit_.number;
+    transmit_.shipped.push_back(Shipped{r.key, r.slot, r.sequence});
+    ++counters_.cycle_records_shipped;
+    out.push_back(std::move(r));
+  }
+  if (transmit_.tracks.empty() && !transmit_.marker_taken && out.size() < max) {
+    MirrorRequest end;
+    end.cycle = transmit_.number;
+    end.cycle_end = true;
+    end.sequence = transmit_.boundary;
+    end.cycle_records = transmit_.shipped.size();
+    end.cycle_consistent = transmit_.consistent;
+    transmit_.marker_taken = true;
+    out.push_back(std::move(end));
+  }
+  return out;
+}
+
+bool CycleSet::TransmitPending() {
+  absl::MutexLock lock(&mu_);
+  return transmit_.active && (!transmit_.tracks.empty() || !transmit_.marker_taken);
+}
+
+bool CycleSet::TransmitOutstanding() {
+  absl::MutexLock lock(&mu_);
+  return transmit_.active;
+}
+
+void CycleSet::Applied(uint64_t cycle) {
+  std::vector<Shipped> shipped;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!transmit_.active || transmit_.number != cycle) return;
+    shipped = std::move(transmit_.shipped);
+    applied_cycle_ = cycle;
+    applied_sequence_ = transmit_.boundary;
+    applied_switched_ = transmit_.switched;
+    // After a pull-ahead the mirror still holds this boundary, but a resync follows.
+    consistent_ = cycling_ && transmit_.consistent;
+    ++counters_.cycles_applied;
+    transmit_ = Cycle{};
+  }
+  for (const Shipped& s : shipped) {
+    owed_->Acked(s.key, s.sequence, /*resync=*/false);
+    cache_->ClearMirrorOwed(s.slot, s.sequence);
+  }
+}
+
+void CycleSet::LinkLost() {
+  absl::MutexLock lock(&mu_);
+  ToOwedLocked(transmit_);
+  ToOwedLocked(capture_);
+  cycling_ = false;
+  consistent_ = false;
+}
+
+bool CycleSet::cycling() {
+  absl::MutexLock lock(&mu_);
+  return cycling_;
+}
+
+bool CycleSet::Idle() {
+  absl::MutexLock lock(&mu_);
+  return capture_.tracks.empty() && transmit_.tracks.empty() && transmit_.shipped.empty();
+}
+
+CycleCounters CycleSet::Counters() {
+  absl::MutexLock lock(&mu_);
+  CycleCounters c = counters_;
+  c.cycling = cycling_;
+  c.consistent = consistent_;
+  c.capture_cycle = cycling_ ? capture_.number : 0;
+  c.transmit_cycle = transmit_.active ? transmit_.number : 0;
+  c.applied_cycle = applied_cycle_;
+  c.applied_sequence = applied_sequence_;
+  if (applied_switched_ != absl::InfinitePast()) {
+    c.seconds_behind = absl::ToDoubleSeconds(absl::Now() - applied_switched_);
+  }
+  c.capture_tracks = capture_.tracks.size();
+  c.capture_bytes = capture_.bytes;
+  c.transmit_tracks = transmit_.tracks.size() + transmit_.shipped.size();
+  c.transmit_bytes = transmit_.bytes;
+  c.pinned_slots = capture_.tracks.size() + c.transmit_tracks;
+  c.slot_limit = slot_limit_;
+  return c;
+}
+
+}  // namespace simarray::mirror

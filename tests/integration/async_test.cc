@@ -1,0 +1,375 @@
+// Async mode (SPEC section 4): cycles, write folding, dependent-write consistency of the
+// mirror through suspends, link drops and a slow link, and pull-ahead.
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "daemon_process.h"
+
+namespace simarray::testing {
+namespace {
+
+constexpr uint64_t kTrack = 64 << 10;
+constexpr uint64_t kBlock = 4096;
+
+DaemonOptions Async(const std::string& role, uint32_t cycle_ms) {
+  DaemonOptions o;
+  o.role = role;
+  o.mode = "async";
+  o.cycle_ms = cycle_ms;
+  return o;
+}
+
+Pair AsyncPair(uint32_t cycle_ms, const std::string& cache_size = "64M") {
+  DaemonOptions primary = Async("primary", cycle_ms);
+  DaemonOptions mirror = Async("mirror", cycle_ms);
+  primary.cache_size = mirror.cache_size = cache_size;
+  return Pair(primary, mirror);
+}
+
+// --- the dependent-write checker -------------------------------------------------------------
+
+// Every block a writer writes carries the write's tag (writer, count) in its first bytes
+// and bytes derived from it in the rest, so a block read back names the write that left it
+// and shows whether it is whole.
+std::string StampBlocks(uint64_t tag, int volume, uint64_t first_block, uint64_t blocks) {
+  std::string data(blocks * kBlock, '\0');
+  for (uint64_t b = 0; b < blocks; ++b) {
+    char* block = data.data() + b * kBlock;
+    const uint64_t where = (static_cast<uint64_t>(volume) << 32) | (first_block + b);
+    std::memcpy(block, &tag, 8);
+    std::memcpy(block + 8, &where, 8);
+    uint64_t x = tag * 0x9E3779B97F4A7C15ull ^ where;
+    for (uint64_t i = 16; i < kBlock; ++i) {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      block[i] = static_cast<char>(x >> 56);
+    }
+  }
+  return data;
+}
+
+struct StampedWrite {
+  uint64_t sequence = 0;
+  uint64_t tag = 0;
+  int volume = 0;
+  uint64_t first_block = 0;
+  uint64_t blocks = 0;
+};
+
+// What the mirror held, read whole while it could not change, and the sequence it said it
+// had applied through.
+struct Snapshot {
+  uint64_t applied_sequence = 0;
+  std::string why;
+  std::vector<std::string> volumes;
+};
+
+class DependentWriteChecker {
+ public:
+  static constexpr int kVolumes = 2;
+  static constexpr uint64_t kVolumeSize = 1 << 20;  // 16 tracks, 256 blocks
+  static constexpr uint64_t kBlocks = kVolumeSize / kBlock;
+  const std::string names[kVolumes] = {"dwa", "dwb"};
+
+  explicit DependentWriteChecker(Pair& pair) : pair_(pair) {
+    for (const std::string& name : names) pair_.CreateVolume(name, kVolumeSize);
+  }
+
+  // Writers keep writing stamped blocks, each write issued after the writer's previous one
+  // was acknowledged (dependent writes): single blocks, and pairs straddling a track
+  // boundary (one write, two tracks).
+  void StartWriters(int count) {
+    for (int w = 0; w < count; ++w) {
+      writers_.emplace_back([this, w] {
+        std::mt19937_64 random(1234 + w);
+        for (uint64_t n = 1; !stop_; ++n) {
+          const uint64_t tag = (static_cast<uint64_t>(w + 1) << 40) | n;
+          const int volume = static_cast<int>(random() % kVolumes);
+          uint64_t first = random() % kBlocks;
+          uint64_t blocks = 1;
+          if (random() % 4 == 0) {
+            const uint64_t per_track = kTrack / kBlock;
+            first = (1 + random() % (kBlocks / per_track - 1)) * per_track - 1;
+            blocks = 2;
+          }
+          WriteOutcome out = Write(pair_.primary->host(), names[volume], first * kBlock,
+                                   StampBlocks(tag, volume, first, blocks));
+          if (!out.status.ok() || out.reply.mirrored()) {
+            std::lock_guard<std::mutex> lock(mu_);
+            failures_.push_back(out.status.ok() ? "an async write said it was mirrored"
+                                                : out.status.error_message());
+            continue;
+          }
+          std::lock_guard<std::mutex> lock(mu_);
+          writes_.push_back(StampedWrite{out.reply.sequence(), tag, volume, first, blocks});
+        }
+      });
+    }
+  }
+
+  void StopWriters() {
+    stop_ = true;
+    for (auto& t : writers_) t.join();
+    writers_.clear();
+  }
+
+  // Reads the mirror whole, twice asking what it applied through; kept only when the mirror
+  // says its image is a cycle boundary and nothing was applied while reading.
+  bool TakeSnapshot(const std::string& why) {
+    const v1::StatusReply before = pair_.mirror->Status();
+    if (!before.cycles().mirror_consistent()) return false;
+    Snapshot s;
+    s.why = why;
+    s.applied_sequence = before.cycles().applied_sequence();
+    for (const std::string& name : names) {
+      s.volumes.push_back(Read(pair_.mirror->host(), name, 0, kVolumeSize));
+    }
+    const v1::StatusReply after = pair_.mirror->Status();
+    if (after.cycles().applied_sequence() != s.applied_sequence ||
+        !after.cycles().mirror_consistent()) {
+      return false;
+    }
+    snapshots_.push_back(std::move(s));
+    return true;
+  }
+
+  size_t writes() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return writes_.size();
+  }
+  const std::vector<Snapshot>& snapshots() const { return snapshots_; }
+
+  // After StopWriters: every snapshot must equal the primary's image as of the sequence it
+  // reports, block for block. Returns the first difference, or "" when all hold.
+  std::string Verify() {
+    if (!failures_.empty()) return "a write failed: " + failures_.front();
+    std::sort(writes_.begin(), writes_.end(),
+              [](const StampedWrite& a, const StampedWrite& b) { return a.sequence < b.sequence; });
+    std::map<uint64_t, uint64_t> sequence_of;
+    for (const StampedWrite& w : writes_) sequence_of[w.tag] = w.sequence;
+    for (const Snapshot& s : snapshots_) {
+      uint64_t expected[kVolumes][kBlocks] = {};
+      for (const StampedWrite& w : writes_) {
+        if (w.sequence > s.applied_sequence) break;
+        for (uint64_t b = 0; b < w.blocks; ++b) expected[w.volume][w.first_block + b] = w.tag;
+      }
+      for (int v = 0; v < kVolumes; ++v) {
+        for (uint64_t b = 0; b < kBlocks; ++b) {
+          const std::string block = s.volumes[v].substr(b * kBlock, kBlock);
+          uint64_t found = 0;
+          std::memcpy(&found, block.data(), 8);
+          const std::string want = expected[v][b] == 0 ? std::string(kBlock, '\0')
+                                                       : StampBlocks(expected[v][b], v, b, 1);
+          if (block == want) continue;
+          return "snapshot (" + s.why + ") applied through sequence " +
+                 std::to_string(s.applied_sequence) + ": volume " + names[v] + " block " +
+                 std::to_string(b) + " holds write " + std::to_string(found) + " (sequence " +
+                 std::to_string(sequence_of[found]) + "), the primary had write " +
+                 std::to_string(expected[v][b]) + " (sequence " +
+                 std::to_string(sequence_of[expected[v][b]]) + ")" +
+                 (found != 0 && block != StampBlocks(found, v, b, 1) ? "; the block is torn" : "");
+        }
+      }
+    }
+    return "";
+  }
+
+  // Once everything is applied: the mirror equals the primary.
+  bool MirrorEqualsPrimary() {
+    for (const std::string& name : names) {
+      if (Read(pair_.mirror->host(), name, 0, kVolumeSize) !=
+          Read(pair_.primary->host(), name, 0, kVolumeSize)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+ private:
+  Pair& pair_;
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> writers_;
+  std::mutex mu_;
+  std::vector<StampedWrite> writes_;
+  std::vector<std::string> failures_;
+  std::vector<Snapshot> snapshots_;
+};
+
+bool MirrorPartitioned(Pair& pair) {
+  return Eventually([&] { return pair.mirror->Status().pair_state() == "Partitioned"; },
+                    std::chrono::seconds(10));
+}
+
+// Freezes the mirror at a random moment while the pair is Consistent (suspend), reads it,
+// and resumes.
+void SnapshotWhileSuspended(Pair& pair, DependentWriteChecker& checker, std::mt19937& random,
+                            int* taken) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(100 + random() % 400));
+  REQUIRE(WaitPairState(*pair.primary, "Consistent"));
+  SuspendLink(*pair.primary);
+  REQUIRE(MirrorPartitioned(pair));
+  if (checker.TakeSnapshot("suspended")) ++*taken;
+  ResumeLink(*pair.primary);
+}
+
+// Drops the link at a random moment (often mid-cycle) and reads the mirror while it is down.
+void SnapshotDuringDrop(Pair& pair, DependentWriteChecker& checker, std::mt19937& random,
+                        int* taken) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(100 + random() % 400));
+  REQUIRE(WaitPairState(*pair.primary, "Consistent"));
+  InjectFault(*pair.primary, v1::FAULT_DROP_LINK, 1500);
+  REQUIRE(MirrorPartitioned(pair));
+  if (checker.TakeSnapshot("link dropped")) ++*taken;
+}
+
+void RunChecker(Pair& pair, int suspends, int drops, uint32_t delay_ms) {
+  DependentWriteChecker checker(pair);
+  REQUIRE(WaitPairState(*pair.primary, "Consistent"));
+  if (delay_ms != 0) InjectFault(*pair.primary, v1::FAULT_DELAY_RECORDS, delay_ms);
+  checker.StartWriters(3);
+  std::mt19937 random(42);
+  int suspended = 0, dropped = 0;
+  for (int i = 0; i < suspends; ++i) SnapshotWhileSuspended(pair, checker, random, &suspended);
+  for (int i = 0; i < drops; ++i) SnapshotDuringDrop(pair, checker, random, &dropped);
+  // After the last drop the link comes back by itself: the mirror catches up to Consistent
+  // while the writers go on, and is checked once more.
+  REQUIRE(WaitPairState(*pair.primary, "Consistent"));
+  SnapshotWhileSuspended(pair, checker, random, &suspended);
+  checker.StopWriters();
+  if (delay_ms != 0) InjectFault(*pair.primary, v1::FAULT_DELAY_RECORDS, 0);
+
+  INFO("writes: " << checker.writes() << ", snapshots while suspended: " << suspended
+                  << ", during link drops: " << dropped);
+  CHECK(checker.writes() > 100);
+  CHECK(suspended >= suspends / 2 + 1);
+  CHECK(dropped >= (drops + 1) / 2);
+  const std::string verdict = checker.Verify();
+  INFO(verdict);
+  CHECK(verdict.empty());
+  // Every snapshot is a cut through the running workload, not the empty volumes.
+  for (const Snapshot& s : checker.snapshots()) CHECK(s.applied_sequence > 0);
+
+  // Quiet: the last cycles drain and the mirror equals the primary.
+  const uint64_t last = pair.primary->Status().sequence();
+  REQUIRE(Eventually([&] {
+    const v1::StatusReply m = pair.mirror->Status();
+    return m.cycles().mirror_consistent() && m.cycles().applied_sequence() >= last;
+  }));
+  CHECK(checker.MirrorEqualsPrimary());
+}
+
+TEST_CASE("async: the mirror is always a cycle boundary of the primary, across suspends",
+          "[async]") {
+  Pair pair = AsyncPair(100);
+  RunChecker(pair, /*suspends=*/6, /*drops=*/0, /*delay_ms=*/0);
+}
+
+TEST_CASE("async: after link drops mid-cycle the mirror keeps its last whole cycle and catches up",
+          "[async]") {
+  Pair pair = AsyncPair(100);
+  RunChecker(pair, /*suspends=*/2, /*drops=*/4, /*delay_ms=*/0);
+  CHECK(pair.primary->Status().link().link_losses() >= 4);
+  INFO("cycles the mirror dropped unfinished: "
+       << pair.mirror->Status().cycles().cycles_discarded());
+}
+
+TEST_CASE("async: a slow link (every record delayed) keeps the mirror a cycle boundary",
+          "[async]") {
+  Pair pair = AsyncPair(100);
+  RunChecker(pair, /*suspends=*/3, /*drops=*/2, /*delay_ms=*/20);
+}
+
+// --- folding, status, pull-ahead ---------------------------------------------------------------
+
+TEST_CASE("async: K overwrites of one track inside one cycle ship exactly once", "[async]") {
+  Pair pair = AsyncPair(1500);
+  pair.CreateVolume("fold", 1 << 20);
+  REQUIRE(WaitPairState(*pair.primary, "Consistent"));
+  constexpr int kOverwrites = 20;
+  bool inside_one_cycle = false;
+  for (int attempt = 0; attempt < 5 && !inside_one_cycle; ++attempt) {
+    const v1::CycleStatus before = pair.primary->Status().cycles();
+    std::string last;
+    for (int k = 0; k < kOverwrites; ++k) {
+      last = Pattern(8192, 100 * attempt + k);
+      WriteOutcome out = Write(pair.primary->host(), "fold", 3 * kTrack + (k % 4) * 4096, last);
+      REQUIRE(out.status.ok());
+      CHECK_FALSE(out.reply.mirrored());  // acked after the local commit
+    }
+    const v1::CycleStatus after_writes = pair.primary->Status().cycles();
+    if (after_writes.capture_cycle() != before.capture_cycle()) continue;  // a switch came
+    inside_one_cycle = true;
+    const uint64_t cycle = before.capture_cycle();
+    REQUIRE(Eventually([&] { return pair.primary->Status().cycles().applied_cycle() >= cycle; }));
+    const v1::CycleStatus after = pair.primary->Status().cycles();
+    CHECK(after.cycle_records_shipped() - before.cycle_records_shipped() == 1);
+    CHECK(after.writes_folded() - before.writes_folded() == kOverwrites - 1);
+    CHECK(after.writes_captured() - before.writes_captured() == kOverwrites);
+    CHECK(after.seconds_behind() > 0);
+    const uint64_t last_offset = 3 * kTrack + ((kOverwrites - 1) % 4) * 4096;
+    CHECK(Read(pair.mirror->host(), "fold", last_offset, last.size()) == last);
+    CHECK(Read(pair.mirror->host(), "fold", 3 * kTrack, kTrack) ==
+          Read(pair.primary->host(), "fold", 3 * kTrack, kTrack));
+    const v1::StatusReply m = pair.mirror->Status();
+    CHECK(m.mode() == "async");
+    CHECK(m.cycles().applied_cycle() >= cycle);
+    CHECK(m.cycles().mirror_consistent());
+    CHECK(m.pair_state() == "Consistent");
+  }
+  CHECK(inside_one_cycle);
+}
+
+TEST_CASE("async: cycles that pin too much cache pull ahead to owed tracks and come back",
+          "[async]") {
+  // 16 MiB of cache: about 250 slots, of which the cycles may pin a quarter.
+  Pair pair = AsyncPair(200, "16M");
+  constexpr uint64_t kTracks = 100;
+  pair.CreateVolume("wide", 8 << 20);
+  REQUIRE(WaitPairState(*pair.primary, "Consistent"));
+  // A slow link keeps a cycle in transit while the next one captures 100 tracks.
+  InjectFault(*pair.primary, v1::FAULT_DELAY_RECORDS, 300);
+  for (int round = 0; round < 3; ++round) {
+    for (uint64_t t = 0; t < kTracks; ++t) {
+      REQUIRE(Write(pair.primary->host(), "wide", t * kTrack + round * 4096,
+                    Pattern(4096, 1000 * round + t))
+                  .status.ok());
+    }
+  }
+  REQUIRE(Eventually([&] { return pair.primary->Status().cycles().pull_aheads() >= 1; }));
+  const v1::StatusReply ahead = pair.primary->Status();
+  CHECK(ahead.cycles().pinned_slots() <= ahead.cycles().slot_limit());
+  InjectFault(*pair.primary, v1::FAULT_DELAY_RECORDS, 0);
+  // Back to cycles by itself once the resync caught up.
+  REQUIRE(WaitPairState(*pair.primary, "Consistent"));
+  CHECK(pair.primary->Status().cycles().state() == "cycling");
+  REQUIRE(Eventually([&] {
+    return pair.mirror->Status().cycles().applied_sequence() >= pair.primary->Status().sequence();
+  }));
+  for (uint64_t half = 0; half < 2; ++half) {
+    CHECK(Read(pair.mirror->host(), "wide", half << 22, 4 << 20) ==
+          Read(pair.primary->host(), "wide", half << 22, 4 << 20));
+  }
+  const v1::CheckConsistencyReply check = CheckConsistency(*pair.primary, "wide");
+  CHECK(check.consistent());
+}
+
+TEST_CASE("async: mode and cycle_ms are checked at start", "[async][config]") {
+  TempDir dir;
+  const std::string base =
+      "name = \"p\"\ndata_dir = \"" + dir.path() + "/data\"\n[[host_adaptor]]\nid = \"ha0\"\n";
+  ExitResult bad_mode = RunDaemonExpectingExit(dir.path(), "mode = \"semi\"\n" + base);
+  CHECK(bad_mode.code != 0);
+  CHECK(bad_mode.stderr_text.find("mode: expected \"sync\" or \"async\", got \"semi\"") !=
+        std::string::npos);
+  ExitResult bad_cycle = RunDaemonExpectingExit(dir.path(), "cycle_ms = 5\n" + base);
+  CHECK(bad_cycle.code != 0);
+  CHECK(bad_cycle.stderr_text.find("cycle_ms: expected 10 to 600000 (ms), got 5") !=
+        std::string::npos);
+}
+
+}  // namespace
+}  // namespace simarray::testing
