@@ -32,6 +32,52 @@ std::string Join(const std::string& a, const std::string& b) {
 
 std::string Number(double v) { return absl::StrFormat("%.9g", v); }
 
+// Async mode (SPEC section 4): the primary's cycles, and what the mirror applied.
+void Cycles(MetricsWriter& w, Array& a) {
+  remote::RecordApplier& applier = a.applier();
+  w.Family("simarray_cycles_applied_total", "counter",
+           "Async cycles this daemon applied whole as a mirror.");
+  w.Sample("simarray_cycles_applied_total", "", applier.cycles_applied());
+  w.Family("simarray_cycles_discarded_total", "counter",
+           "Async cycles this daemon dropped unfinished as a mirror (link lost mid-cycle).");
+  w.Sample("simarray_cycles_discarded_total", "", applier.cycles_discarded());
+  w.Family("simarray_mirror_consistent", "gauge",
+           "1 while this mirror's image is the primary's as of a cycle boundary.");
+  w.Sample("simarray_mirror_consistent", "", uint64_t{applier.consistent() ? 1u : 0u});
+  if (a.cycles() == nullptr || !a.is_primary()) return;
+  const mirror::CycleCounters c = a.cycles()->Counters();
+  w.Family("simarray_cycle_number", "gauge",
+           "Async cycle numbers: capture (open), transmit (in transit, 0: none), applied (the "
+           "mirror's last whole cycle).");
+  w.Sample("simarray_cycle_number", MetricsWriter::Label("cycle", "capture"), c.capture_cycle);
+  w.Sample("simarray_cycle_number", MetricsWriter::Label("cycle", "transmit"), c.transmit_cycle);
+  w.Sample("simarray_cycle_number", MetricsWriter::Label("cycle", "applied"), c.applied_cycle);
+  w.Family("simarray_cycle_bytes", "gauge", "Bytes the capture and transmit cycles will ship.");
+  w.Sample("simarray_cycle_bytes", MetricsWriter::Label("cycle", "capture"), c.capture_bytes);
+  w.Sample("simarray_cycle_bytes", MetricsWriter::Label("cycle", "transmit"), c.transmit_bytes);
+  w.Family("simarray_cycle_tracks", "gauge", "Tracks in the capture and transmit cycles.");
+  w.Sample("simarray_cycle_tracks", MetricsWriter::Label("cycle", "capture"), c.capture_tracks);
+  w.Sample("simarray_cycle_tracks", MetricsWriter::Label("cycle", "transmit"), c.transmit_tracks);
+  w.Family("simarray_cycle_seconds_behind", "gauge",
+           "Age of the mirror's image: seconds since the switch of the last cycle it applied.");
+  w.Sample("simarray_cycle_seconds_behind", "", c.seconds_behind);
+  w.Family("simarray_cycles_switched_total", "counter", "Async cycle switches.");
+  w.Sample("simarray_cycles_switched_total", "", c.cycles_switched);
+  w.Family("simarray_writes_folded_total", "counter",
+           "Writes to a track already in the capture cycle: shipped once with the later data.");
+  w.Sample("simarray_writes_folded_total", "", c.writes_folded);
+  w.Family("simarray_cycle_records_shipped_total", "counter",
+           "Data records taken from transmit cycles.");
+  w.Sample("simarray_cycle_records_shipped_total", "", c.cycle_records_shipped);
+  w.Family("simarray_pull_aheads_total", "counter",
+           "Times the cycles pinned too much cache and fell back to owed tracks.");
+  w.Sample("simarray_pull_aheads_total", "", c.pull_aheads);
+  w.Family("simarray_cycles_cycling", "gauge",
+           "1 while writes go to cycles; 0 while they go to owed tracks (link down, pulled "
+           "ahead).");
+  w.Sample("simarray_cycles_cycling", "", uint64_t{c.cycling ? 1u : 0u});
+}
+
 void Host(MetricsWriter& w, Array& a) {
   const auto& hosts = a.host_adaptors();
   std::vector<host::HostCounters> counters;
@@ -291,6 +337,7 @@ std::string RenderMetrics(Array& a) {
   if (a.queue() != nullptr) Queue(w, *a.queue());
   if (a.owed() != nullptr) Owed(w, *a.owed());
   if (a.remote() != nullptr) Link(w, a);
+  if (a.config().mode == "async") Cycles(w, a);
 
   remote::RecordApplier& applier = a.applier();
   w.Family("simarray_records_applied_total", "counter",

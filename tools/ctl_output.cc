@@ -185,6 +185,38 @@ std::string Pens(const v1::StatusReply& s) {
   return FormatTable(rows, {false, false, true, true, true, true, true, true, true, false});
 }
 
+// Async mode: the primary's cycles, or what the mirror applied.
+void AsyncRows(const v1::CycleStatus& c, bool primary,
+               std::vector<std::vector<std::string>>& rows) {
+  if (!primary) {
+    rows.push_back(
+        {"cycles", absl::StrCat("every ", c.cycle_ms(), " ms; applied cycle ", c.applied_cycle(),
+                                " (through sequence ", c.applied_sequence(), "), ",
+                                c.mirror_consistent() ? "consistent" : "NOT consistent")});
+    rows.push_back({"  applied", absl::StrCat(c.cycles_applied(), " whole, ", c.cycles_discarded(),
+                                              " discarded unfinished")});
+    return;
+  }
+  rows.push_back({"cycles", absl::StrCat(c.state(), ", every ", c.cycle_ms(), " ms; capture ",
+                                         c.capture_cycle(), ", transmit ",
+                                         c.transmit_cycle() == 0 ? std::string("none")
+                                                                 : absl::StrCat(c.transmit_cycle()),
+                                         ", applied ", c.applied_cycle())});
+  rows.push_back({"  mirror behind", absl::StrFormat("%.2f s (through sequence %d)",
+                                                     c.seconds_behind(), c.applied_sequence())});
+  rows.push_back(
+      {"  capture", absl::StrCat(c.capture_tracks(), " tracks, ", FormatSize(c.capture_bytes()))});
+  rows.push_back({"  transmit",
+                  absl::StrCat(c.transmit_tracks(), " tracks, ", FormatSize(c.transmit_bytes()))});
+  rows.push_back(
+      {"  writes", absl::StrCat(c.writes_captured(), " captured, ", c.writes_folded(), " folded; ",
+                                c.cycle_records_shipped(), " records shipped in ",
+                                c.cycles_switched(), " cycles")});
+  rows.push_back(
+      {"  cache pinned", absl::StrCat(c.pinned_slots(), " of at most ", c.slot_limit(),
+                                      " slots; pulled ahead ", c.pull_aheads(), " times")});
+}
+
 }  // namespace
 
 std::string FormatStatus(const v1::StatusReply& s) {
@@ -228,6 +260,7 @@ std::string FormatStatus(const v1::StatusReply& s) {
     }
     rows.push_back({"  mirror applied", absl::StrCat("sequence ", l.mirror_applied_sequence())});
   }
+  if (s.has_cycles()) AsyncRows(s.cycles(), s.role() == "primary", rows);
   rows.push_back({"streams cancelled", absl::StrCat(s.writes_cancelled())});
   rows.push_back({"records applied", absl::StrCat(s.records_applied(), " (applied sequence ",
                                                   s.applied_sequence(), ")")});

@@ -319,6 +319,13 @@ TEST_CASE("async: K overwrites of one track inside one cycle ship exactly once",
     CHECK(m.cycles().applied_cycle() >= cycle);
     CHECK(m.cycles().mirror_consistent());
     CHECK(m.pair_state() == "Consistent");
+    // simarrayctl shows the cycles on both sides.
+    CtlResult primary = Ctl("--admin " + pair.primary->admin_address() + " status");
+    CHECK(primary.code == 0);
+    CHECK_THAT(primary.out, Catch::Contains("cycling, every 1500 ms"));
+    CHECK_THAT(primary.out, Catch::Contains(std::to_string(after.writes_folded()) + " folded"));
+    CtlResult mirror = Ctl("--admin " + pair.mirror->admin_address() + " status");
+    CHECK_THAT(mirror.out, Catch::Contains("consistent"));
   }
   CHECK(inside_one_cycle);
 }

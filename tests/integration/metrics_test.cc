@@ -407,6 +407,48 @@ TEST_CASE("GET /metrics on both daemons shows the workload in Prometheus text fo
   CHECK(m.Value("simarray_host_write_latency_seconds_count", ha0) == 0);
 }
 
+TEST_CASE("in async mode both daemons export their cycles", "[integration][metrics][async]") {
+  DaemonOptions primary_options, mirror_options;
+  for (DaemonOptions* o : {&primary_options, &mirror_options}) {
+    o->metrics = true;
+    o->mode = "async";
+    o->cycle_ms = 50;
+  }
+  primary_options.role = "primary";
+  mirror_options.role = "mirror";
+  Pair pair(primary_options, mirror_options);
+  pair.CreateVolume("vol", 16 * kTrack);
+  REQUIRE(WaitPairState(*pair.primary, "Consistent"));
+  constexpr int kWrites = 30;
+  for (int i = 0; i < kWrites; ++i) {
+    REQUIRE(Write(pair.primary->host(), "vol", (i % 3) * kTrack, Pattern(4096, i)).status.ok());
+  }
+  const uint64_t last = pair.primary->Status().sequence();
+  REQUIRE(Eventually([&] { return pair.mirror->Status().cycles().applied_sequence() >= last; }));
+
+  Exposition p = Scrape(*pair.primary);
+  CHECK(p.Value("simarray_info", {{"mode", "async"}, {"pair_state", "Consistent"}}) == 1);
+  CHECK(p.Value("simarray_cycle_number", {{"cycle", "capture"}}) >= 2);
+  CHECK(p.Value("simarray_cycle_number", {{"cycle", "applied"}}) >= 1);
+  CHECK(p.Value("simarray_cycles_switched_total") >= 1);
+  CHECK(p.Value("simarray_cycles_cycling") == 1);
+  CHECK(p.Value("simarray_cycle_seconds_behind") > 0);
+  CHECK(p.Value("simarray_cycle_bytes", {{"cycle", "capture"}}) >= 0);
+  CHECK(p.Value("simarray_cycle_tracks", {{"cycle", "transmit"}}) >= 0);
+  // 30 writes to 3 tracks: at least one write per track folded into a later one, and no
+  // more records shipped than writes.
+  CHECK(p.Value("simarray_cycle_records_shipped_total") <= kWrites);
+  CHECK(p.Value("simarray_writes_folded_total") + p.Value("simarray_cycle_records_shipped_total") >=
+        kWrites);
+  CHECK(p.Value("simarray_pull_aheads_total") == 0);
+
+  Exposition m = Scrape(*pair.mirror);
+  CHECK(m.Value("simarray_cycles_applied_total") >= 1);
+  CHECK(m.Value("simarray_mirror_consistent") == 1);
+  CHECK(m.Value("simarray_cycles_discarded_total") == 0);
+  CHECK(m.Value("simarray_applied_sequence") >= last);
+}
+
 TEST_CASE("the metrics port answers 404 for other paths and keeps serving",
           "[integration][metrics]") {
   DaemonOptions options;
