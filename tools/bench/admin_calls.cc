@@ -85,6 +85,17 @@ absl::Status EnsureVolume(const AdminPort& admin, const std::string& name, uint6
   return absl::OkStatus();
 }
 
+absl::StatusOr<v1::StatusReply> GetStatus(const AdminPort& admin) {
+  auto stub = Admin(admin);
+  v1::StatusReply status;
+  grpc::ClientContext context;
+  Prepare(context, admin, std::chrono::seconds(10));
+  if (grpc::Status s = stub->Status(&context, v1::StatusRequest(), &status); !s.ok()) {
+    return rpc::FromGrpc(s);
+  }
+  return status;
+}
+
 absl::Status CheckMirrorRole(const AdminPort& admin, const std::string& volume) {
   auto stub = Admin(admin);
   v1::StatusReply status;

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "simarray/v1/admin.pb.h"
 
 namespace simarray::bench {
 
@@ -30,6 +31,9 @@ absl::Status EnsureVolume(const AdminPort& admin, const std::string& name, uint6
 // Checks that the daemon at `admin` is a mirror with a volume named `volume` (for --mirror:
 // the bench measures a pair, not a lone primary). FAILED_PRECONDITION if not.
 absl::Status CheckMirrorRole(const AdminPort& admin, const std::string& volume);
+
+// The daemon's Status.
+absl::StatusOr<v1::StatusReply> GetStatus(const AdminPort& admin);
 
 // CheckConsistency of `volume` (waiting up to 10 s for the mirror to catch up): a one-line
 // verdict for the report, e.g. "consistent (1024 tracks compared)".

@@ -1,10 +1,9 @@
-// The rows measured against raw gRPC: sync 4 KiB writes at queue depth 1 and 32 beside the
-// two-hop echo, and the streaming baseline of the (not yet built) async mode.
+// The sync rows measured against raw gRPC: 4 KiB writes at queue depth 1 and 32 beside the
+// two-hop echo.
 #include "fmt/format.h"
 #include "tools/bench/bench.h"
 #include "tools/bench/progress.h"
 #include "tools/bench/report.h"
-#include "tools/bench/stream_baseline.h"
 
 namespace simarray::bench {
 
@@ -42,27 +41,6 @@ void Bench::SyncQd32() {
                            array.PercentileUs(50), echo.PercentileUs(50), array.PercentileUs(99),
                            echo.PercentileUs(99)));
   if (!(trouble + echo_trouble).empty()) return Fail(std::move(row), trouble + echo_trouble);
-  Add(std::move(row));
-}
-
-void Bench::AsyncSequential() {
-  const std::string workload = "async 128 KiB sequential write, MB/s";
-  const std::string target = AtLeastTarget(kMinAsyncRatio);
-  Say("async sequential writes: not built yet; measuring the raw stream baseline alone");
-  if (absl::Status s = StartEcho(); !s.ok()) {
-    return Fail(MakeSkippedRow(workload, "", target), s.ToString());
-  }
-  StreamOptions options;
-  options.address = echo_->last_hop_address();
-  options.chunk_size = kStreamChunk;
-  options.window = kStreamWindow;
-  options.warmup = warmup();
-  options.duration = duration();
-  auto stream = RunStream(options);
-  if (!stream.ok()) return Fail(MakeSkippedRow(workload, "", target), stream.status().ToString());
-  Row row = MakeBaselineOnlyRow(workload, "MB/s", stream->MegabytesPerSecond(kStreamChunk),
-                                "async mode not built", target);
-  row.set_note("baseline: one raw gRPC bidi stream of 128 KiB chunks, 16 unacknowledged");
   Add(std::move(row));
 }
 

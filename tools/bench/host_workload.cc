@@ -60,15 +60,19 @@ absl::Status Prefill(const std::string& address, const std::string& volume, uint
 }
 
 HostWriter::HostWriter(const std::string& address, std::string volume, uint64_t volume_size,
-                       uint32_t block_size)
+                       uint32_t block_size, bool sequential)
     : stub_(v1::HostService::NewStub(rpc::MakeChannel(address, block_size))),
       volume_(std::move(volume)),
       blocks_(volume_size / block_size),
       block_size_(block_size),
+      sequential_(sequential),
       payload_(RandomBytes(block_size)),
       crc32c_(Crc32c({reinterpret_cast<const uint8_t*>(payload_.data()), payload_.size()})) {}
 
-uint64_t HostWriter::NextOffset() { return Mix(counter_.fetch_add(1)) % blocks_ * block_size_; }
+uint64_t HostWriter::NextOffset() {
+  const uint64_t n = counter_.fetch_add(1);
+  return (sequential_ ? n : Mix(n)) % blocks_ * block_size_;
+}
 
 void HostWriter::Start(Completion done) {
   auto* call = new WriteCall;

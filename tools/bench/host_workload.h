@@ -1,8 +1,8 @@
 #pragma once
-// HostWriter: sync writes through simarray's HostService.Write (proto/simarray/v1/host.proto),
-// each of one block at a block-aligned pseudo-random offset of a volume, with the block's
-// CRC-32C as a host sends it. Its Start method is a StartRequest for RunClosedLoop.
-// Thread-safe; must outlive every request it started.
+// HostWriter: writes through simarray's HostService.Write (proto/simarray/v1/host.proto),
+// each of one block at a block-aligned pseudo-random offset of a volume (or the next one,
+// sequential), with the block's CRC-32C as a host sends it. Its Start method is a StartRequest for
+// RunClosedLoop. Thread-safe; must outlive every request it started.
 
 #include <atomic>
 #include <cstdint>
@@ -24,7 +24,7 @@ class HostWriter {
  public:
   // Writes go to the host adaptor at `address` (a primary's gRPC host adaptor).
   HostWriter(const std::string& address, std::string volume, uint64_t volume_size,
-             uint32_t block_size);
+             uint32_t block_size, bool sequential = false);
 
   void Start(Completion done);
 
@@ -41,6 +41,7 @@ class HostWriter {
   const std::string volume_;
   const uint64_t blocks_;
   const uint32_t block_size_;
+  const bool sequential_;
   const std::string payload_;
   const uint32_t crc32c_;
   std::atomic<uint64_t> counter_{0};

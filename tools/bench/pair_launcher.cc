@@ -43,10 +43,12 @@ std::string JsonField(const std::string& json, const std::string& key) {
 std::string Config(const PairOptions& options, const std::string& role, const std::string& dir,
                    const std::string& peer_address) {
   std::string config = absl::StrCat(
-      "name = \"", options.name, "-", role, "\"\n", "role = \"", role, "\"\n", "mode = \"sync\"\n",
-      "data_dir = \"", dir, "/data\"\n", "track_size = \"64K\"\n", "max_write = \"32M\"\n",
-      "holding_pen = \"", options.holding_pen, "\"\n",
-      "[cache]\nsize = \"256M\"\npersistent = true\n", "[mirror_queue]\ncapacity = 4096\n",
+      "name = \"", options.name, "-", role, "\"\n", "role = \"", role, "\"\n", "mode = \"",
+      options.mode, "\"\n", "cycle_ms = ", options.cycle_ms, "\n",
+      "cycle_cache_percent = ", options.cycle_cache_percent, "\n", "data_dir = \"", dir,
+      "/data\"\n", "track_size = \"64K\"\n", "max_write = \"32M\"\n", "holding_pen = \"",
+      options.holding_pen, "\"\n", "[cache]\nsize = \"256M\"\npersistent = true\n",
+      "[mirror_queue]\ncapacity = 4096\n",
       "[[host_adaptor]]\nid = \"ha0\"\nlisten = \"127.0.0.1:0\"\nprotocol = \"grpc\"\n");
   if (options.nbd && role == "primary") {
     absl::StrAppend(

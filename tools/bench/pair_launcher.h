@@ -22,6 +22,9 @@ struct PairOptions {
   std::string name;       // "pen", "bypass": names the daemons' subdirectories
   std::string holding_pen = "local";
   bool nbd = false;  // also an NBD host adaptor on the primary
+  std::string mode = "sync";
+  uint32_t cycle_ms = 1000;  // async mode
+  uint32_t cycle_cache_percent = 25;
 };
 
 // Where one daemon listens.

@@ -34,8 +34,8 @@ std::string Pad(const std::string& s, size_t width) {
 
 }  // namespace
 
-std::string AtMostTarget(double ratio) { return fmt::format("≤ {:.1f}×", ratio); }
-std::string AtLeastTarget(double ratio) { return fmt::format("≥ {:.1f}×", ratio); }
+std::string AtMostTarget(double ratio) { return fmt::format("≤ {:g}×", ratio); }
+std::string AtLeastTarget(double ratio) { return fmt::format("≥ {:g}×", ratio); }
 std::string CostTarget(double max_cost) { return fmt::format("cost ≤ {:.0f}%", max_cost * 100); }
 
 Row MakeLatencyRow(const std::string& workload, double simarray_us, double baseline_us,
