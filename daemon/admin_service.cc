@@ -297,6 +297,17 @@ grpc::Status AdminServiceImpl::InjectFault(grpc::ServerContext* context,
               ? std::string("shipped records are no longer delayed")
               : absl::StrCat("every shipped record is delayed by ", request->duration_ms(), " ms"));
       break;
+    case v1::FAULT_CRASH_MID_APPLY:
+      if (array_->is_primary() || array_->config().mode != "async") {
+        return Error(grpc::StatusCode::FAILED_PRECONDITION,
+                     "only an async mirror applies cycles; this daemon is " +
+                         absl::StrCat(array_->role(), " in ", array_->config().mode, " mode"));
+      }
+      array_->faults().ArmCrashMidApply();
+      reply->set_description(
+          "this mirror will kill itself halfway through applying its next cycle; restart it "
+          "to watch the cycle being redone");
+      break;
     case v1::FAULT_DROP_LINK:
       if (array_->remote() == nullptr) {
         return Error(grpc::StatusCode::FAILED_PRECONDITION, "this daemon ships to no mirror");

@@ -66,10 +66,37 @@ absl::Status Array::OpenStorage() {
   co.pen_records =
       config_.holding_pen == "cache" ? config_.queue_capacity * config_.host_adaptors.size() : 0;
   co.role = config_.role == "mirror" ? cache::Role::kMirror : cache::Role::kPrimary;
+  // Async mirror: a cycle noted as being applied when the daemon stopped is redone from its
+  // sealed slots in cache (docs/async.md).
+  journal_ = std::make_unique<remote::CycleJournal>(config_.data_dir + "/cycles.journal");
+  remote::CycleNote note;
+  if (auto read = journal_->Read(); read.ok()) {
+    note = *read;
+  } else {
+    spdlog::error("{}; the mirror's image is not known to be a cycle boundary",
+                  std::string(read.status().message()));
+  }
+  if (note.applying.cycle != 0) {
+    co.redo_write_id = remote::CycleJournal::WriteIdOf(note.applying.cycle);
+  }
   cache::RecoveryReport report;
   auto cache = cache::CacheMemory::Open(co, &report);
   if (!cache.ok()) return cache.status();
   cache_ = std::move(*cache);
+  if (note.applying.cycle != 0) {
+    const bool redone = !report.fresh && cache_->persistent();
+    spdlog::warn("cycle journal: cycle {} was being applied when the daemon stopped; {}",
+                 note.applying.cycle,
+                 redone ? absl::StrCat("redone from cache (", report.redone, " tracks)")
+                        : std::string("cannot be redone (the cache is not persistent)"));
+    note.applied = note.applying;
+    note.applied.consistent = note.applying.consistent && redone;
+    note.applying = {};
+    if (absl::Status s = journal_->Write(note); !s.ok()) return s;
+  }
+  // Without a persistent cache, what was applied but not destaged is gone.
+  if (report.fresh || !cache_->persistent()) note.applied.consistent = false;
+  journal_applied_ = note.applied;
   // The role in the config applies at first start; afterwards the region's header rules.
   is_primary_ = static_cast<cache::Role>(cache_->region().header().role) == cache::Role::kPrimary;
   if (report.fresh) {
@@ -131,7 +158,8 @@ absl::StatusOr<BoundAddresses> Array::Start() {
   commit_ =
       std::make_unique<mirror::CommitPoint>(cache_.get(), queue_.get(), owed_.get(), cycles_.get());
   if (!is_primary_) commit_->Close();  // a mirror commits no host write
-  applier_ = std::make_unique<remote::RecordApplier>(cache_.get(), volumes_.get());
+  applier_ = std::make_unique<remote::RecordApplier>(cache_.get(), volumes_.get(), journal_.get(),
+                                                     &faults_, journal_applied_);
   if (paired) {
     remote::RemoteAdaptorOptions ro;
     ro.daemon_id = config_.name;

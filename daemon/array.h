@@ -110,6 +110,8 @@ class Array {
   std::unique_ptr<mirror::OwedTracks> owed_;
   std::unique_ptr<mirror::CycleSet> cycles_;  // async mode with a peer
   std::unique_ptr<mirror::CommitPoint> commit_;
+  std::unique_ptr<remote::CycleJournal> journal_;  // async mirror: data_dir/cycles.journal
+  remote::CycleMark journal_applied_;              // what it said at start
   std::unique_ptr<remote::RecordApplier> applier_;
   std::unique_ptr<remote::RemoteAdaptor> remote_;
   std::vector<std::unique_ptr<host::HostAdaptor>> hosts_;

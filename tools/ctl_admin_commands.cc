@@ -163,6 +163,12 @@ int RunFaultCorruptTrack(const GlobalOptions& global, const std::string& volume,
   return InjectFault(global, "fault corrupt-track", request);
 }
 
+int RunFaultCrashMidApply(const GlobalOptions& global) {
+  v1::InjectFaultRequest request;
+  request.set_kind(v1::FAULT_CRASH_MID_APPLY);
+  return InjectFault(global, "fault crash-mid-apply", request);
+}
+
 int RunFaultDelayRecords(const GlobalOptions& global, uint32_t delay_ms) {
   v1::InjectFaultRequest request;
   request.set_kind(v1::FAULT_DELAY_RECORDS);

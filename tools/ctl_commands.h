@@ -47,6 +47,7 @@ int RunConsistency(const GlobalOptions& global, const ConsistencyOptions& option
 int RunFaultCorruptNextWrite(const GlobalOptions& global);
 int RunFaultCorruptTrack(const GlobalOptions& global, const std::string& volume, uint64_t track);
 int RunFaultDelayRecords(const GlobalOptions& global, uint32_t delay_ms);
+int RunFaultCrashMidApply(const GlobalOptions& global);
 int RunFaultDropLink(const GlobalOptions& global, uint32_t duration_ms);
 
 // failover | failback [--force] | swap.

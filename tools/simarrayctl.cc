@@ -145,6 +145,10 @@ void AddFault(CLI::App& app, const GlobalOptions& global, Command& command) {
       ->type_name("MS");
   drop->callback(
       [&, drop_ms] { command = [&, drop_ms] { return RunFaultDropLink(global, *drop_ms); }; });
+  fault
+      ->add_subcommand("crash-mid-apply",
+                       "on an async mirror: kill it halfway through applying its next cycle")
+      ->callback([&] { command = [&] { return RunFaultCrashMidApply(global); }; });
   RequireCommand(*fault);
 }
 

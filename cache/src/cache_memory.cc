@@ -120,6 +120,12 @@ absl::StatusOr<StagedSlot> CacheMemory::AllocateStaging(TrackKey key, uint64_t w
   return StagedSlot(this, static_cast<uint32_t>(s), key);
 }
 
+void CacheMemory::SealStaged(const StagedSlot& staged, uint64_t sequence, uint64_t write_id) {
+  absl::MutexLock lock(&mu_);
+  slots_[staged.slot()].sequence = sequence;
+  WriteEntryLocked(staged.slot(), write_id);
+}
+
 void CacheMemory::FreeStaged(uint32_t slot) {
   absl::MutexLock lock(&mu_);
   FreeSlotLocked(slot);

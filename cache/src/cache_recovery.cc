@@ -29,7 +29,7 @@ absl::StatusOr<std::unique_ptr<CacheMemory>> CacheMemory::Open(const CacheOption
     for (uint64_t s = 0; s < cache->slot_count_; ++s) cache->WriteEntryLocked(s);
     for (uint64_t s = cache->slot_count_; s-- > 0;) cache->free_.push_back(s);
   } else {
-    cache->Recover(report);
+    cache->Recover(options.redo_write_id, report);
   }
   return cache;
 }
@@ -45,7 +45,7 @@ CacheMemory::CacheMemory(std::unique_ptr<CacheRegion> region, bool persistent)
 
 CacheMemory::~CacheMemory() = default;
 
-void CacheMemory::Recover(RecoveryReport* report) {
+void CacheMemory::Recover(uint64_t redo_write_id, RecoveryReport* report) {
   std::unordered_map<TrackKey, uint32_t, TrackKeyHash> best;
   uint64_t max_sequence = 0;
   for (uint32_t s = 0; s < slot_count_; ++s) {
@@ -56,7 +56,15 @@ void CacheMemory::Recover(RecoveryReport* report) {
       continue;
     }
     auto state = static_cast<SlotState>(e.state);
-    if (state == SlotState::kStaging) ++report->staging_dropped;
+    if (state == SlotState::kStaging && redo_write_id != 0 && e.write_id == redo_write_id &&
+        e.sequence != 0) {
+      // A sealed whole-track image of the write to redo: published as if its commit had
+      // finished (the newest sequence of a track still wins below).
+      state = SlotState::kWritePending;
+      ++report->redone;
+    } else if (state == SlotState::kStaging) {
+      ++report->staging_dropped;
+    }
     if (state != SlotState::kClean && state != SlotState::kWritePending) {
       FreeSlotLocked(s);
       continue;
@@ -67,6 +75,7 @@ void CacheMemory::Recover(RecoveryReport* report) {
     m.flags = e.flags;
     m.key = key;
     m.sequence = e.sequence;
+    if (e.state == static_cast<uint8_t>(SlotState::kStaging)) WriteEntryLocked(s);  // redone
     max_sequence = std::max(max_sequence, e.sequence);
     auto [it, inserted] = best.try_emplace(key, s);
     if (!inserted) {

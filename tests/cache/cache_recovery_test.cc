@@ -253,6 +253,56 @@ TEST_CASE("staging entries of uncommitted writes are dropped at recovery", "[cac
   CHECK(c.free == kSlots - 1);
 }
 
+TEST_CASE("sealed staging slots of the write to redo are published at recovery, others dropped",
+          "[cache][recovery]") {
+  TempDir dir;
+  REQUIRE(dir.ok());
+  FakeBackingStore store;
+  CacheOptions o = FileOptions(dir.File("cache.region"));
+  constexpr uint64_t kRedo = (uint64_t{1} << 63) | 7;
+  {
+    RecoveryReport report;
+    auto cache = MustOpen(o, &store, &report);
+    Write(*cache, {1, 0}, 0, kTrack, 0x01, 1);
+    Write(*cache, {1, 1}, 0, kTrack, 0x02, 5);  // newer than the redo's image of track 1
+    // Sealed for the write to redo: tracks 0, 1 and 2; track 3 sealed for another write,
+    // track 4 staged but never sealed.
+    const std::pair<uint64_t, uint64_t> sealed[] = {{0, 3}, {1, 4}, {2, 3}, {3, 3}};
+    for (auto [track, sequence] : sealed) {
+      const uint64_t write_id = track == 3 ? kRedo + 1 : kRedo;
+      auto staged = cache->AllocateStaging({1, track}, write_id, absl::Now() + kHangGuard);
+      REQUIRE(staged.ok());
+      std::memset(staged->data().data(), 0xA0 + track, kTrack);
+      cache->SealStaged(*staged, sequence, write_id);
+      staged->Release();  // the process dies in the middle of the redo's commit
+    }
+    auto unsealed = cache->AllocateStaging({1, 4}, kRedo, absl::Now() + kHangGuard);
+    REQUIRE(unsealed.ok());
+    unsealed->Release();
+  }
+  o.redo_write_id = kRedo;
+  RecoveryReport report;
+  auto cache = MustOpen(o, &store, &report);
+  CHECK(report.redone == 3);
+  CHECK(report.staging_dropped == 2);  // the other write's, and the unsealed one (sequence 0)
+  uint64_t seq = 0;
+  CHECK(AllEqual(Current(*cache, {1, 0}, &seq), 0, kTrack, 0xA0));  // redone over sequence 1
+  CHECK(seq == 3);
+  CHECK(AllEqual(Current(*cache, {1, 1}, &seq), 0, kTrack, 0x02));  // newer image kept
+  CHECK(seq == 5);
+  CHECK(AllEqual(Current(*cache, {1, 2}, &seq), 0, kTrack, 0xA2));
+  CHECK_FALSE(Cached(*cache, {1, 3}));
+  CHECK(cache->Counts().staging == 0);
+  // Reopened once more, with nothing to redo: the redone images are ordinary write-pending.
+  cache.reset();
+  o.redo_write_id = 0;
+  RecoveryReport again;
+  cache = MustOpen(o, &store, &again);
+  CHECK(again.redone == 0);
+  CHECK(again.staging_dropped == 0);
+  CHECK(AllEqual(Current(*cache, {1, 2}, &seq), 0, kTrack, 0xA2));
+}
+
 TEST_CASE("a torn slot entry is counted and never trusted", "[cache][recovery]") {
   TempDir dir;
   REQUIRE(dir.ok());

@@ -2,6 +2,7 @@
 // mirror through suspends, link drops and a slow link, and pull-ahead.
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <csignal>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -281,6 +282,54 @@ TEST_CASE("async: a slow link (every record delayed) keeps the mirror a cycle bo
           "[async]") {
   Pair pair = AsyncPair(100);
   RunChecker(pair, /*suspends=*/3, /*drops=*/2, /*delay_ms=*/20);
+}
+
+TEST_CASE("async: a mirror killed halfway through applying a cycle redoes it at restart",
+          "[async][crash]") {
+  Pair pair = AsyncPair(100);
+  DependentWriteChecker checker(pair);
+  REQUIRE(WaitPairState(*pair.primary, "Consistent"));
+  checker.StartWriters(3);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  InjectFault(*pair.mirror, v1::FAULT_CRASH_MID_APPLY);
+  REQUIRE(pair.mirror->WaitExit(std::chrono::seconds(30)) == 128 + SIGKILL);
+  // The primary must not reconnect yet: the restarted mirror shows what it recovered.
+  SuspendLink(*pair.primary);
+  pair.mirror->Start();
+  const v1::StatusReply m = pair.mirror->Status();
+  CHECK(m.cycles().mirror_consistent());
+  CHECK(m.cycles().applied_cycle() > 0);
+  const std::string log = ReadFile(pair.mirror->log_path());
+  CHECK_THAT(log, Catch::Contains("killed halfway through applying cycle " +
+                                  std::to_string(m.cycles().applied_cycle())));
+  CHECK_THAT(log, Catch::Contains("redone from cache"));
+  REQUIRE(checker.TakeSnapshot("restarted after a crash mid-apply"));
+
+  ResumeLink(*pair.primary);
+  REQUIRE(WaitPairState(*pair.primary, "Consistent"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  checker.StopWriters();
+  const std::string verdict = checker.Verify();
+  INFO(verdict);
+  CHECK(verdict.empty());
+  const uint64_t last = pair.primary->Status().sequence();
+  REQUIRE(Eventually([&] {
+    const v1::StatusReply s = pair.mirror->Status();
+    return s.cycles().mirror_consistent() && s.cycles().applied_sequence() >= last;
+  }));
+  CHECK(checker.MirrorEqualsPrimary());
+}
+
+TEST_CASE("the crash fault is refused where no cycle is applied", "[async]") {
+  Pair pair;
+  grpc::ClientContext context;
+  pair.mirror->Authorize(context);
+  v1::InjectFaultRequest request;
+  request.set_kind(v1::FAULT_CRASH_MID_APPLY);
+  v1::InjectFaultReply reply;
+  const grpc::Status s = pair.mirror->admin().InjectFault(&context, request, &reply);
+  CHECK(s.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+  CHECK_THAT(s.error_message(), Catch::Contains("only an async mirror applies cycles"));
 }
 
 // --- folding, status, pull-ahead ---------------------------------------------------------------

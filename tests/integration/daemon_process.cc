@@ -19,9 +19,6 @@
 #include "simarray/rpc/rpc.h"
 
 namespace simarray::testing {
-namespace {
-
-constexpr uint64_t kClientMaxWrite = 64 << 20;
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
@@ -29,6 +26,10 @@ std::string ReadFile(const std::string& path) {
   ss << in.rdbuf();
   return ss.str();
 }
+
+namespace {
+
+constexpr uint64_t kClientMaxWrite = 64 << 20;
 
 std::string JsonField(const std::string& json, const std::string& key) {
   std::smatch m;
@@ -178,6 +179,18 @@ void Daemon::Kill(int signal) {
   int status = 0;
   waitpid(pid_, &status, 0);
   pid_ = -1;
+}
+
+int Daemon::WaitExit(std::chrono::milliseconds limit) {
+  if (pid_ <= 0) return -1;
+  int status = 0;
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (waitpid(pid_, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() >= end) return -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  pid_ = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 int Daemon::Stop() {

@@ -71,6 +71,11 @@ class Daemon {
   void Kill(int signal = 9);
   // SIGTERM and reap; returns the exit status.
   int Stop();
+  // Waits for the process to end by itself and reaps it: its exit code, or 128 + the signal
+  // that killed it; -1 if it still runs after `limit`.
+  int WaitExit(std::chrono::milliseconds limit);
+  // Where the daemon writes its log.
+  std::string log_path() const { return dir_ + "/daemon.log"; }
   bool running() const { return pid_ > 0; }
   pid_t pid() const { return pid_; }
 
@@ -133,6 +138,8 @@ ExitResult RunDaemonExpectingExit(const std::string& dir, const std::string& con
 // --- calls -------------------------------------------------------------------------------
 
 std::string Pattern(size_t length, uint32_t seed);
+// The whole file ("" if it cannot be read).
+std::string ReadFile(const std::string& path);
 uint32_t Crc(const std::string& data);
 
 struct WriteOutcome {

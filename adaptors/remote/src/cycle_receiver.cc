@@ -32,7 +32,7 @@ absl::Status CycleReceiver::Stage(const v1::ShipRecord& record) {
     cycle_ = record.cycle();
   }
   auto staged = applier_->Stage(record.volume_id(), record.track(), record.offset(),
-                                Bytes(record.data()), record.sequence());
+                                Bytes(record.data()), record.sequence(), record.cycle());
   if (!staged.ok()) return staged.status();
   staged_.push_back(*std::move(staged));
   ApplyIfComplete();

@@ -1,16 +1,27 @@
 #include "simarray/remote/record_applier.h"
 
+#include <signal.h>
+
 #include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "spdlog/spdlog.h"
 
 namespace simarray::remote {
 
+RecordApplier::RecordApplier(cache::CacheMemory* cache, disk::VolumeCatalog* volumes,
+                             CycleJournal* journal, FaultInjector* faults, CycleMark applied)
+    : cache_(cache), volumes_(volumes), journal_(journal), faults_(faults) {
+  applied_cycle_ = applied.cycle;
+  applied_sequence_ = applied.sequence;
+  consistent_ = applied.consistent;
+}
+
 absl::StatusOr<StagedRecord> RecordApplier::Stage(uint32_t volume_id, uint64_t track,
                                                   uint32_t offset, std::span<const uint8_t> data,
-                                                  uint64_t sequence) {
+                                                  uint64_t sequence, uint64_t cycle) {
   auto volume = volumes_->FindById(volume_id);
   if (volume == nullptr) return absl::NotFoundError(absl::StrCat("no volume with id ", volume_id));
   const uint32_t track_size = cache_->track_size();
@@ -26,12 +37,26 @@ absl::StatusOr<StagedRecord> RecordApplier::Stage(uint32_t volume_id, uint64_t t
     if (!pin.ok()) return pin.status();
     record.pin = std::move(*pin);
   }
+  const uint64_t write_id = cycle != 0 ? CycleJournal::WriteIdOf(cycle) : 0;
+  // The write id goes into the slot table only with the seal: a slot the daemon died
+  // filling is dropped at restart, never redone.
   auto staged = cache_->AllocateStaging(key, 0, absl::Now() + absl::Seconds(30));
   if (!staged.ok()) return staged.status();
-  std::memcpy(staged->data().data() + offset, data.data(), data.size());
-  record.staged = std::move(*staged);
   record.offset = offset;
   record.length = static_cast<uint32_t>(data.size());
+  if (cycle != 0 && data.size() < track_size) {
+    // A whole image (the current one under the record's bytes), so that a restart can
+    // publish it without the image it was staged over.
+    uint64_t unused = 0;
+    cache::SlotRef current = cache_->PeekTrack(key, &unused);  // pinned above: present
+    if (!current.valid()) return absl::InternalError("pinned track not in cache");
+    std::memcpy(staged->data().data(), current.data().data(), track_size);
+    record.offset = 0;
+    record.length = track_size;
+  }
+  std::memcpy(staged->data().data() + offset, data.data(), data.size());
+  if (cycle != 0) cache_->SealStaged(*staged, sequence, write_id);
+  record.staged = std::move(*staged);
   record.sequence = sequence;
   return record;
 }
@@ -44,13 +69,24 @@ bool RecordApplier::PublishLocked(StagedRecord record) {
   return applied;
 }
 
+void RecordApplier::Note(const CycleNote& note) {
+  if (journal_ == nullptr) return;
+  if (absl::Status s = journal_->Write(note); !s.ok()) {
+    // The apply goes on; only its atomicity across a crash is lost.
+    spdlog::error("record applier: {}", std::string(s.message()));
+  }
+}
+
 absl::StatusOr<bool> RecordApplier::Apply(uint32_t volume_id, uint64_t track, uint32_t offset,
                                           std::span<const uint8_t> data, uint64_t sequence) {
-  auto record = Stage(volume_id, track, offset, data, sequence);
+  auto record = Stage(volume_id, track, offset, data, sequence, /*cycle=*/0);
   if (!record.ok()) return record.status();
   absl::WriterMutexLock image(&image_mu_);
   absl::MutexLock lock(&mu_);
-  consistent_ = false;
+  if (consistent_.exchange(false)) {
+    // From now on the image mixes moments: a restart must not claim a boundary.
+    Note(CycleNote{{}, {applied_cycle_.load(), applied_sequence_.load(), false}});
+  }
   const bool applied = PublishLocked(*std::move(record));
   if (sequence > applied_sequence_.load()) applied_sequence_.store(sequence);
   return applied;
@@ -64,12 +100,27 @@ void RecordApplier::ApplyCycle(std::vector<StagedRecord> records, uint64_t cycle
             [](const StagedRecord& a, const StagedRecord& b) { return a.sequence < b.sequence; });
   absl::WriterMutexLock image(&image_mu_);
   absl::MutexLock lock(&mu_);
-  for (StagedRecord& r : records) PublishLocked(std::move(r));
+  const CycleMark before{applied_cycle_.load(), applied_sequence_.load(), consistent_.load()};
+  const CycleMark after{cycle, boundary, consistent};
+  Note(CycleNote{after, before});
+  // Taken only by a cycle with something to cut in half.
+  const bool crash = records.size() >= 2 && faults_ != nullptr && faults_->TakeCrashMidApply();
+  for (size_t i = 0; i < records.size(); ++i) {
+    if (crash && i == records.size() / 2) {
+      spdlog::critical(
+          "record applier: injected fault: killed halfway through applying cycle {} ({} of {} "
+          "records published)",
+          cycle, i, records.size());
+      ::raise(SIGKILL);
+    }
+    PublishLocked(std::move(records[i]));
+  }
   cache_->ObserveSequence(boundary);
   applied_sequence_.store(boundary);
   applied_cycle_.store(cycle);
   cycles_applied_.fetch_add(1);
   consistent_ = consistent;
+  Note(CycleNote{{}, after});
 }
 
 }  // namespace simarray::remote

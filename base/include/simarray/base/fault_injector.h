@@ -20,6 +20,11 @@ class FaultInjector {
     return n > 0;
   }
 
+  // An async mirror kills itself (SIGKILL) halfway through applying its next cycle, so the
+  // redo at restart can be watched.
+  void ArmCrashMidApply() { crash_mid_apply_.store(true); }
+  bool TakeCrashMidApply() { return crash_mid_apply_.exchange(false); }
+
   // Every record shipped to the peer is held back this long (0: none).
   void SetRecordDelayMs(uint32_t ms) { record_delay_ms_.store(ms); }
   uint32_t record_delay_ms() const { return record_delay_ms_.load(); }
@@ -27,6 +32,7 @@ class FaultInjector {
  private:
   std::atomic<uint32_t> corrupt_next_write_{0};
   std::atomic<uint32_t> record_delay_ms_{0};
+  std::atomic<bool> crash_mid_apply_{false};
 };
 
 }  // namespace simarray

@@ -55,6 +55,10 @@ struct CacheOptions {
   uint64_t pen_records = 0;
   bool persistent = true;
   Role role = Role::kPrimary;
+  // Recovery publishes, instead of dropping, the staged slots sealed (SealStaged) with this
+  // write id: a write whose commit was under way when the daemon died and must be redone
+  // (an async mirror's cycle, docs/async.md). 0: none.
+  uint64_t redo_write_id = 0;
 };
 
 struct RecoveryReport {
@@ -65,6 +69,7 @@ struct RecoveryReport {
   uint64_t staging_dropped = 0;       // portions of uncommitted writes: dropped
   uint64_t torn_entries = 0;          // entries whose checksum failed: never trusted
   uint64_t pen_records_dropped = 0;   // mirror requests of uncommitted writes (pen in cache)
+  uint64_t redone = 0;                // sealed staged slots of redo_write_id: published
   std::vector<TrackKey> mirror_owed;  // committed tracks the mirror had not acknowledged
 };
 
@@ -161,6 +166,12 @@ class CacheMemory {
   // ("cache full") once `deadline` passes.
   absl::StatusOr<StagedSlot> AllocateStaging(TrackKey key, uint64_t write_id, absl::Time deadline);
 
+  // Records in the slot table that `staged` holds the whole image of its track as of
+  // `sequence` (> 0) for write `write_id`, so that a recovery asked to redo that write can
+  // publish it. Call once the slot's data is complete; allocate the slot with write id 0, so
+  // a slot the process died filling is never mistaken for a sealed one.
+  void SealStaged(const StagedSlot& staged, uint64_t sequence, uint64_t write_id);
+
   // Keeps `key`'s current image in cache, staging it from the backing store when absent, so
   // that Publish of a partial portion can fill from memory.
   absl::StatusOr<TrackPin> PinTrack(TrackKey key);
@@ -237,7 +248,7 @@ class CacheMemory {
   };
 
   CacheMemory(std::unique_ptr<CacheRegion> region, bool persistent);
-  void Recover(RecoveryReport* report);
+  void Recover(uint64_t redo_write_id, RecoveryReport* report);
   void Unref(uint32_t slot);
   void FreeStaged(uint32_t slot);
   void Unpin(TrackKey key);

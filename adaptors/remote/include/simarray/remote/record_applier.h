@@ -4,9 +4,10 @@
 // and published with that sequence, so the mirror's cache follows the primary's history.
 // A record older than what the track already holds is not applied (never older over newer).
 //
-// Async mode: the records of a cycle are staged first (Stage) and applied together
-// (ApplyCycle) under the image lock, which host reads take shared, so a reader sees the
-// mirror either before or after a cycle, never in between.
+// Async mode: the records of a cycle are staged first (Stage, as whole-track images sealed
+// with the cycle's write id) and applied together (ApplyCycle) under the image lock, which
+// host reads take shared, so a reader sees the mirror either before or after a cycle, never
+// in between. With a CycleJournal the apply is atomic across a crash too (cycle_journal.h).
 // Thread-safe (applies are serialised).
 
 #include <atomic>
@@ -16,8 +17,10 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "simarray/base/fault_injector.h"
 #include "simarray/cache/cache_memory.h"
 #include "simarray/disk/volume_catalog.h"
+#include "simarray/remote/cycle_journal.h"
 
 namespace simarray::remote {
 
@@ -33,9 +36,11 @@ struct StagedRecord {
 
 class RecordApplier {
  public:
-  // Both borrowed; must outlive the applier.
-  RecordApplier(cache::CacheMemory* cache, disk::VolumeCatalog* volumes)
-      : cache_(cache), volumes_(volumes) {}
+  // All borrowed; must outlive the applier. `journal` and `faults` may be null (no crash
+  // atomicity, no crash fault). `applied` is what the journal said at start.
+  RecordApplier(cache::CacheMemory* cache, disk::VolumeCatalog* volumes,
+                CycleJournal* journal = nullptr, FaultInjector* faults = nullptr,
+                CycleMark applied = {});
 
   // Stage and apply at once (sync mode, resync, repair). NOT_FOUND for an unknown volume,
   // OUT_OF_RANGE for a range outside the track or volume, DEADLINE_EXCEEDED when no cache
@@ -45,9 +50,12 @@ class RecordApplier {
   absl::StatusOr<bool> Apply(uint32_t volume_id, uint64_t track, uint32_t offset,
                              std::span<const uint8_t> data, uint64_t sequence);
 
-  // Copies a record into a staging slot; the same errors as Apply.
+  // Copies a record into a staging slot. A record of a cycle (`cycle` != 0) is copied over
+  // the track's current image and sealed: a whole-track image a restart can redo. The same
+  // errors as Apply.
   absl::StatusOr<StagedRecord> Stage(uint32_t volume_id, uint64_t track, uint32_t offset,
-                                     std::span<const uint8_t> data, uint64_t sequence);
+                                     std::span<const uint8_t> data, uint64_t sequence,
+                                     uint64_t cycle);
   // Applies every record of cycle `cycle` at once and reports `boundary` as the sequence
   // applied through. `consistent` (the primary had nothing left to resync when the cycle
   // closed): the mirror now holds the primary's image as of `boundary`.
@@ -71,9 +79,12 @@ class RecordApplier {
 
  private:
   bool PublishLocked(StagedRecord record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Note(const CycleNote& note) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   cache::CacheMemory* const cache_;
   disk::VolumeCatalog* const volumes_;
+  CycleJournal* const journal_;
+  FaultInjector* const faults_;
   absl::Mutex image_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   absl::Mutex mu_;
   std::atomic<uint64_t> applied_sequence_{0};
