@@ -163,6 +163,7 @@ absl::StatusOr<BoundAddresses> Array::Start() {
   if (paired) {
     remote::RemoteAdaptorOptions ro;
     ro.daemon_id = config_.name;
+    ro.mode = config_.mode;
     ro.peer_address = config_.peer_address.empty() ? learned_peer_ : config_.peer_address;
     ro.max_write = config_.max_write;
     ro.ack_timeout = absl::Milliseconds(config_.ack_timeout_ms);
@@ -232,6 +233,7 @@ absl::StatusOr<BoundAddresses> Array::Start() {
   }
   remote::PeerServiceParts pp;
   pp.daemon_id = config_.name;
+  pp.mode = config_.mode;
   pp.role = [this] { return role(); };
   pp.cache = cache_.get();
   pp.volumes = volumes_.get();

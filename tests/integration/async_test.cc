@@ -284,6 +284,11 @@ TEST_CASE("async: a slow link (every record delayed) keeps the mirror a cycle bo
   RunChecker(pair, /*suspends=*/3, /*drops=*/2, /*delay_ms=*/20);
 }
 
+TEST_CASE("async checker: 30 suspends and 30 link drops under a slow link", "[async][soak]") {
+  Pair pair = AsyncPair(100);
+  RunChecker(pair, /*suspends=*/30, /*drops=*/30, /*delay_ms=*/10);
+}
+
 TEST_CASE("async: a mirror killed halfway through applying a cycle redoes it at restart",
           "[async][crash]") {
   Pair pair = AsyncPair(100);
@@ -318,6 +323,38 @@ TEST_CASE("async: a mirror killed halfway through applying a cycle redoes it at 
     return s.cycles().mirror_consistent() && s.cycles().applied_sequence() >= last;
   }));
   CHECK(checker.MirrorEqualsPrimary());
+}
+
+TEST_CASE("async: swap while writes go on; the new primary's cycles reach the old one",
+          "[async][role]") {
+  Pair pair = AsyncPair(100);
+  Daemon& a = *pair.primary;
+  Daemon& b = *pair.mirror;
+  pair.CreateVolume("vol", 1 << 20);
+  REQUIRE(WaitPairState(a, "Consistent"));
+  for (uint64_t t = 0; t < 16; ++t) {
+    REQUIRE(Write(a.host(), "vol", t * kTrack + 100, Pattern(3000, 10 + t)).status.ok());
+  }
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(90));
+  b.Authorize(context);
+  v1::RoleChangeReply swap;
+  const grpc::Status s = b.admin().Swap(&context, v1::RoleChangeRequest(), &swap);
+  INFO(s.error_message());
+  REQUIRE(s.ok());
+  CHECK(swap.role() == "primary");
+  REQUIRE(WaitPairState(b, "Consistent"));
+  CHECK(a.Status().role() == "mirror");
+  WriteOutcome w = Write(b.host(), "vol", 3 * kTrack, Pattern(4000, 77));
+  REQUIRE(w.status.ok());
+  CHECK_FALSE(w.reply.mirrored());
+  const uint64_t last = b.Status().sequence();
+  REQUIRE(Eventually([&] {
+    const v1::StatusReply m = a.Status();
+    return m.cycles().mirror_consistent() && m.cycles().applied_sequence() >= last;
+  }));
+  CHECK(Read(a.host(), "vol", 0, 1 << 20) == Read(b.host(), "vol", 0, 1 << 20));
+  CHECK(CheckConsistency(b, "vol").consistent());
 }
 
 TEST_CASE("the crash fault is refused where no cycle is applied", "[async]") {

@@ -47,6 +47,13 @@ grpc::Status PeerServiceImpl::Hello(grpc::ServerContext* context, const v1::Hell
   } else if (pairing && parts_.on_hello) {
     parts_.on_hello(request->peer_address(), request->generation());
   }
+  if (pairing && !request->mode().empty() && request->mode() != parts_.mode) {
+    spdlog::warn(
+        "peer service: {} ships in {} mode, this daemon is configured for {} mode; the "
+        "primary's mode decides, but set the same on both (a failover keeps this side's)",
+        request->daemon_id(), request->mode(), parts_.mode);
+  }
+  reply->set_mode(parts_.mode);
   reply->set_daemon_id(parts_.daemon_id);
   reply->set_role(parts_.role());
   reply->set_generation(parts_.cache->region().header().generation);

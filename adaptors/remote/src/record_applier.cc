@@ -102,7 +102,7 @@ void RecordApplier::ApplyCycle(std::vector<StagedRecord> records, uint64_t cycle
   absl::MutexLock lock(&mu_);
   const CycleMark before{applied_cycle_.load(), applied_sequence_.load(), consistent_.load()};
   const CycleMark after{cycle, boundary, consistent};
-  Note(CycleNote{after, before});
+  if (!records.empty()) Note(CycleNote{after, before});  // an empty cycle has nothing to redo
   // Taken only by a cycle with something to cut in half.
   const bool crash = records.size() >= 2 && faults_ != nullptr && faults_->TakeCrashMidApply();
   for (size_t i = 0; i < records.size(); ++i) {

@@ -213,6 +213,12 @@ bool RemoteAdaptor::Connect() {
     return false;
   }
   split_brain_ = false;
+  if (!reply.mode().empty() && reply.mode() != options_.mode) {
+    spdlog::warn(
+        "remote adaptor: the mirror {} is configured for {} mode, this primary ships in {} "
+        "mode; set the same on both (a failover would switch to the mirror's)",
+        reply.daemon_id(), reply.mode(), options_.mode);
+  }
   for (const auto& mismatch : reply.size_mismatches()) {
     spdlog::warn("remote adaptor: volume size differs on the peer: {}", mismatch);
   }

@@ -12,6 +12,7 @@ namespace simarray::remote {
 v1::HelloRequest RemoteAdaptor::MakeHello(const std::string& role, bool ships) {
   v1::HelloRequest hello;
   hello.set_ships(ships);
+  hello.set_mode(options_.mode);
   hello.set_daemon_id(options_.daemon_id);
   hello.set_role(role);
   hello.set_generation(cache_->generation());

@@ -22,6 +22,7 @@ namespace simarray::remote {
 
 struct PeerServiceParts {
   std::string daemon_id;
+  std::string mode;  // "sync" or "async" (told in Hello replies)
   std::function<std::string()> role;
   cache::CacheMemory* cache = nullptr;
   disk::VolumeCatalog* volumes = nullptr;

@@ -53,10 +53,11 @@ namespace simarray::remote {
 
 struct RemoteAdaptorOptions {
   std::string daemon_id;
-  std::string peer_address;  // may be set later (SetPeerAddress) on a mirror-role daemon
-  std::string self_address;  // this daemon's PeerService address, told to the peer in Hello
-  std::string secret;        // peer link secret (peer_auth.h); empty: none
-  rpc::TlsConfig tls;        // mutual TLS on the link; not enabled: plain TCP
+  std::string mode = "sync";  // told to the peer in Hello
+  std::string peer_address;   // may be set later (SetPeerAddress) on a mirror-role daemon
+  std::string self_address;   // this daemon's PeerService address, told to the peer in Hello
+  std::string secret;         // peer link secret (peer_auth.h); empty: none
+  rpc::TlsConfig tls;         // mutual TLS on the link; not enabled: plain TCP
   // This daemon's role as said in a session-only Hello (before a role, volume or digest
   // call; "mirror" if unset); the pairing Hello before Ship always says "primary".
   std::function<std::string()> role;
