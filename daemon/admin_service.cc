@@ -80,6 +80,7 @@ void FillCycleStatus(Array& a, v1::CycleStatus* out) {
   }
   const mirror::CycleCounters c = a.cycles()->Counters();
   out->set_state(c.cycling ? "cycling" : "owed");
+  out->set_mirror_consistent(c.consistent);  // as the primary knows it from the acks
   out->set_capture_cycle(c.capture_cycle);
   out->set_transmit_cycle(c.transmit_cycle);
   out->set_applied_cycle(c.applied_cycle);

@@ -68,6 +68,7 @@ absl::Status Array::BecomePrimary(bool ship) {
   if (!learned_peer_.empty()) remote_->SetPeerAddress(learned_peer_);
   ship ? remote_->Resume() : remote_->Suspend();
   cache_->SetRole(cache::Role::kPrimary);
+  applier_->ForgetBoundary();  // host writes from now on: no longer a mirror's boundary
   commit_->Open();
   is_primary_ = true;
   remote_->Start();

@@ -41,11 +41,14 @@ void Cycles(MetricsWriter& w, Array& a) {
   w.Family("simarray_cycles_discarded_total", "counter",
            "Async cycles this daemon dropped unfinished as a mirror (link lost mid-cycle).");
   w.Sample("simarray_cycles_discarded_total", "", applier.cycles_discarded());
+  const bool primary = a.cycles() != nullptr && a.is_primary();
+  const mirror::CycleCounters c = primary ? a.cycles()->Counters() : mirror::CycleCounters{};
   w.Family("simarray_mirror_consistent", "gauge",
-           "1 while this mirror's image is the primary's as of a cycle boundary.");
-  w.Sample("simarray_mirror_consistent", "", uint64_t{applier.consistent() ? 1u : 0u});
-  if (a.cycles() == nullptr || !a.is_primary()) return;
-  const mirror::CycleCounters c = a.cycles()->Counters();
+           "1 while the mirror's image is the primary's as of a cycle boundary (on the primary: "
+           "as its acks tell).");
+  w.Sample("simarray_mirror_consistent", "",
+           uint64_t{(primary ? c.consistent : applier.consistent()) ? 1u : 0u});
+  if (!primary) return;
   w.Family("simarray_cycle_number", "gauge",
            "Async cycle numbers: capture (open), transmit (in transit, 0: none), applied (the "
            "mirror's last whole cycle).");

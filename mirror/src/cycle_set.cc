@@ -53,6 +53,7 @@ void CycleSet::Capture(cache::TrackKey key, uint64_t sequence, uint32_t offset, 
     // after the transmit cycle) rather than pin ever more cache.
     ++counters_.pull_aheads;
     ToOwedLocked(capture_);
+    transmit_.tainted = true;  // a resync follows it
     cycling_ = false;
     consistent_ = false;
   }
@@ -127,6 +128,17 @@ bool CycleSet::TransmitOutstanding() {
   return transmit_.active;
 }
 
+bool CycleSet::ConsistentTransmitOutstanding() {
+  absl::MutexLock lock(&mu_);
+  return transmit_.active && transmit_.consistent;
+}
+
+void CycleSet::Taint() {
+  absl::MutexLock lock(&mu_);
+  transmit_.tainted = true;
+  consistent_ = false;
+}
+
 void CycleSet::Applied(uint64_t cycle) {
   std::vector<Shipped> shipped;
   {
@@ -137,7 +149,7 @@ void CycleSet::Applied(uint64_t cycle) {
     applied_sequence_ = transmit_.boundary;
     applied_switched_ = transmit_.switched;
     // After a pull-ahead the mirror still holds this boundary, but a resync follows.
-    consistent_ = cycling_ && transmit_.consistent;
+    consistent_ = cycling_ && transmit_.consistent && !transmit_.tainted;
     ++counters_.cycles_applied;
     transmit_ = Cycle{};
   }

@@ -435,10 +435,12 @@ TEST_CASE("async: cycles that pin too much cache pull ahead to owed tracks and c
   REQUIRE(Eventually([&] { return pair.primary->Status().cycles().pull_aheads() >= 1; }));
   const v1::StatusReply ahead = pair.primary->Status();
   CHECK(ahead.cycles().pinned_slots() <= ahead.cycles().slot_limit());
-  InjectFault(*pair.primary, v1::FAULT_DELAY_RECORDS, 0);
-  // Back to cycles by itself once the resync caught up.
+  // Back to cycles by itself once the resync caught up, with the link still slower than a
+  // cycle (each cycle takes longer than cycle_ms to arrive: the resync must still get its
+  // turn).
   REQUIRE(WaitPairState(*pair.primary, "Consistent"));
   CHECK(pair.primary->Status().cycles().state() == "cycling");
+  InjectFault(*pair.primary, v1::FAULT_DELAY_RECORDS, 0);
   REQUIRE(Eventually([&] {
     return pair.mirror->Status().cycles().applied_sequence() >= pair.primary->Status().sequence();
   }));
@@ -448,6 +450,28 @@ TEST_CASE("async: cycles that pin too much cache pull ahead to owed tracks and c
   }
   const v1::CheckConsistencyReply check = CheckConsistency(*pair.primary, "wide");
   CHECK(check.consistent());
+}
+
+TEST_CASE("async: a large resync finishes beside cycles that take longer than cycle_ms",
+          "[async]") {
+  Pair pair = AsyncPair(100);
+  constexpr uint64_t kTracks = 1000;  // more than half the cycles' slot limit: owed first
+  pair.CreateVolume("big", kTracks * kTrack);
+  REQUIRE(WaitPairState(*pair.primary, "Consistent"));
+  SuspendLink(*pair.primary);
+  for (uint64_t t = 0; t < kTracks; ++t) {
+    REQUIRE(Write(pair.primary->host(), "big", t * kTrack, Pattern(4096, t)).status.ok());
+  }
+  // Every cycle record and marker now arrives 300 ms late, three cycles' worth: a cycle
+  // is always in transit once cycles resume.
+  InjectFault(*pair.primary, v1::FAULT_DELAY_RECORDS, 300);
+  ResumeLink(*pair.primary);
+  CHECK(WaitPairState(*pair.primary, "Consistent", std::chrono::seconds(40)));
+  InjectFault(*pair.primary, v1::FAULT_DELAY_RECORDS, 0);
+  const v1::StatusReply s = pair.primary->Status();
+  CHECK(s.owed_tracks() == 0);
+  CHECK(s.link().resync_pending() == 0);
+  CHECK(CheckConsistency(*pair.primary, "big").consistent());
 }
 
 TEST_CASE("async: mode and cycle_ms are checked at start", "[async][config]") {

@@ -180,6 +180,34 @@ TEST_CASE("cycles pinning more than the slot limit pull ahead to owed tracks", "
   CHECK(p.owed.resync_pending() == 4);
 }
 
+TEST_CASE(
+    "a pull-ahead or a repair while a consistent cycle is in transit keeps the pair from "
+    "Consistent",
+    "[mirror][cycles]") {
+  for (bool repair : {false, true}) {
+    AsyncPrimary p(/*slot_limit=*/2);
+    REQUIRE(p.commit->ResumeCycles());
+    p.Write(1, 0, kTrack, 1);
+    REQUIRE(p.commit->SwitchCycle());
+    std::vector<MirrorRequest> records = p.cycles->TakeTransmit(16);
+    REQUIRE(records.back().cycle_consistent);
+    CHECK(p.cycles->ConsistentTransmitOutstanding());  // no resync record may go out now
+    if (repair) {
+      p.cycles->Taint();
+    } else {
+      for (uint64_t t = 2; t < 5; ++t) p.Write(t, 0, kTrack, 2);  // pulls ahead
+      REQUIRE(p.cycles->Counters().pull_aheads == 1);
+      p.owed.UntakeAll();
+      for (const cache::TrackKey& key : p.owed.TakeResync(8)) {
+        p.owed.Acked(key, p.cache->LastSequence(), /*resync=*/true);
+      }
+      REQUIRE(p.commit->ResumeCycles());
+    }
+    p.cycles->Applied(records.back().cycle);
+    CHECK_FALSE(p.cycles->Counters().consistent);
+  }
+}
+
 TEST_CASE("a cycle closed while tracks are left to resync is not consistent", "[mirror][cycles]") {
   AsyncPrimary p;
   p.owed.NeedResync(cache::TrackKey{1, 9});

@@ -13,7 +13,7 @@ std::span<const uint8_t> Bytes(const std::string& s) {
 }  // namespace
 
 CycleReceiver::~CycleReceiver() {
-  if (!staged_.empty() || marker_) Discard();
+  if (!staged_.empty() || marker_ || skipped_ != 0) Discard();
 }
 
 void CycleReceiver::Discard() {
@@ -23,17 +23,28 @@ void CycleReceiver::Discard() {
       cycle_, staged_.size(), marker_ ? ", marker received" : "", applier_->applied_cycle());
   applier_->CycleDiscarded();
   staged_.clear();  // the staged slots are freed
+  skipped_ = 0;
   marker_ = false;
 }
 
 absl::Status CycleReceiver::Stage(const v1::ShipRecord& record) {
   if (record.cycle() != cycle_) {
-    if (!staged_.empty() || marker_) Discard();
+    if (!staged_.empty() || marker_ || skipped_ != 0) Discard();
     cycle_ = record.cycle();
   }
   auto staged = applier_->Stage(record.volume_id(), record.track(), record.offset(),
                                 Bytes(record.data()), record.sequence(), record.cycle());
-  if (!staged.ok()) return staged.status();
+  if (!staged.ok()) {
+    const absl::StatusCode code = staged.status().code();
+    if (code != absl::StatusCode::kNotFound && code != absl::StatusCode::kOutOfRange) {
+      return staged.status();
+    }
+    spdlog::warn("peer service: record {} of cycle {} cannot be applied: {}", record.record_id(),
+                 record.cycle(), std::string(staged.status().message()));
+    ++skipped_;
+    ApplyIfComplete();
+    return absl::OkStatus();
+  }
   staged_.push_back(*std::move(staged));
   ApplyIfComplete();
   return absl::OkStatus();
@@ -41,10 +52,10 @@ absl::Status CycleReceiver::Stage(const v1::ShipRecord& record) {
 
 absl::Status CycleReceiver::End(const v1::ShipRecord& marker) {
   if (marker.cycle() != cycle_) {
-    if (!staged_.empty() || marker_) Discard();
+    if (!staged_.empty() || marker_ || skipped_ != 0) Discard();
     cycle_ = marker.cycle();
   }
-  if (marker.cycle_records() < staged_.size()) {
+  if (marker.cycle_records() < staged_.size() + skipped_) {
     return absl::InvalidArgumentError(absl::StrCat("cycle ", cycle_, " announces ",
                                                    marker.cycle_records(), " records, ",
                                                    staged_.size(), " were staged"));
@@ -59,10 +70,11 @@ absl::Status CycleReceiver::End(const v1::ShipRecord& marker) {
 }
 
 void CycleReceiver::ApplyIfComplete() {
-  if (!marker_ || staged_.size() < expected_) return;
+  if (!marker_ || staged_.size() + skipped_ < expected_) return;
   const size_t records = staged_.size();
-  applier_->ApplyCycle(std::move(staged_), cycle_, boundary_, consistent_);
+  applier_->ApplyCycle(std::move(staged_), cycle_, boundary_, consistent_, stream_);
   staged_.clear();
+  skipped_ = 0;
   marker_ = false;
   spdlog::debug("peer service: cycle {} applied: {} tracks, boundary sequence {}", cycle_, records,
                 boundary_);

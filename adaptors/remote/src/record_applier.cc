@@ -53,6 +53,7 @@ absl::StatusOr<StagedRecord> RecordApplier::Stage(uint32_t volume_id, uint64_t t
     std::memcpy(staged->data().data(), current.data().data(), track_size);
     record.offset = 0;
     record.length = track_size;
+    record.pin.Reset();  // nothing to fill from any more
   }
   std::memcpy(staged->data().data() + offset, data.data(), data.size());
   if (cycle != 0) cache_->SealStaged(*staged, sequence, write_id);
@@ -89,17 +90,33 @@ absl::StatusOr<bool> RecordApplier::Apply(uint32_t volume_id, uint64_t track, ui
   }
   const bool applied = PublishLocked(*std::move(record));
   if (sequence > applied_sequence_.load()) applied_sequence_.store(sequence);
+  outside_sequence_ = std::max(outside_sequence_, sequence);
   return applied;
 }
 
-void RecordApplier::ApplyCycle(std::vector<StagedRecord> records, uint64_t cycle, uint64_t boundary,
-                               bool consistent) {
+void RecordApplier::ForgetBoundary() {
+  absl::MutexLock lock(&mu_);
+  consistent_ = false;
+  Note(CycleNote{{}, {applied_cycle_.load(), applied_sequence_.load(), false}});
+}
+
+bool RecordApplier::ApplyCycle(std::vector<StagedRecord> records, uint64_t cycle, uint64_t boundary,
+                               bool consistent, uint64_t stream) {
   // A cycle holds one record per track; publishing in sequence order keeps the cache's
   // contract (commits in order) all the same.
   std::sort(records.begin(), records.end(),
             [](const StagedRecord& a, const StagedRecord& b) { return a.sequence < b.sequence; });
   absl::WriterMutexLock image(&image_mu_);
   absl::MutexLock lock(&mu_);
+  if (stream != stream_epoch_.load()) {
+    cycles_discarded_.fetch_add(1);
+    spdlog::warn("record applier: cycle {} came on a stream the primary gave up on; not applied",
+                 cycle);
+    return false;
+  }
+  // A repair record newer than the boundary means the image is not that boundary.
+  consistent = consistent && outside_sequence_ <= boundary;
+  outside_sequence_ = 0;
   const CycleMark before{applied_cycle_.load(), applied_sequence_.load(), consistent_.load()};
   const CycleMark after{cycle, boundary, consistent};
   if (!records.empty()) Note(CycleNote{after, before});  // an empty cycle has nothing to redo
@@ -121,6 +138,7 @@ void RecordApplier::ApplyCycle(std::vector<StagedRecord> records, uint64_t cycle
   cycles_applied_.fetch_add(1);
   consistent_ = consistent;
   Note(CycleNote{{}, after});
+  return true;
 }
 
 }  // namespace simarray::remote

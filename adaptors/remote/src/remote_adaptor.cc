@@ -265,7 +265,7 @@ void RemoteAdaptor::TearDown(const std::string& why) {
     absl::MutexLock lock(&mu_);
     for (auto& [id, f] : in_flight_) lost.push_back(std::move(f));
     in_flight_.clear();
-    for (auto& p : delay_line_) lost.push_back(InFlight{std::move(p.request), {}, false});
+    for (auto& p : delay_line_) lost.push_back(InFlight{std::move(p.request), {}, p.resync});
     delay_line_.clear();
     counters_.records_degraded += lost.size();
     counters_.state = "down";
@@ -290,6 +290,8 @@ absl::StatusOr<uint64_t> RemoteAdaptor::ResendTracks(const std::vector<cache::Tr
     absl::Notification done;
     absl::Status status;
   };
+  // The cycle in transit may already claim a boundary these images are newer than.
+  if (cycles_ != nullptr) cycles_->Taint();
   auto outcome = std::make_shared<Outcome>();
   auto ticket = std::make_shared<mirror::WriteTicket>(
       keys.size(), mirror::WriteTicket::Done([outcome](absl::Status s, bool mirrored) {

@@ -18,10 +18,14 @@ std::vector<RemoteAdaptor::Outgoing> RemoteAdaptor::TakeAsyncBatch(bool resyncin
   }
   std::vector<Outgoing> batch =
       TakeNormalBatch([this](size_t max, absl::Duration) { return cycles_->TakeTransmit(max); });
-  // Resync records go out only while no cycle is in transit. A cycle marked consistent
-  // makes the mirror claim the primary's image at its boundary; a resync record applied
-  // while the cycle is staged could be newer than that boundary.
-  if (batch.empty() && resyncing && !cycles_->TransmitOutstanding()) batch = TakeResyncBatch();
+  // Resync records go out beside cycles, except while a cycle closed consistent is in
+  // transit: it makes the mirror claim the primary's image at its boundary, and a resync
+  // record applied while it is staged could be newer than that boundary. (Beside a cycle
+  // that is not consistent they are safe: a resync image read after the switch is stamped
+  // at or above the boundary, so the cycle's older record for that track is skipped.)
+  if (batch.empty() && resyncing && !cycles_->ConsistentTransmitOutstanding()) {
+    batch = TakeResyncBatch();
+  }
   if (batch.empty()) absl::SleepFor(absl::Milliseconds(1));
   return batch;
 }

@@ -37,7 +37,8 @@ void RemoteAdaptor::HandleReply(const v1::ShipReply& reply) {
       auto it = in_flight_.find(id);
       if (it == in_flight_.end()) continue;
       // Failed its CRC on the way: sent again, first.
-      delay_line_.push_front(Pending{std::move(it->second.request), absl::InfinitePast()});
+      delay_line_.push_front(
+          Pending{std::move(it->second.request), absl::InfinitePast(), it->second.resync});
       in_flight_.erase(it);
       ++counters_.records_refused;
     }
@@ -70,22 +71,38 @@ void RemoteAdaptor::DrainQueueDegraded() {
   std::vector<mirror::MirrorRequest> dropped = queue_->PopBatch(4096, absl::ZeroDuration());
   {
     absl::MutexLock lock(&mu_);
-    for (auto& p : delay_line_) dropped.push_back(std::move(p.request));
-    delay_line_.clear();
+    // Resync and cycle records stay: their tracks are in the resync set or a cycle already
+    // (a link loss hands them over in TearDown).
+    std::deque<Pending> kept;
+    for (auto& p : delay_line_) {
+      if (p.resync || p.request.cycle != 0) {
+        kept.push_back(std::move(p));
+      } else {
+        dropped.push_back(std::move(p.request));
+      }
+    }
+    delay_line_ = std::move(kept);
     counters_.records_degraded += dropped.size();
   }
   for (auto& r : dropped) Degrade(r);
 }
 
 std::vector<RemoteAdaptor::Outgoing> RemoteAdaptor::TakeResyncBatch() {
+  return TakeNormalBatch([this](size_t max, absl::Duration) { return TakeResyncRecords(max); },
+                         /*resync=*/true);
+}
+
+std::vector<mirror::MirrorRequest> RemoteAdaptor::TakeResyncRecords(size_t max) {
   size_t in_flight = 0;
   {
     absl::MutexLock lock(&mu_);
     for (const auto& [id, f] : in_flight_) in_flight += f.resync;
+    for (const Pending& p : delay_line_) in_flight += p.resync;
   }
-  std::vector<Outgoing> batch;
+  std::vector<mirror::MirrorRequest> batch;
   if (in_flight >= options_.resync_window) return batch;
-  for (const cache::TrackKey& key : owed_->TakeResync(options_.resync_window - in_flight)) {
+  const size_t room = std::min(max, options_.resync_window - in_flight);
+  for (const cache::TrackKey& key : owed_->TakeResync(room)) {
     // Stamped before the read, so the image is at least as new as its stamp; the mirror
     // never applies it over newer data, and a write after the stamp keeps the track owed.
     const uint64_t stamp = cache_->LastSequence();
@@ -102,7 +119,7 @@ std::vector<RemoteAdaptor::Outgoing> RemoteAdaptor::TakeResyncBatch() {
     r.length = cache_->track_size();
     r.sequence = stamp;
     r.data = std::move(*slot);
-    batch.push_back(Outgoing{std::move(r), true});
+    batch.push_back(std::move(r));
   }
   return batch;
 }
@@ -112,7 +129,8 @@ std::vector<RemoteAdaptor::Outgoing> RemoteAdaptor::TakeQueueBatch() {
       [this](size_t max, absl::Duration wait) { return queue_->PopBatch(max, wait); });
 }
 
-std::vector<RemoteAdaptor::Outgoing> RemoteAdaptor::TakeNormalBatch(const Source& source) {
+std::vector<RemoteAdaptor::Outgoing> RemoteAdaptor::TakeNormalBatch(const Source& source,
+                                                                    bool resync) {
   size_t room;
   absl::Duration wait = absl::Milliseconds(5);
   {
@@ -134,12 +152,12 @@ std::vector<RemoteAdaptor::Outgoing> RemoteAdaptor::TakeNormalBatch(const Source
   std::vector<Outgoing> batch;
   absl::MutexLock lock(&mu_);
   // The delay fault holds records back without serialising them.
-  for (auto& r : popped) delay_line_.push_back(Pending{std::move(r), now + delay});
+  for (auto& r : popped) delay_line_.push_back(Pending{std::move(r), now + delay, resync});
   size_t bytes = 0;
   while (batch.size() < options_.batch_records && bytes < options_.batch_bytes &&
          !delay_line_.empty() && delay_line_.front().due <= now) {
     bytes += delay_line_.front().request.length;
-    batch.push_back(Outgoing{std::move(delay_line_.front().request), false});
+    batch.push_back(Outgoing{std::move(delay_line_.front().request), delay_line_.front().resync});
     delay_line_.pop_front();
   }
   return batch;

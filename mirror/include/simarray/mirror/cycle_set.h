@@ -94,6 +94,12 @@ class CycleSet {
   bool TransmitPending();
   // A transmit cycle is in progress (switched, not yet applied by the mirror).
   bool TransmitOutstanding();
+  // ... and it was closed consistent: until the mirror applies it, no resync record may be
+  // shipped (one applied first would be newer than the boundary the cycle claims).
+  bool ConsistentTransmitOutstanding();
+  // Records shipped outside the cycles (an admin repair): the transmit cycle no longer
+  // makes the pair Consistent when it applies.
+  void Taint();
   // The mirror applied cycle `cycle` whole: its tracks are acknowledged (owed bits clear
   // unless a newer write is pending) and the next switch may happen.
   void Applied(uint64_t cycle);
@@ -129,7 +135,8 @@ class CycleSet {
     std::vector<Shipped> shipped;
     bool marker_taken = false;
     bool active = false;
-    bool consistent = false;  // nothing was left to resync when it closed
+    bool consistent = false;  // nothing was left to resync when it closed (its marker says so)
+    bool tainted = false;     // a pull-ahead or a repair since: the pair is not Consistent
   };
   void ToOwedLocked(Cycle& cycle) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OpenCaptureLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

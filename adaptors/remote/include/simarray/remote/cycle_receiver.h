@@ -23,15 +23,17 @@ namespace simarray::remote {
 class CycleReceiver {
  public:
   // `applier` is borrowed and must outlive this.
-  explicit CycleReceiver(RecordApplier* applier) : applier_(applier) {}
+  explicit CycleReceiver(RecordApplier* applier)
+      : applier_(applier), stream_(applier->BeginStream()) {}
   // Discards a cycle not applied yet.
   ~CycleReceiver();
   CycleReceiver(const CycleReceiver&) = delete;
   CycleReceiver& operator=(const CycleReceiver&) = delete;
 
   // A data record (cycle != 0) whose CRC was checked. A record of a newer cycle drops an
-  // unfinished older one. Errors are the applier's (unknown volume, range, cache full): the
-  // stream should end, and the primary resyncs.
+  // unfinished older one. A record no resend could fix (its volume is gone, its range is
+  // outside it) is logged and counted as done, as in sync mode; other errors (cache full)
+  // are returned: the stream should end, and the primary resyncs.
   absl::Status Stage(const v1::ShipRecord& record);
   // The cycle's end marker. INVALID_ARGUMENT when it announces fewer records than were
   // staged for its cycle.
@@ -45,9 +47,11 @@ class CycleReceiver {
   void ApplyIfComplete();
 
   RecordApplier* const applier_;
+  const uint64_t stream_;
   uint64_t cycle_ = 0;
   std::vector<StagedRecord> staged_;
-  bool marker_ = false;  // the marker of cycle_ came; the cycle is not applied yet
+  uint64_t skipped_ = 0;  // records of cycle_ that cannot be applied
+  bool marker_ = false;   // the marker of cycle_ came; the cycle is not applied yet
   uint64_t marker_id_ = 0;
   uint64_t boundary_ = 0;
   uint64_t expected_ = 0;

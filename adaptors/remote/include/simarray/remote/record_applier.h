@@ -56,11 +56,18 @@ class RecordApplier {
   absl::StatusOr<StagedRecord> Stage(uint32_t volume_id, uint64_t track, uint32_t offset,
                                      std::span<const uint8_t> data, uint64_t sequence,
                                      uint64_t cycle);
+  // A Ship stream opens: the number it passes to ApplyCycle. A cycle from an older stream
+  // (one the primary gave up on while it was still being read) is never applied.
+  uint64_t BeginStream() { return stream_epoch_.fetch_add(1) + 1; }
   // Applies every record of cycle `cycle` at once and reports `boundary` as the sequence
   // applied through. `consistent` (the primary had nothing left to resync when the cycle
-  // closed): the mirror now holds the primary's image as of `boundary`.
-  void ApplyCycle(std::vector<StagedRecord> records, uint64_t cycle, uint64_t boundary,
-                  bool consistent);
+  // closed): the mirror now holds the primary's image as of `boundary`, unless a record
+  // newer than the boundary was applied outside the cycles since the last one. Returns
+  // false (and applies nothing) for a cycle of an older stream.
+  bool ApplyCycle(std::vector<StagedRecord> records, uint64_t cycle, uint64_t boundary,
+                  bool consistent, uint64_t stream);
+  // This daemon becomes a primary: its image is no longer a mirror's cycle boundary.
+  void ForgetBoundary();
   // A cycle was dropped unfinished (its stream ended before its end marker).
   void CycleDiscarded() { cycles_discarded_.fetch_add(1); }
 
@@ -94,6 +101,9 @@ class RecordApplier {
   std::atomic<uint64_t> cycles_applied_{0};
   std::atomic<uint64_t> cycles_discarded_{0};
   std::atomic<bool> consistent_{false};
+  std::atomic<uint64_t> stream_epoch_{0};
+  // Highest sequence applied outside the cycles since the last cycle.
+  uint64_t outside_sequence_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace simarray::remote

@@ -158,7 +158,8 @@ class RemoteAdaptor {
  private:
   struct Pending {
     mirror::MirrorRequest request;
-    absl::Time due;  // delay fault: not sent before this
+    absl::Time due;       // delay fault: not sent before this
+    bool resync = false;  // a whole-track resync record (resent after a CRC refusal)
   };
   struct InFlight {
     mirror::MirrorRequest request;
@@ -194,10 +195,13 @@ class RemoteAdaptor {
   void ReceiverLoop(Stream* stream);
   void HandleReply(const v1::ShipReply& reply);
   void DrainQueueDegraded();
+  // Whole tracks of the resync set (at most resync_window in flight), through the delay line.
   std::vector<Outgoing> TakeResyncBatch();
-  // Records from `source` (the mirror queue, or the transmit cycle) through the delay line.
+  std::vector<mirror::MirrorRequest> TakeResyncRecords(size_t max);
+  // Records from `source` (the mirror queue, the transmit cycle, or the resync set when
+  // `resync`) through the delay line, and whatever there is due.
   using Source = std::function<std::vector<mirror::MirrorRequest>(size_t max, absl::Duration wait)>;
-  std::vector<Outgoing> TakeNormalBatch(const Source& source);
+  std::vector<Outgoing> TakeNormalBatch(const Source& source, bool resync = false);
   std::vector<Outgoing> TakeQueueBatch();
 
   // remote_adaptor_cycles.cc: async mode.
