@@ -33,7 +33,7 @@ absl::Status CycleReceiver::Stage(const v1::ShipRecord& record) {
     cycle_ = record.cycle();
   }
   auto staged = applier_->Stage(record.volume_id(), record.track(), record.offset(),
-                                Bytes(record.data()), record.sequence(), record.cycle());
+                                Bytes(record.data()), record.sequence());
   if (!staged.ok()) {
     const absl::StatusCode code = staged.status().code();
     if (code != absl::StatusCode::kNotFound && code != absl::StatusCode::kOutOfRange) {

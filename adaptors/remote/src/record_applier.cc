@@ -21,7 +21,7 @@ RecordApplier::RecordApplier(cache::CacheMemory* cache, disk::VolumeCatalog* vol
 
 absl::StatusOr<StagedRecord> RecordApplier::Stage(uint32_t volume_id, uint64_t track,
                                                   uint32_t offset, std::span<const uint8_t> data,
-                                                  uint64_t sequence, uint64_t cycle) {
+                                                  uint64_t sequence) {
   auto volume = volumes_->FindById(volume_id);
   if (volume == nullptr) return absl::NotFoundError(absl::StrCat("no volume with id ", volume_id));
   const uint32_t track_size = cache_->track_size();
@@ -37,26 +37,13 @@ absl::StatusOr<StagedRecord> RecordApplier::Stage(uint32_t volume_id, uint64_t t
     if (!pin.ok()) return pin.status();
     record.pin = std::move(*pin);
   }
-  const uint64_t write_id = cycle != 0 ? CycleJournal::WriteIdOf(cycle) : 0;
-  // The write id goes into the slot table only with the seal: a slot the daemon died
-  // filling is dropped at restart, never redone.
+  // Write id 0: the slot table learns the cycle's id only with the seal (ApplyCycle), so a
+  // slot staged but never sealed is dropped at restart, never redone.
   auto staged = cache_->AllocateStaging(key, 0, absl::Now() + absl::Seconds(30));
   if (!staged.ok()) return staged.status();
   record.offset = offset;
   record.length = static_cast<uint32_t>(data.size());
-  if (cycle != 0 && data.size() < track_size) {
-    // A whole image (the current one under the record's bytes), so that a restart can
-    // publish it without the image it was staged over.
-    uint64_t unused = 0;
-    cache::SlotRef current = cache_->PeekTrack(key, &unused);  // pinned above: present
-    if (!current.valid()) return absl::InternalError("pinned track not in cache");
-    std::memcpy(staged->data().data(), current.data().data(), track_size);
-    record.offset = 0;
-    record.length = track_size;
-    record.pin.Reset();  // nothing to fill from any more
-  }
   std::memcpy(staged->data().data() + offset, data.data(), data.size());
-  if (cycle != 0) cache_->SealStaged(*staged, sequence, write_id);
   record.staged = std::move(*staged);
   record.sequence = sequence;
   return record;
@@ -80,7 +67,7 @@ void RecordApplier::Note(const CycleNote& note) {
 
 absl::StatusOr<bool> RecordApplier::Apply(uint32_t volume_id, uint64_t track, uint32_t offset,
                                           std::span<const uint8_t> data, uint64_t sequence) {
-  auto record = Stage(volume_id, track, offset, data, sequence, /*cycle=*/0);
+  auto record = Stage(volume_id, track, offset, data, sequence);
   if (!record.ok()) return record.status();
   absl::WriterMutexLock image(&image_mu_);
   absl::MutexLock lock(&mu_);
@@ -117,6 +104,33 @@ bool RecordApplier::ApplyCycle(std::vector<StagedRecord> records, uint64_t cycle
   // A repair record newer than the boundary means the image is not that boundary.
   consistent = consistent && outside_sequence_ <= boundary;
   outside_sequence_ = 0;
+  // Every record becomes a whole-track image, filled from the track's image as it is now
+  // (nothing else changes it under these locks), and sealed: what a restart redoes if the
+  // daemon dies before the cycle is applied whole.
+  const uint32_t track_size = cache_->track_size();
+  for (StagedRecord& r : records) {
+    if (r.length < track_size) {
+      uint64_t unused = 0;
+      cache::SlotRef current = cache_->PeekTrack(r.staged.key(), &unused);  // pinned
+      if (!current.valid()) {
+        auto read = cache_->ReadTrack(r.staged.key());
+        if (read.ok()) current = std::move(*read);
+      }
+      if (current.valid()) {
+        uint8_t* image = r.staged.data().data();
+        const uint8_t* from = current.data().data();
+        std::memcpy(image, from, r.offset);
+        std::memcpy(image + r.offset + r.length, from + r.offset + r.length,
+                    track_size - r.offset - r.length);
+        r.offset = 0;
+        r.length = track_size;
+      }
+    }
+    // A record left partial (its track could not be read) is published but not sealed.
+    if (r.length == track_size) {
+      cache_->SealStaged(r.staged, r.sequence, CycleJournal::WriteIdOf(cycle));
+    }
+  }
   const CycleMark before{applied_cycle_.load(), applied_sequence_.load(), consistent_.load()};
   const CycleMark after{cycle, boundary, consistent};
   if (!records.empty()) Note(CycleNote{after, before});  // an empty cycle has nothing to redo

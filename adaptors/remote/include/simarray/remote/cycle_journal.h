@@ -5,9 +5,9 @@
 // one, never a torn one.
 //
 // With the cache region it makes applying a cycle atomic across a crash (docs/async.md):
-// every record of a cycle is staged as a whole-track image sealed with the cycle's write id
-// (CacheMemory::SealStaged); the note says "applying" before the first record is published
-// and "applied" after the last. At start, a cycle still noted as applying is redone from
+// before the first record of a cycle is published, every record is made a whole-track image
+// sealed with the cycle's write id (CacheMemory::SealStaged) and the note says "applying";
+// after the last it says "applied". At start, a cycle still noted as applying is redone from
 // its sealed slots (CacheOptions::redo_write_id); a cycle staged but never noted is
 // discarded with every other staged slot, and the mirror keeps the cycle before it.
 //

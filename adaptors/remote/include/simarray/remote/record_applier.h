@@ -4,10 +4,11 @@
 // and published with that sequence, so the mirror's cache follows the primary's history.
 // A record older than what the track already holds is not applied (never older over newer).
 //
-// Async mode: the records of a cycle are staged first (Stage, as whole-track images sealed
-// with the cycle's write id) and applied together (ApplyCycle) under the image lock, which
-// host reads take shared, so a reader sees the mirror either before or after a cycle, never
-// in between. With a CycleJournal the apply is atomic across a crash too (cycle_journal.h).
+// Async mode: the records of a cycle are staged first (Stage) and applied together
+// (ApplyCycle) under the image lock, which host reads take shared, so a reader sees the
+// mirror either before or after a cycle, never in between. ApplyCycle first makes every
+// record a whole-track image sealed with the cycle's write id; with a CycleJournal the apply
+// is then atomic across a crash too (cycle_journal.h).
 // Thread-safe (applies are serialised).
 
 #include <atomic>
@@ -50,12 +51,10 @@ class RecordApplier {
   absl::StatusOr<bool> Apply(uint32_t volume_id, uint64_t track, uint32_t offset,
                              std::span<const uint8_t> data, uint64_t sequence);
 
-  // Copies a record into a staging slot. A record of a cycle (`cycle` != 0) is copied over
-  // the track's current image and sealed: a whole-track image a restart can redo. The same
-  // errors as Apply.
+  // Copies a record into a staging slot (pinning its track when partial); the same errors
+  // as Apply.
   absl::StatusOr<StagedRecord> Stage(uint32_t volume_id, uint64_t track, uint32_t offset,
-                                     std::span<const uint8_t> data, uint64_t sequence,
-                                     uint64_t cycle);
+                                     std::span<const uint8_t> data, uint64_t sequence);
   // A Ship stream opens: the number it passes to ApplyCycle. A cycle from an older stream
   // (one the primary gave up on while it was still being read) is never applied.
   uint64_t BeginStream() { return stream_epoch_.fetch_add(1) + 1; }
