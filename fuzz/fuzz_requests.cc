@@ -361,6 +361,26 @@ void WriteSeeds(const std::filesystem::path& dir) {
   record->set_offset(512);
   record->set_data(std::string(1024, 's'));
   seed("ship", kShip | kFixCrc, ship);
+  // An async cycle: a partial and a whole record, then the end marker (staged, then applied).
+  v1::ShipRequest cycle;
+  for (uint64_t i = 0; i < 2; ++i) {
+    v1::ShipRecord* r = cycle.add_records();
+    r->set_record_id(i + 1);
+    r->set_sequence(10 + i);
+    r->set_volume_id(1);
+    r->set_track(i);
+    r->set_offset(i == 0 ? 4096 : 0);
+    r->set_data(std::string(i == 0 ? 4096 : 64 << 10, static_cast<char>('c' + i)));
+    r->set_cycle(5);
+  }
+  v1::ShipRecord* marker = cycle.add_records();
+  marker->set_record_id(3);
+  marker->set_sequence(12);
+  marker->set_cycle(5);
+  marker->set_cycle_end(true);
+  marker->set_cycle_records(2);
+  marker->set_cycle_consistent(true);
+  seed("ship-cycle", kShip | kFixCrc, cycle);
   v1::TrackDigestsRequest digests;
   digests.set_volume_id(1);
   digests.set_count(8);
