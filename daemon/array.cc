@@ -164,6 +164,7 @@ absl::StatusOr<BoundAddresses> Array::Start() {
     remote::RemoteAdaptorOptions ro;
     ro.daemon_id = config_.name;
     ro.mode = config_.mode;
+    ro.cycle_cache_percent = config_.cycle_cache_percent;
     ro.peer_address = config_.peer_address.empty() ? learned_peer_ : config_.peer_address;
     ro.max_write = config_.max_write;
     ro.ack_timeout = absl::Milliseconds(config_.ack_timeout_ms);

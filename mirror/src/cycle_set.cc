@@ -48,7 +48,7 @@ void CycleSet::Capture(cache::TrackKey key, uint64_t sequence, uint32_t offset, 
   t.sequence = sequence;
   const uint64_t pinned =
       capture_.tracks.size() + transmit_.tracks.size() + transmit_.shipped.size();
-  if (pinned > slot_limit_) {
+  if (pinned > SlotLimitLocked()) {
     // Pull-ahead: the cycles cannot drain fast enough. Fall back to owed tracks (a resync
     // after the transmit cycle) rather than pin ever more cache.
     ++counters_.pull_aheads;
@@ -77,7 +77,7 @@ bool CycleSet::Switch(uint64_t boundary) {
 bool CycleSet::Resume(uint64_t boundary) {
   absl::MutexLock lock(&mu_);
   if (cycling_) return true;
-  if (owed_->resync_pending() > slot_limit_ / 2) return false;
+  if (owed_->resync_pending() > SlotLimitLocked() / 2) return false;
   // Every write up to `boundary` is owed (resynced); every later one goes to a cycle.
   cycling_ = true;
   consistent_ = false;  // until a consistent cycle is applied
@@ -167,6 +167,13 @@ void CycleSet::LinkLost() {
   consistent_ = false;
 }
 
+void CycleSet::LimitToPeer(uint64_t slots) {
+  absl::MutexLock lock(&mu_);
+  peer_slot_limit_ = std::max<uint64_t>(1, slots);
+}
+
+uint64_t CycleSet::SlotLimitLocked() const { return std::min(slot_limit_, peer_slot_limit_); }
+
 bool CycleSet::cycling() {
   absl::MutexLock lock(&mu_);
   return cycling_;
@@ -194,7 +201,7 @@ CycleCounters CycleSet::Counters() {
   c.transmit_tracks = transmit_.tracks.size() + transmit_.shipped.size();
   c.transmit_bytes = transmit_.bytes;
   c.pinned_slots = capture_.tracks.size() + c.transmit_tracks;
-  c.slot_limit = slot_limit_;
+  c.slot_limit = SlotLimitLocked();
   return c;
 }
 

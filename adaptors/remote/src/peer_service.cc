@@ -54,6 +54,7 @@ grpc::Status PeerServiceImpl::Hello(grpc::ServerContext* context, const v1::Hell
         request->daemon_id(), request->mode(), parts_.mode);
   }
   reply->set_mode(parts_.mode);
+  reply->set_cache_slots(parts_.cache->slot_count());
   reply->set_daemon_id(parts_.daemon_id);
   reply->set_role(parts_.role());
   reply->set_generation(parts_.cache->region().header().generation);

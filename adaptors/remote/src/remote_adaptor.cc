@@ -219,6 +219,9 @@ bool RemoteAdaptor::Connect() {
         "mode; set the same on both (a failover would switch to the mirror's)",
         reply.daemon_id(), reply.mode(), options_.mode);
   }
+  if (cycles_ != nullptr && reply.cache_slots() != 0) {
+    cycles_->LimitToPeer(reply.cache_slots() * options_.cycle_cache_percent / 100);
+  }
   for (const auto& mismatch : reply.size_mismatches()) {
     spdlog::warn("remote adaptor: volume size differs on the peer: {}", mismatch);
   }

@@ -108,6 +108,10 @@ class CycleSet {
   // the state becomes owed.
   void LinkLost();
 
+  // The mirror stages a whole cycle in its own cache: the limit is also at most `slots`
+  // (its share of the mirror's slots, told in Hello).
+  void LimitToPeer(uint64_t slots);
+
   bool cycling();
   // Nothing captured or in transit.
   bool Idle();
@@ -140,11 +144,13 @@ class CycleSet {
   };
   void ToOwedLocked(Cycle& cycle) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OpenCaptureLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint64_t SlotLimitLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   cache::CacheMemory* const cache_;
   OwedTracks* const owed_;
   const absl::Duration cycle_time_;
   const uint64_t slot_limit_;
+  uint64_t peer_slot_limit_ ABSL_GUARDED_BY(mu_) = UINT64_MAX;
   absl::Mutex mu_;
   bool cycling_ ABSL_GUARDED_BY(mu_) = false;
   bool consistent_ ABSL_GUARDED_BY(mu_) = false;

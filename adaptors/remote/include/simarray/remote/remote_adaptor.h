@@ -54,10 +54,12 @@ namespace simarray::remote {
 struct RemoteAdaptorOptions {
   std::string daemon_id;
   std::string mode = "sync";  // told to the peer in Hello
-  std::string peer_address;   // may be set later (SetPeerAddress) on a mirror-role daemon
-  std::string self_address;   // this daemon's PeerService address, told to the peer in Hello
-  std::string secret;         // peer link secret (peer_auth.h); empty: none
-  rpc::TlsConfig tls;         // mutual TLS on the link; not enabled: plain TCP
+  // Async: the share of the mirror's cache slots a cycle may pin (cycle_cache_percent).
+  uint32_t cycle_cache_percent = 25;
+  std::string peer_address;  // may be set later (SetPeerAddress) on a mirror-role daemon
+  std::string self_address;  // this daemon's PeerService address, told to the peer in Hello
+  std::string secret;        // peer link secret (peer_auth.h); empty: none
+  rpc::TlsConfig tls;        // mutual TLS on the link; not enabled: plain TCP
   // This daemon's role as said in a session-only Hello (before a role, volume or digest
   // call; "mirror" if unset); the pairing Hello before Ship always says "primary".
   std::function<std::string()> role;
