@@ -172,6 +172,11 @@ void CycleSet::LimitToPeer(uint64_t slots) {
   peer_slot_limit_ = std::max<uint64_t>(1, slots);
 }
 
+void CycleSet::NumberAfter(uint64_t cycle) {
+  absl::MutexLock lock(&mu_);
+  next_cycle_ = std::max(next_cycle_, cycle + 1);
+}
+
 uint64_t CycleSet::SlotLimitLocked() const { return std::min(slot_limit_, peer_slot_limit_); }
 
 bool CycleSet::cycling() {

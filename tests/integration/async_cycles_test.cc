@@ -139,5 +139,18 @@ TEST_CASE("async: a mirror with a smaller cache bounds what the cycles may pin",
   CHECK(p.cycles().slot_limit() == mirror_slots * 25 / 100);
 }
 
+TEST_CASE("async: a restarted primary numbers its cycles on from the mirror's", "[async]") {
+  Pair pair = AsyncPair(50);
+  pair.CreateVolume("vol", 1 << 20);
+  REQUIRE(WaitPairState(*pair.primary, "Consistent"));
+  REQUIRE(Eventually([&] { return pair.mirror->Status().cycles().applied_cycle() >= 5; }));
+  REQUIRE(pair.primary->Stop() == 0);
+  const uint64_t before = pair.mirror->Status().cycles().applied_cycle();
+  pair.primary->Start();
+  REQUIRE(WaitPairState(*pair.primary, "Consistent"));
+  CHECK(pair.primary->Status().cycles().capture_cycle() > before);
+  CHECK(pair.mirror->Status().cycles().applied_cycle() > before);
+}
+
 }  // namespace
 }  // namespace simarray::testing

@@ -60,6 +60,7 @@ grpc::Status PeerServiceImpl::Hello(grpc::ServerContext* context, const v1::Hell
   reply->set_generation(parts_.cache->region().header().generation);
   reply->set_track_size(track_size);
   reply->set_applied_sequence(parts_.applier->applied_sequence());
+  reply->set_applied_cycle(parts_.applier->applied_cycle());
   for (const auto& v : parts_.volumes->List()) {
     v1::PeerVolume* pv = reply->add_volumes();
     pv->set_name(v.name);

@@ -222,6 +222,7 @@ bool RemoteAdaptor::Connect() {
   if (cycles_ != nullptr && reply.cache_slots() != 0) {
     cycles_->LimitToPeer(reply.cache_slots() * options_.cycle_cache_percent / 100);
   }
+  if (cycles_ != nullptr) cycles_->NumberAfter(reply.applied_cycle());
   for (const auto& mismatch : reply.size_mismatches()) {
     spdlog::warn("remote adaptor: volume size differs on the peer: {}", mismatch);
   }

@@ -111,6 +111,8 @@ class CycleSet {
   // The mirror stages a whole cycle in its own cache: the limit is also at most `slots`
   // (its share of the mirror's slots, told in Hello).
   void LimitToPeer(uint64_t slots);
+  // The mirror last applied cycle `cycle`: later cycles are numbered above it.
+  void NumberAfter(uint64_t cycle);
 
   bool cycling();
   // Nothing captured or in transit.
