@@ -92,6 +92,7 @@ absl::StatusOr<std::unique_ptr<CacheRegion>> CacheRegion::Open(const RegionOptio
   }
   region->base_ = static_cast<uint8_t*>(addr);
   region->header_ = reinterpret_cast<RegionHeader*>(region->base_);
+  region->shadow_ = reinterpret_cast<RegionHeader*>(region->base_ + kShadowHeaderOffset);
   Layout layout = LayoutFor(slot_count, options.pen_records);
   region->entries_ = reinterpret_cast<SlotEntry*>(region->base_ + layout.entries_offset);
   region->pen_ = reinterpret_cast<PenRecord*>(region->base_ + layout.pen_offset);
@@ -113,13 +114,19 @@ absl::StatusOr<std::unique_ptr<CacheRegion>> CacheRegion::Open(const RegionOptio
     h.generation = (static_cast<uint64_t>(random()) << 32 | random()) | 1;
     h.peer_generation = 0;
     h.role = static_cast<uint32_t>(options.role);
-    region->StampHeader();
+    region->Commit(h);
     return region;
   }
   std::string where = absl::StrCat("cache region ", options.path);
-  if (h.magic != kRegionMagic) return absl::DataLossError(absl::StrCat(where, ": bad magic"));
-  if (ChecksumOf(h) != h.checksum) {
-    return absl::DataLossError(absl::StrCat(where, ": header checksum mismatch"));
+  if (ChecksumOf(h) != h.checksum || h.magic != kRegionMagic) {
+    // Killed in the middle of a header update: the shadow holds the header whole (it is
+    // written completely before the header is touched).
+    const RegionHeader& shadow = *region->shadow_;
+    if (shadow.magic != kRegionMagic || ChecksumOf(shadow) != shadow.checksum) {
+      return absl::DataLossError(absl::StrCat(
+          where, h.magic != kRegionMagic ? ": bad magic" : ": header checksum mismatch"));
+    }
+    h = shadow;
   }
   if (h.format_version != kRegionFormatVersion) {
     return absl::FailedPreconditionError(absl::StrCat(where, ": format version ", h.format_version,
@@ -163,26 +170,36 @@ void CacheRegion::WritePenRecord(uint64_t index, PenRecord record) {
   pen_[index] = record;
 }
 
-void CacheRegion::StampHeader() { header_->checksum = ChecksumOf(*header_); }
+void CacheRegion::Commit(RegionHeader header) {
+  header.checksum = ChecksumOf(header);
+  // The shadow first, whole; then the header. A kill tears at most one of them.
+  *shadow_ = header;
+  std::atomic_thread_fence(std::memory_order_release);
+  *header_ = header;
+}
 
 void CacheRegion::SetSequenceHighWater(uint64_t mark) {
-  header_->sequence_high_water = mark;
-  StampHeader();
+  RegionHeader h = *header_;
+  h.sequence_high_water = mark;
+  Commit(h);
 }
 
 void CacheRegion::SetGeneration(uint64_t generation) {
-  header_->generation = generation;
-  StampHeader();
+  RegionHeader h = *header_;
+  h.generation = generation;
+  Commit(h);
 }
 
 void CacheRegion::SetPeerGeneration(uint64_t generation) {
-  header_->peer_generation = generation;
-  StampHeader();
+  RegionHeader h = *header_;
+  h.peer_generation = generation;
+  Commit(h);
 }
 
 void CacheRegion::SetRole(Role role) {
-  header_->role = static_cast<uint32_t>(role);
-  StampHeader();
+  RegionHeader h = *header_;
+  h.role = static_cast<uint32_t>(role);
+  Commit(h);
 }
 
 absl::Status CacheRegion::Sync() {

@@ -66,12 +66,14 @@ class CacheRegion {
 
  private:
   CacheRegion() = default;
-  void StampHeader();
+  // Writes `header` (checksum stamped) to the shadow, then to the header.
+  void Commit(RegionHeader header);
 
   std::string path_;
   uint8_t* base_ = nullptr;
   uint64_t size_ = 0;
   RegionHeader* header_ = nullptr;
+  RegionHeader* shadow_ = nullptr;
   SlotEntry* entries_ = nullptr;
   PenRecord* pen_ = nullptr;
   uint8_t* slots_ = nullptr;

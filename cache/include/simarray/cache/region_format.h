@@ -2,7 +2,7 @@
 // On-media layout of the cache memory region (a memory-mapped file under data_dir, so that
 // like battery-backed cache it survives a daemon crash):
 //
-//   [RegionHeader, 4 KiB][SlotEntry x slot_count][PenRecord x pen_records][pad][slots...]
+//   [RegionHeader + its shadow at 2 KiB, 4 KiB][SlotEntry x slot_count][PenRecord x pen_records][pad][slots...]
 //
 // Every structure carries its own checksum so that a torn update is detected at recovery
 // and never trusted. A slot entry is always written after the slot's data.
@@ -14,6 +14,9 @@ namespace simarray::cache {
 inline constexpr uint64_t kRegionMagic = 0x5941525241'4D4953ull;  // "SIMARRAY" little-endian
 inline constexpr uint32_t kRegionFormatVersion = 1;
 inline constexpr uint64_t kRegionHeaderBytes = 4096;
+// A second copy of the header, written whole before every header update, so that a kill in
+// the middle of one leaves a valid copy to open the region with.
+inline constexpr uint64_t kShadowHeaderOffset = 2048;
 
 enum class Role : uint32_t { kPrimary = 1, kMirror = 2 };
 
@@ -36,6 +39,7 @@ struct RegionHeader {
   uint32_t unused;
   uint32_t checksum;  // Digest32 of the header with this field zero.
 };
+static_assert(sizeof(RegionHeader) <= kShadowHeaderOffset);
 
 enum class SlotState : uint8_t {
   kFree = 0,
