@@ -2,7 +2,8 @@
 // On-media layout of the cache memory region (a memory-mapped file under data_dir, so that
 // like battery-backed cache it survives a daemon crash):
 //
-//   [RegionHeader + its shadow at 2 KiB, 4 KiB][SlotEntry x slot_count][PenRecord x pen_records][pad][slots...]
+//   [header, 4 KiB: RegionHeader, its shadow at 2 KiB]
+//   [SlotEntry x slot_count][PenRecord x pen_records][pad][slots...]
 //
 // Every structure carries its own checksum so that a torn update is detected at recovery
 // and never trusted. A slot entry is always written after the slot's data.
