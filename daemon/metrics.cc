@@ -35,12 +35,11 @@ std::string Number(double v) { return absl::StrFormat("%.9g", v); }
 // Async mode (SPEC section 4): the primary's cycles, and what the mirror applied.
 void Cycles(MetricsWriter& w, Array& a) {
   remote::RecordApplier& applier = a.applier();
-  w.Family("simarray_cycles_applied_total", "counter",
-           "Async cycles this daemon applied whole as a mirror.");
-  w.Sample("simarray_cycles_applied_total", "", applier.cycles_applied());
-  w.Family("simarray_cycles_discarded_total", "counter",
-           "Async cycles this daemon dropped unfinished as a mirror (link lost mid-cycle).");
-  w.Sample("simarray_cycles_discarded_total", "", applier.cycles_discarded());
+  w.Single("simarray_cycles_applied_total", "counter",
+           "Async cycles this daemon applied whole as a mirror.", applier.cycles_applied());
+  w.Single("simarray_cycles_discarded_total", "counter",
+           "Async cycles this daemon dropped unfinished as a mirror (link lost mid-cycle).",
+           applier.cycles_discarded());
   const bool primary = a.cycles() != nullptr && a.is_primary();
   const mirror::CycleCounters c = primary ? a.cycles()->Counters() : mirror::CycleCounters{};
   w.Family("simarray_mirror_consistent", "gauge",
@@ -61,24 +60,21 @@ void Cycles(MetricsWriter& w, Array& a) {
   w.Family("simarray_cycle_tracks", "gauge", "Tracks in the capture and transmit cycles.");
   w.Sample("simarray_cycle_tracks", MetricsWriter::Label("cycle", "capture"), c.capture_tracks);
   w.Sample("simarray_cycle_tracks", MetricsWriter::Label("cycle", "transmit"), c.transmit_tracks);
-  w.Family("simarray_cycle_seconds_behind", "gauge",
-           "Age of the mirror's image: seconds since the switch of the last cycle it applied.");
-  w.Sample("simarray_cycle_seconds_behind", "", c.seconds_behind);
-  w.Family("simarray_cycles_switched_total", "counter", "Async cycle switches.");
-  w.Sample("simarray_cycles_switched_total", "", c.cycles_switched);
-  w.Family("simarray_writes_folded_total", "counter",
-           "Writes to a track already in the capture cycle: shipped once with the later data.");
-  w.Sample("simarray_writes_folded_total", "", c.writes_folded);
-  w.Family("simarray_cycle_records_shipped_total", "counter",
-           "Data records taken from transmit cycles.");
-  w.Sample("simarray_cycle_records_shipped_total", "", c.cycle_records_shipped);
-  w.Family("simarray_pull_aheads_total", "counter",
-           "Times the cycles pinned too much cache and fell back to owed tracks.");
-  w.Sample("simarray_pull_aheads_total", "", c.pull_aheads);
-  w.Family("simarray_cycles_cycling", "gauge",
+  w.Single("simarray_cycle_seconds_behind", "gauge",
+           "Age of the mirror's image: seconds since the switch of the last cycle it applied.",
+           c.seconds_behind);
+  w.Single("simarray_cycles_switched_total", "counter", "Async cycle switches.", c.cycles_switched);
+  w.Single("simarray_writes_folded_total", "counter",
+           "Writes to a track already in the capture cycle: shipped once with the later data.",
+           c.writes_folded);
+  w.Single("simarray_cycle_records_shipped_total", "counter",
+           "Data records taken from transmit cycles.", c.cycle_records_shipped);
+  w.Single("simarray_pull_aheads_total", "counter",
+           "Times the cycles pinned too much cache and fell back to owed tracks.", c.pull_aheads);
+  w.Single("simarray_cycles_cycling", "gauge",
            "1 while writes go to cycles; 0 while they go to owed tracks (link down, pulled "
-           "ahead).");
-  w.Sample("simarray_cycles_cycling", "", uint64_t{c.cycling ? 1u : 0u});
+           "ahead).",
+           uint64_t{c.cycling ? 1u : 0u});
 }
 
 void Host(MetricsWriter& w, Array& a) {
@@ -196,17 +192,14 @@ void Nbd(MetricsWriter& w, Array& a) {
 
 void Queue(MetricsWriter& w, mirror::MirrorQueue& queue) {
   mirror::QueueCounters q = queue.Counters();
-  w.Family("simarray_mirror_queue_depth", "gauge", "Validated mirror requests queued to ship.");
-  w.Sample("simarray_mirror_queue_depth", "", q.depth);
-  w.Family("simarray_mirror_queue_peak", "gauge", "Highest mirror queue depth since start.");
-  w.Sample("simarray_mirror_queue_peak", "", q.peak);
-  w.Family("simarray_mirror_queue_reserved", "gauge",
-           "Mirror queue places reserved by host writes in progress.");
-  w.Sample("simarray_mirror_queue_reserved", "", q.reserved);
-  w.Family("simarray_mirror_queue_capacity", "gauge", "Places in the mirror queue.");
-  w.Sample("simarray_mirror_queue_capacity", "", q.capacity);
-  w.Family("simarray_mirror_queue_pushed_total", "counter", "Mirror requests queued.");
-  w.Sample("simarray_mirror_queue_pushed_total", "", q.pushed);
+  w.Single("simarray_mirror_queue_depth", "gauge", "Validated mirror requests queued to ship.",
+           q.depth);
+  w.Single("simarray_mirror_queue_peak", "gauge", "Highest mirror queue depth since start.",
+           q.peak);
+  w.Single("simarray_mirror_queue_reserved", "gauge",
+           "Mirror queue places reserved by host writes in progress.", q.reserved);
+  w.Single("simarray_mirror_queue_capacity", "gauge", "Places in the mirror queue.", q.capacity);
+  w.Single("simarray_mirror_queue_pushed_total", "counter", "Mirror requests queued.", q.pushed);
 }
 
 void Link(MetricsWriter& w, Array& a) {
@@ -217,8 +210,7 @@ void Link(MetricsWriter& w, Array& a) {
     w.Sample("simarray_link_state", MetricsWriter::Label("state", state),
              uint64_t{l.state == state});
   }
-  w.Family("simarray_link_up", "gauge", "1 while the peer link is up.");
-  w.Sample("simarray_link_up", "", uint64_t{l.state == "up"});
+  w.Single("simarray_link_up", "gauge", "1 while the peer link is up.", uint64_t{l.state == "up"});
   w.Family("simarray_link_records_total", "counter",
            "Records on the peer link by event: shipped, acked, refused (bad CRC on the way, "
            "resent), failed, degraded (dropped to owed tracks).");
@@ -230,12 +222,12 @@ void Link(MetricsWriter& w, Array& a) {
   for (const auto& [event, n] : events) {
     w.Sample("simarray_link_records_total", MetricsWriter::Label("event", event), n);
   }
-  w.Family("simarray_link_bytes_shipped_total", "counter", "Data bytes shipped to the mirror.");
-  w.Sample("simarray_link_bytes_shipped_total", "", l.bytes_shipped);
-  w.Family("simarray_link_records_in_flight", "gauge", "Records shipped and not yet acked.");
-  w.Sample("simarray_link_records_in_flight", "", l.in_flight);
-  w.Family("simarray_link_records_in_flight_peak", "gauge", "Highest records in flight.");
-  w.Sample("simarray_link_records_in_flight_peak", "", l.in_flight_peak);
+  w.Single("simarray_link_bytes_shipped_total", "counter", "Data bytes shipped to the mirror.",
+           l.bytes_shipped);
+  w.Single("simarray_link_records_in_flight", "gauge", "Records shipped and not yet acked.",
+           l.in_flight);
+  w.Single("simarray_link_records_in_flight_peak", "gauge", "Highest records in flight.",
+           l.in_flight_peak);
   const std::tuple<const char*, const char*, uint64_t> counters[] = {
       {"simarray_link_ack_timeouts_total", "Acks overdue past link.ack_timeout.", l.ack_timeouts},
       {"simarray_link_heartbeat_timeouts_total", "Heartbeat replies overdue.",
@@ -251,23 +243,22 @@ void Link(MetricsWriter& w, Array& a) {
     w.Family(name, "counter", help);
     w.Sample(name, "", n);
   }
-  w.Family("simarray_resyncing", "gauge", "1 while owed tracks are being resynced.");
-  w.Sample("simarray_resyncing", "", uint64_t{l.resyncing});
-  w.Family("simarray_mirror_applied_sequence", "gauge",
-           "Highest sequence the mirror reported applied.");
-  w.Sample("simarray_mirror_applied_sequence", "", l.mirror_applied_sequence);
+  w.Single("simarray_resyncing", "gauge", "1 while owed tracks are being resynced.",
+           uint64_t{l.resyncing});
+  w.Single("simarray_mirror_applied_sequence", "gauge",
+           "Highest sequence the mirror reported applied.", l.mirror_applied_sequence);
   w.Family("simarray_ship_latency_seconds", "histogram",
            "Time from shipping a record to the mirror's ack of it.");
   w.Histograms("simarray_ship_latency_seconds", "", ra.ship_latency().Read());
 }
 
 void Owed(MetricsWriter& w, mirror::OwedTracks& owed) {
-  w.Family("simarray_owed_tracks", "gauge", "Tracks written but not known to be on the mirror.");
-  w.Sample("simarray_owed_tracks", "", owed.owed());
-  w.Family("simarray_resync_pending_tracks", "gauge", "Owed tracks waiting to be resynced.");
-  w.Sample("simarray_resync_pending_tracks", "", owed.resync_pending());
-  w.Family("simarray_resync_tracks_total", "counter", "Tracks resynced to the mirror.");
-  w.Sample("simarray_resync_tracks_total", "", owed.tracks_resynced());
+  w.Single("simarray_owed_tracks", "gauge", "Tracks written but not known to be on the mirror.",
+           owed.owed());
+  w.Single("simarray_resync_pending_tracks", "gauge", "Owed tracks waiting to be resynced.",
+           owed.resync_pending());
+  w.Single("simarray_resync_tracks_total", "counter", "Tracks resynced to the mirror.",
+           owed.tracks_resynced());
 }
 
 }  // namespace
@@ -320,8 +311,8 @@ std::string RenderMetrics(Array& a) {
                 Join(MetricsWriter::Label("mode", a.config().mode),
                      MetricsWriter::Label("pair_state", a.PairState()))),
            uint64_t{1});
-  w.Family("simarray_sequence", "gauge", "Last sequence number given to a committed write.");
-  w.Sample("simarray_sequence", "", a.cache().LastSequence());
+  w.Single("simarray_sequence", "gauge", "Last sequence number given to a committed write.",
+           a.cache().LastSequence());
 
   cache::SlotCounts slots = a.cache().Counts();
   w.Family("simarray_cache_slots", "gauge", "Cache slots by state.");
@@ -332,8 +323,7 @@ std::string RenderMetrics(Array& a) {
   for (const auto& [state, n] : states) {
     w.Sample("simarray_cache_slots", MetricsWriter::Label("state", state), n);
   }
-  w.Family("simarray_cache_slot_capacity", "gauge", "Cache slots in all.");
-  w.Sample("simarray_cache_slot_capacity", "", slots.total);
+  w.Single("simarray_cache_slot_capacity", "gauge", "Cache slots in all.", slots.total);
 
   Host(w, a);
   Nbd(w, a);
@@ -343,17 +333,16 @@ std::string RenderMetrics(Array& a) {
   if (a.config().mode == "async") Cycles(w, a);
 
   remote::RecordApplier& applier = a.applier();
-  w.Family("simarray_records_applied_total", "counter",
-           "Records received from a primary and applied to this daemon's cache.");
-  w.Sample("simarray_records_applied_total", "", applier.records_applied());
-  w.Family("simarray_records_skipped_total", "counter",
-           "Records received from a primary and skipped (older than what the track holds).");
-  w.Sample("simarray_records_skipped_total", "", applier.records_skipped());
-  w.Family("simarray_applied_sequence", "gauge", "Highest sequence applied from a primary.");
-  w.Sample("simarray_applied_sequence", "", applier.applied_sequence());
-  w.Family("simarray_host_streams_cancelled_total", "counter",
-           "Host write streams cancelled by their client.");
-  w.Sample("simarray_host_streams_cancelled_total", "", a.streams_cancelled());
+  w.Single("simarray_records_applied_total", "counter",
+           "Records received from a primary and applied to this daemon's cache.",
+           applier.records_applied());
+  w.Single("simarray_records_skipped_total", "counter",
+           "Records received from a primary and skipped (older than what the track holds).",
+           applier.records_skipped());
+  w.Single("simarray_applied_sequence", "gauge", "Highest sequence applied from a primary.",
+           applier.applied_sequence());
+  w.Single("simarray_host_streams_cancelled_total", "counter",
+           "Host write streams cancelled by their client.", a.streams_cancelled());
   w.Family("simarray_calls_refused_total", "counter",
            "Calls refused for authentication: admin (missing or wrong token), peer (no "
            "session, or a bad Hello).");

@@ -25,6 +25,12 @@ class MetricsWriter {
   // One sample of the current family (`labels` already formatted as k="v",...; may be empty).
   void Sample(const std::string& name, const std::string& labels, double value);
   void Sample(const std::string& name, const std::string& labels, uint64_t value);
+  // A family of one unlabelled sample.
+  template <typename T>
+  void Single(const std::string& name, const std::string& type, const std::string& help, T value) {
+    Family(name, type, help);
+    Sample(name, "", value);
+  }
   // _bucket, _sum and _count samples of a histogram family.
   void Histograms(const std::string& name, const std::string& labels,
                   const simarray::Histogram::Snapshot& snapshot);

@@ -46,7 +46,7 @@ bool CommitPoint::SwitchCycle() {
 
 bool CommitPoint::ResumeCycles() {
   absl::MutexLock lock(&mu_);
-  return cycles_ != nullptr && cycles_->Resume(cache_->LastSequence());
+  return cycles_ != nullptr && cycles_->Resume();
 }
 
 uint64_t CommitPoint::PublishAndQueue(std::vector<Portion>& portions,

@@ -74,15 +74,14 @@ bool CycleSet::Switch(uint64_t boundary) {
   return true;
 }
 
-bool CycleSet::Resume(uint64_t boundary) {
+bool CycleSet::Resume() {
   absl::MutexLock lock(&mu_);
   if (cycling_) return true;
   if (owed_->resync_pending() > SlotLimitLocked() / 2) return false;
-  // Every write up to `boundary` is owed (resynced); every later one goes to a cycle.
+  // Every write so far is owed (resynced); every later one goes to a cycle.
   cycling_ = true;
   consistent_ = false;  // until a consistent cycle is applied
   OpenCaptureLocked();
-  capture_.boundary = boundary;
   return true;
 }
 
@@ -182,6 +181,11 @@ uint64_t CycleSet::SlotLimitLocked() const { return std::min(slot_limit_, peer_s
 bool CycleSet::cycling() {
   absl::MutexLock lock(&mu_);
   return cycling_;
+}
+
+uint64_t CycleSet::pull_aheads() {
+  absl::MutexLock lock(&mu_);
+  return counters_.pull_aheads;
 }
 
 bool CycleSet::Idle() {

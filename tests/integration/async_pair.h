@@ -24,4 +24,14 @@ inline Pair AsyncPair(uint32_t cycle_ms, const std::string& cache_size = "64M") 
   return Pair(primary, mirror);
 }
 
+// Waits until `mirror` applied, as a consistent cycle, everything `primary` had committed
+// when called; whether it did.
+inline bool MirrorCaughtUp(Daemon& primary, Daemon& mirror) {
+  const uint64_t last = primary.Status().sequence();
+  return Eventually([&] {
+    const v1::StatusReply m = mirror.Status();
+    return m.cycles().mirror_consistent() && m.cycles().applied_sequence() >= last;
+  });
+}
+
 }  // namespace simarray::testing

@@ -241,11 +241,7 @@ void RunChecker(Pair& pair, int suspends, int drops, uint32_t delay_ms) {
   for (const Snapshot& s : checker.snapshots()) CHECK(s.applied_sequence > 0);
 
   // Quiet: the last cycles drain and the mirror equals the primary.
-  const uint64_t last = pair.primary->Status().sequence();
-  REQUIRE(Eventually([&] {
-    const v1::StatusReply m = pair.mirror->Status();
-    return m.cycles().mirror_consistent() && m.cycles().applied_sequence() >= last;
-  }));
+  REQUIRE(MirrorCaughtUp(*pair.primary, *pair.mirror));
   CHECK(checker.MirrorEqualsPrimary());
 }
 
@@ -303,11 +299,7 @@ TEST_CASE("async: a mirror killed halfway through applying a cycle redoes it at 
   const std::string verdict = checker.Verify();
   INFO(verdict);
   CHECK(verdict.empty());
-  const uint64_t last = pair.primary->Status().sequence();
-  REQUIRE(Eventually([&] {
-    const v1::StatusReply s = pair.mirror->Status();
-    return s.cycles().mirror_consistent() && s.cycles().applied_sequence() >= last;
-  }));
+  REQUIRE(MirrorCaughtUp(*pair.primary, *pair.mirror));
   CHECK(checker.MirrorEqualsPrimary());
 }
 
@@ -321,24 +313,14 @@ TEST_CASE("async: swap while writes go on; the new primary's cycles reach the ol
   for (uint64_t t = 0; t < 16; ++t) {
     REQUIRE(Write(a.host(), "vol", t * kTrack + 100, Pattern(3000, 10 + t)).status.ok());
   }
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(90));
-  b.Authorize(context);
-  v1::RoleChangeReply swap;
-  const grpc::Status s = b.admin().Swap(&context, v1::RoleChangeRequest(), &swap);
-  INFO(s.error_message());
-  REQUIRE(s.ok());
+  v1::RoleChangeReply swap = RoleCall(b, "swap");
   CHECK(swap.role() == "primary");
   REQUIRE(WaitPairState(b, "Consistent"));
   CHECK(a.Status().role() == "mirror");
   WriteOutcome w = Write(b.host(), "vol", 3 * kTrack, Pattern(4000, 77));
   REQUIRE(w.status.ok());
   CHECK_FALSE(w.reply.mirrored());
-  const uint64_t last = b.Status().sequence();
-  REQUIRE(Eventually([&] {
-    const v1::StatusReply m = a.Status();
-    return m.cycles().mirror_consistent() && m.cycles().applied_sequence() >= last;
-  }));
+  REQUIRE(MirrorCaughtUp(b, a));
   CHECK(Read(a.host(), "vol", 0, 1 << 20) == Read(b.host(), "vol", 0, 1 << 20));
   CHECK(CheckConsistency(b, "vol").consistent());
 }

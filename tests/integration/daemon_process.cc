@@ -445,6 +445,22 @@ void InjectFault(Daemon& daemon, v1::FaultKind kind, uint32_t duration_ms,
   REQUIRE(s.ok());
 }
 
+v1::RoleChangeReply RoleCall(Daemon& d, const std::string& what, bool force,
+                             grpc::StatusCode expect) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(90));
+  d.Authorize(context);
+  v1::RoleChangeRequest request;
+  request.set_force(force);
+  v1::RoleChangeReply reply;
+  grpc::Status s = what == "failover"   ? d.admin().Failover(&context, request, &reply)
+                   : what == "failback" ? d.admin().Failback(&context, request, &reply)
+                                        : d.admin().Swap(&context, request, &reply);
+  INFO(what << ": " << s.error_message());
+  REQUIRE(s.error_code() == expect);
+  return reply;
+}
+
 bool WaitPairState(Daemon& primary, const std::string& state, std::chrono::milliseconds limit) {
   return Eventually([&] { return primary.Status().pair_state() == state; }, limit);
 }

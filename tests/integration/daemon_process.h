@@ -168,6 +168,9 @@ void SuspendLink(Daemon& primary);
 void ResumeLink(Daemon& primary);
 void InjectFault(Daemon& daemon, v1::FaultKind kind, uint32_t duration_ms = 0,
                  const std::string& volume = "", uint64_t track = 0);
+// Failover, Failback or Swap (`what`) on `d`; fails the test unless it ends with `expect`.
+v1::RoleChangeReply RoleCall(Daemon& d, const std::string& what, bool force = false,
+                             grpc::StatusCode expect = grpc::StatusCode::OK);
 // Waits until the primary reports `state` (e.g. "Synchronized").
 bool WaitPairState(Daemon& primary, const std::string& state,
                    std::chrono::milliseconds limit = std::chrono::seconds(60));

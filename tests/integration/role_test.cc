@@ -11,21 +11,6 @@ namespace {
 constexpr uint64_t kTrack = 64 << 10;
 constexpr uint64_t kTracks = 32;
 
-v1::RoleChangeReply RoleCall(Daemon& d, const std::string& what, bool force = false,
-                             grpc::StatusCode expect = grpc::StatusCode::OK) {
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(90));
-  v1::RoleChangeRequest request;
-  request.set_force(force);
-  v1::RoleChangeReply reply;
-  grpc::Status s = what == "failover"   ? d.admin().Failover(&context, request, &reply)
-                   : what == "failback" ? d.admin().Failback(&context, request, &reply)
-                                        : d.admin().Swap(&context, request, &reply);
-  INFO(what << ": " << s.error_message());
-  REQUIRE(s.error_code() == expect);
-  return reply;
-}
-
 void WriteTrack(Daemon& d, uint64_t track, uint32_t seed) {
   WriteOutcome w = Write(d.host(), "vol", track * kTrack + 100, Pattern(3000, seed));
   INFO(w.status.error_message());

@@ -97,19 +97,13 @@ absl::StatusOr<v1::StatusReply> GetStatus(const AdminPort& admin) {
 }
 
 absl::Status CheckMirrorRole(const AdminPort& admin, const std::string& volume) {
-  auto stub = Admin(admin);
-  v1::StatusReply status;
-  {
-    grpc::ClientContext context;
-    Prepare(context, admin, std::chrono::seconds(10));
-    if (grpc::Status s = stub->Status(&context, v1::StatusRequest(), &status); !s.ok()) {
-      return rpc::FromGrpc(s);
-    }
-  }
-  if (status.role() != "mirror") {
+  auto status = GetStatus(admin);
+  if (!status.ok()) return status.status();
+  if (status->role() != "mirror") {
     return absl::FailedPreconditionError(
-        absl::StrCat("the daemon at ", admin.address, " is a ", status.role(), ", not a mirror"));
+        absl::StrCat("the daemon at ", admin.address, " is a ", status->role(), ", not a mirror"));
   }
+  auto stub = Admin(admin);
   grpc::ClientContext context;
   Prepare(context, admin, std::chrono::seconds(10));
   v1::ListVolumesReply list;

@@ -31,14 +31,13 @@ std::vector<RemoteAdaptor::Outgoing> RemoteAdaptor::TakeAsyncBatch(bool resyncin
 }
 
 void RemoteAdaptor::LogCycleEvents() {
-  const mirror::CycleCounters c = cycles_->Counters();
-  if (c.pull_aheads != pull_aheads_seen_) {
-    pull_aheads_seen_ = c.pull_aheads;
-    spdlog::warn(
-        "remote adaptor: the cycles pinned more than {} cache slots; pulled ahead to owed "
-        "tracks (resync, then cycles again)",
-        c.slot_limit);
-  }
+  const uint64_t pull_aheads = cycles_->pull_aheads();  // every batch: the cheap read
+  if (pull_aheads == pull_aheads_seen_) return;
+  pull_aheads_seen_ = pull_aheads;
+  spdlog::warn(
+      "remote adaptor: the cycles pinned more than {} cache slots; pulled ahead to owed "
+      "tracks (resync, then cycles again)",
+      cycles_->Counters().slot_limit);
 }
 
 }  // namespace simarray::remote

@@ -62,8 +62,8 @@ class CommitPoint {
   void Close();
   void Open();
 
-  // Async mode: CycleSet::Switch and CycleSet::Resume under the commit lock, with the last
-  // sequence assigned as the boundary. False without cycles.
+  // Async mode: CycleSet::Switch (the last sequence assigned is the boundary) and
+  // CycleSet::Resume, under the commit lock. False without cycles.
   bool SwitchCycle();
   bool ResumeCycles();
 

@@ -69,8 +69,6 @@ class CycleSet {
   CycleSet(const CycleSet&) = delete;
   CycleSet& operator=(const CycleSet&) = delete;
 
-  absl::Duration cycle_time() const { return cycle_time_; }
-
   // Commit point (its lock held): write `sequence` published `slot` as the image of `key`,
   // changing [offset, offset + length). The track must already be marked written in the
   // owed tracks.
@@ -81,10 +79,10 @@ class CycleSet {
   // time, closes it at `boundary` and makes it the transmit cycle. Empty cycles switch too,
   // so the mirror's boundary keeps moving. Returns whether it switched.
   bool Switch(uint64_t boundary);
-  // Commit point (its lock held), link up: in state owed, with at most slot_limit / 2
-  // tracks left to resync, opens a capture cycle after `boundary`. Returns whether it is
-  // cycling.
-  bool Resume(uint64_t boundary);
+  // Commit point (its lock held, so no commit is half done), link up: in state owed, with at
+  // most slot_limit / 2 tracks left to resync, opens a capture cycle; every later write
+  // joins it. Returns whether it is cycling.
+  bool Resume();
 
   // Remote adaptor. Up to `max` records of the transmit cycle not taken yet, then (once
   // all are taken) its end marker. Each record pins its slot and covers the bytes the cycle
@@ -115,6 +113,7 @@ class CycleSet {
   void NumberAfter(uint64_t cycle);
 
   bool cycling();
+  uint64_t pull_aheads();
   // Nothing captured or in transit.
   bool Idle();
   CycleCounters Counters();
