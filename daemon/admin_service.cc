@@ -69,11 +69,11 @@ namespace {
 void FillCycleStatus(Array& a, v1::CycleStatus* out) {
   out->set_cycle_ms(a.config().cycle_ms);
   remote::RecordApplier& applier = a.applier();
-  out->set_mirror_consistent(applier.consistent());
   out->set_cycles_applied(applier.cycles_applied());
   out->set_cycles_discarded(applier.cycles_discarded());
   if (!a.is_primary() || a.cycles() == nullptr) {
     out->set_state("receiving");
+    out->set_mirror_consistent(applier.consistent());
     out->set_applied_cycle(applier.applied_cycle());
     out->set_applied_sequence(applier.applied_sequence());
     return;

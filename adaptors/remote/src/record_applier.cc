@@ -126,9 +126,12 @@ bool RecordApplier::ApplyCycle(std::vector<StagedRecord> records, uint64_t cycle
         r.length = track_size;
       }
     }
-    // A record left partial (its track could not be read) is published but not sealed.
     if (r.length == track_size) {
       cache_->SealStaged(r.staged, r.sequence, CycleJournal::WriteIdOf(cycle));
+    } else {
+      // Its track could not be read: published partial, but a restart could not redo it, so
+      // the cycle claims no boundary.
+      consistent = false;
     }
   }
   const CycleMark before{applied_cycle_.load(), applied_sequence_.load(), consistent_.load()};
