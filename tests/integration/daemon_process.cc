@@ -1,7 +1,10 @@
 #include "daemon_process.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -30,6 +34,27 @@ std::string ReadFile(const std::string& path) {
 namespace {
 
 constexpr uint64_t kClientMaxWrite = 64 << 20;
+
+// A free port on `ip` below the kernel's ephemeral range (32768 and up by default). A peer
+// port must survive restarts of its daemon; one handed out by port 0 is ephemeral, and after
+// a kill -9 any outgoing connection may take it before the daemon binds it again. 0 if none.
+int PortOutsideEphemeralRange(const std::string& ip) {
+  static std::mt19937 random{std::random_device{}()};
+  const int first = 20000 + static_cast<int>(random() % 12000);
+  for (int i = 0; i < 400; ++i) {
+    const int port = 20000 + (first - 20000 + i) % 12000;
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    inet_pton(AF_INET, ip.c_str(), &addr.sin_addr);
+    const bool free = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    close(fd);
+    if (free) return port;
+  }
+  return 0;
+}
 
 std::string JsonField(const std::string& json, const std::string& key) {
   std::smatch m;
@@ -112,6 +137,11 @@ Daemon::~Daemon() {
 
 void Daemon::Start() {
   // A restart keeps the peer port of the first start, so its peer finds it again.
+  if (peer_.empty() && options_.netns.empty()) {
+    if (const int port = PortOutsideEphemeralRange(options_.bind_ip); port != 0) {
+      peer_ = options_.bind_ip + ":" + std::to_string(port);
+    }
+  }
   WriteConfig();
   const std::string ready = dir_ + "/ready.json";
   std::filesystem::remove(ready);
