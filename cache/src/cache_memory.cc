@@ -181,59 +181,6 @@ void CacheMemory::MaybeDropEntryLocked(TrackKey key) {
   }
 }
 
-bool CacheMemory::Publish(StagedSlot staged, uint32_t offset, uint32_t length, uint64_t sequence,
-                          bool mirror_owed, SlotRef* ref) {
-  const TrackKey key = staged.key();
-  const uint32_t s = staged.slot();
-  std::span<uint8_t> data = Data(s);
-  absl::MutexLock lock(&mu_);
-  TrackEntry& e = directory_[key];
-  const int64_t old = e.live;
-  if (old >= 0 && slots_[old].sequence > sequence) {
-    staged.Release();
-    FreeSlotLocked(s);
-    MaybeDropEntryLocked(key);
-    return false;
-  }
-  if (length < track_size_) {
-    if (old >= 0) {
-      std::span<const uint8_t> prev = Data(old);
-      std::memcpy(data.data(), prev.data(), offset);
-      std::memcpy(data.data() + offset + length, prev.data() + offset + length,
-                  track_size_ - offset - length);
-    } else {
-      // Unpinned partial write to an uncached track: read under the lock (callers pin first
-      // to keep disk reads out of the commit).
-      std::vector<uint8_t> prev(track_size_);
-      if (!backing_->ReadTrack(key, prev).ok()) std::fill(prev.begin(), prev.end(), 0);
-      std::memcpy(data.data(), prev.data(), offset);
-      std::memcpy(data.data() + offset + length, prev.data() + offset + length,
-                  track_size_ - offset - length);
-    }
-  }
-  staged.Release();
-  SlotMeta& m = slots_[s];
-  m.state = SlotState::kWritePending;
-  m.flags = mirror_owed ? kSlotMirrorOwed : 0;
-  m.sequence = sequence;
-  m.key = key;
-  WriteEntryLocked(s);
-  e.live = s;
-  ++write_pending_;
-  dirty_.emplace_back(s, sequence);
-  if (ref != nullptr) {
-    ++m.refs;
-    *ref = SlotRef(this, s);
-  }
-  if (old >= 0) {
-    SlotMeta& o = slots_[old];
-    if (o.state == SlotState::kWritePending) --write_pending_;
-    o.superseded = true;
-    if (o.refs == 0) FreeSlotLocked(old);
-  }
-  return true;
-}
-
 absl::StatusOr<SlotRef> CacheMemory::ReadTrack(TrackKey key) {
   uint64_t unused;
   SlotRef ref = PeekTrack(key, &unused);
@@ -270,85 +217,12 @@ void CacheMemory::Unref(uint32_t slot) {
   }
 }
 
-std::vector<DirtyTrack> CacheMemory::TakeDirty(size_t max) {
-  std::vector<DirtyTrack> out;
-  absl::MutexLock lock(&mu_);
-  while (!dirty_.empty() && out.size() < max) {
-    auto [s, seq] = dirty_.front();
-    dirty_.pop_front();
-    SlotMeta& m = slots_[s];
-    if (m.state != SlotState::kWritePending || m.sequence != seq || m.superseded) continue;
-    ++m.refs;
-    destaging_.emplace_back(s, seq);
-    out.push_back(DirtyTrack{m.key, seq, SlotRef(this, s)});
-  }
-  return out;
-}
-
-void CacheMemory::EndDestageLocked(uint32_t slot, uint64_t sequence) {
-  auto it = std::find(destaging_.begin(), destaging_.end(), std::make_pair(slot, sequence));
-  if (it != destaging_.end()) destaging_.erase(it);
-  all_clean_.SignalAll();
-}
-
-void CacheMemory::MarkClean(uint32_t slot, uint64_t sequence) {
-  absl::MutexLock lock(&mu_);
-  EndDestageLocked(slot, sequence);
-  SlotMeta& m = slots_[slot];
-  if (m.state != SlotState::kWritePending || m.sequence != sequence || m.superseded) return;
-  m.state = SlotState::kClean;
-  WriteEntryLocked(slot);
-  --write_pending_;
-  all_clean_.SignalAll();  // WaitClean and WaitDestaged re-check
-  slot_freed_.SignalAll();
-}
-
-void CacheMemory::Redirty(uint32_t slot, uint64_t sequence) {
-  absl::MutexLock lock(&mu_);
-  EndDestageLocked(slot, sequence);
-  dirty_.emplace_back(slot, sequence);
-}
-
 void CacheMemory::ClearMirrorOwed(uint32_t slot, uint64_t sequence) {
   absl::MutexLock lock(&mu_);
   SlotMeta& m = slots_[slot];
   if (m.sequence != sequence || !(m.flags & kSlotMirrorOwed) || m.superseded) return;
   m.flags &= ~kSlotMirrorOwed;
   WriteEntryLocked(slot);
-}
-
-size_t CacheMemory::DirtyCount() {
-  absl::MutexLock lock(&mu_);
-  return write_pending_;
-}
-
-bool CacheMemory::WaitClean(absl::Time deadline) {
-  absl::MutexLock lock(&mu_);
-  while (write_pending_ != 0) {
-    if (all_clean_.WaitWithDeadline(&mu_, deadline) && absl::Now() >= deadline) break;
-  }
-  return write_pending_ == 0;
-}
-
-bool CacheMemory::WaitDestaged(uint64_t sequence, absl::Time deadline) {
-  absl::MutexLock lock(&mu_);
-  auto pending = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    for (auto [s, seq] : destaging_) {
-      if (seq <= sequence) return true;
-    }
-    for (auto [s, seq] : dirty_) {
-      const SlotMeta& m = slots_[s];
-      if (seq <= sequence && m.state == SlotState::kWritePending && m.sequence == seq &&
-          !m.superseded) {
-        return true;
-      }
-    }
-    return false;
-  };
-  while (pending()) {
-    if (all_clean_.WaitWithDeadline(&mu_, deadline) && absl::Now() >= deadline) return false;
-  }
-  return true;
 }
 
 absl::Status CacheMemory::DropTrack(TrackKey key) {
@@ -427,7 +301,7 @@ SlotCounts CacheMemory::Counts() {
         ++c.write_pending;
         break;
       case SlotState::kStaging:
-        ++c.staging;
+        ++(m.superseded ? c.shipping : c.staging);
         break;
     }
   }

@@ -2,6 +2,7 @@
 // included): which slot entries to trust, the track directory, the dirty list and the
 // sequence to go on from. The rest of CacheMemory is in cache_memory.cc.
 #include <algorithm>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "simarray/cache/cache_memory.h"
@@ -47,15 +48,21 @@ CacheMemory::~CacheMemory() = default;
 
 void CacheMemory::Recover(uint64_t redo_write_id, RecoveryReport* report) {
   std::unordered_map<TrackKey, uint32_t, TrackKeyHash> best;
+  std::vector<uint32_t> sealed;  // in-place commits a kill interrupted: redone below
   uint64_t max_sequence = 0;
   for (uint32_t s = 0; s < slot_count_; ++s) {
     SlotEntry e;
     if (!region_->ReadEntry(s, &e)) {
+      // A seal names its image slot: that image is rebuilt from the seal (RedoSealsLocked).
       ++report->torn_entries;
-      FreeSlotLocked(s);
       continue;
     }
     auto state = static_cast<SlotState>(e.state);
+    if (state == SlotState::kStaging && (e.flags & kSlotSealedInPlace) && e.sequence != 0) {
+      sealed.push_back(s);
+      max_sequence = std::max(max_sequence, e.sequence);
+      continue;
+    }
     if (state == SlotState::kStaging && redo_write_id != 0 && e.write_id == redo_write_id &&
         e.sequence != 0) {
       // A sealed whole-track image of the write to redo: published as if its commit had
@@ -85,6 +92,12 @@ void CacheMemory::Recover(uint64_t redo_write_id, RecoveryReport* report) {
       FreeSlotLocked(loser);
     }
   }
+  RedoSealsLocked(std::move(sealed), &best, report);
+  for (uint32_t s = 0; s < slot_count_; ++s) {
+    // Torn entries nobody's seal claimed, and seals (redone or not): free.
+    SlotEntry e;
+    if (!region_->ReadEntry(s, &e) && slots_[s].state == SlotState::kFree) FreeSlotLocked(s);
+  }
   for (uint64_t i = 0; i < region_->pen_records(); ++i) {
     PenRecord rec;
     if (region_->ReadPenRecord(i, &rec) && rec.in_use) ++report->pen_records_dropped;
@@ -97,6 +110,9 @@ void CacheMemory::Recover(uint64_t redo_write_id, RecoveryReport* report) {
     if (m.state == SlotState::kWritePending) {
       ++report->write_pending;
       pending.emplace_back(m.sequence, s);
+      // Which blocks the last run had destaged is not kept: all of them go out again.
+      m.dirty = BlocksOf(TrackRange{0, track_size_});
+      m.dirty_since = m.sequence;
     } else {
       ++report->clean;
     }
@@ -106,6 +122,65 @@ void CacheMemory::Recover(uint64_t redo_write_id, RecoveryReport* report) {
   for (auto [seq, s] : pending) dirty_.emplace_back(s, seq);
   write_pending_ = pending.size();
   sequence_ = std::max(region_->header().sequence_high_water, max_sequence);
+}
+
+void CacheMemory::RedoSealsLocked(std::vector<uint32_t> sealed,
+                                  std::unordered_map<TrackKey, uint32_t, TrackKeyHash>* best,
+                                  RecoveryReport* report) {
+  std::vector<std::pair<uint64_t, uint32_t>> order;  // (sequence, slot): oldest first
+  for (uint32_t s : sealed) {
+    SlotEntry e;
+    region_->ReadEntry(s, &e);
+    order.emplace_back(e.sequence, s);
+  }
+  std::sort(order.begin(), order.end());
+  for (auto [sequence, s] : order) {
+    SlotEntry e;
+    region_->ReadEntry(s, &e);
+    const TrackKey key{e.volume_id, e.track};
+    const uint32_t offset = SealedOffset(e), length = SealedLength(e);
+    const uint32_t image = e.seal_image;
+    if (image >= slot_count_ || image == s || length == 0 || offset + length > track_size_) {
+      ++report->staging_dropped;  // not a seal this code wrote: never trusted
+      FreeSlotLocked(s);
+      continue;
+    }
+    SlotMeta& m = slots_[image];
+    SlotEntry ie;
+    const bool image_torn = !region_->ReadEntry(image, &ie);
+    auto it = best->find(key);
+    const bool is_image = it != best->end() && it->second == image;
+    if (!is_image && !image_torn) {
+      // The image moved on (a newer image of the track won) or went: nothing to redo.
+      ++report->staging_dropped;
+      FreeSlotLocked(s);
+      continue;
+    }
+    if (is_image && m.sequence >= sequence) {
+      ++report->staging_dropped;  // the commit had finished; only the seal was left
+      FreeSlotLocked(s);
+      continue;
+    }
+    if (image_torn) {
+      // Killed while the image's own entry was being written: the seal says what it is.
+      if (it != best->end()) {
+        ++report->staging_dropped;  // yet another image of the track won: keep that one
+        FreeSlotLocked(s);
+        continue;
+      }
+      --report->torn_entries;
+      m = SlotMeta();
+      m.key = key;
+      (*best)[key] = image;
+    }
+    std::memcpy(Data(image).data() + offset, Data(s).data() + offset, length);
+    m.state = SlotState::kWritePending;
+    m.sequence = sequence;
+    m.flags |= e.flags & kSlotMirrorOwed;
+    WriteEntryLocked(image);
+    ++report->redone;
+    FreeSlotLocked(s);
+  }
 }
 
 }  // namespace simarray::cache

@@ -58,9 +58,9 @@ uint64_t CommitPoint::PublishAndQueue(std::vector<Portion>& portions,
     for (Portion& p : portions) {
       const cache::TrackKey key = p.staged.key();
       owed_->MarkWritten(key, sequence);
-      cache::SlotRef ref;
-      cache_->Publish(std::move(p.staged), p.offset, p.length, sequence, true, &ref);
-      cycles_->Capture(key, sequence, p.offset, p.length, std::move(ref));
+      cache::Published published = cache_->Publish(std::move(p.staged), p.offset, p.length,
+                                                   sequence, true, cache::Keep::kImage);
+      cycles_->Capture(key, sequence, p.offset, p.length, std::move(published.kept));
     }
     reservation.Reset();
     return sequence;
@@ -69,11 +69,15 @@ uint64_t CommitPoint::PublishAndQueue(std::vector<Portion>& portions,
   for (size_t i = 0; i < portions.size(); ++i) {
     Portion& p = portions[i];
     if (owed_ != nullptr) owed_->MarkWritten(p.staged.key(), sequence);
-    cache::SlotRef* ref = i < requests.size() && queue_ != nullptr ? &requests[i].data : nullptr;
-    cache_->Publish(std::move(p.staged), p.offset, p.length, sequence, queue_ != nullptr, ref);
+    const bool shipped = i < requests.size() && queue_ != nullptr;
+    cache::Published published =
+        cache_->Publish(std::move(p.staged), p.offset, p.length, sequence, queue_ != nullptr,
+                        shipped ? cache::Keep::kWriteBytes : cache::Keep::kNothing);
     if (i < requests.size()) {
       requests[i].sequence = sequence;
       requests[i].ticket = ticket;
+      requests[i].slot = published.image_slot;
+      requests[i].data = std::move(published.kept);
     }
   }
   if (queue_ != nullptr) {

@@ -174,13 +174,14 @@ TEST_CASE("two partial writes to different ranges of one track both survive", "[
   CHECK(cache->DirtyCount() == 1);
 }
 
-TEST_CASE("a published image is never written again: a pinned old image keeps its bytes",
-          "[cache][memory]") {
+TEST_CASE("a pinned image is never written in place: the pin keeps its bytes", "[cache][memory]") {
   FakeBackingStore store;
   auto cache = OpenCache(8, &store);
   const TrackKey key{3, 2};
-  SlotRef old_ref;
-  REQUIRE(cache->Publish(Stage(*cache, key, 0, kTrack, 0x10), 0, kTrack, 1, true, &old_ref));
+  Published first =
+      cache->Publish(Stage(*cache, key, 0, kTrack, 0x10), 0, kTrack, 1, true, Keep::kImage);
+  REQUIRE(first);
+  SlotRef old_ref = std::move(first.kept);
   REQUIRE(old_ref.valid());
   Write(*cache, key, 0, 100, 0x20, 2);
   CHECK(AllEqual(old_ref.data(), 0, kTrack, 0x10));
@@ -313,24 +314,28 @@ TEST_CASE(
   Write(*cache, {1, 0}, 0, kTrack, 0x01, 1);
   Write(*cache, {1, 1}, 0, kTrack, 0x02, 2);
   Write(*cache, {1, 2}, 0, kTrack, 0x03, 3);
-  Write(*cache, {1, 0}, 0, 10, 0x04, 4);  // supersedes the first image of track 0
+  // Written into track 0's write-pending image: it keeps its place in line (its oldest write
+  // is still not destaged) and now holds the newer sequence.
+  Write(*cache, {1, 0}, 0, 10, 0x04, 4);
   CHECK(cache->DirtyCount() == 3);
   CHECK_FALSE(cache->WaitClean(absl::Now()));
 
-  std::vector<DirtyTrack> first = cache->TakeDirty(2);
-  REQUIRE(first.size() == 2);
-  CHECK(first[0].key == TrackKey{1, 1});
-  CHECK(first[0].sequence == 2);
-  CHECK(AllEqual(first[0].slot.data(), 0, kTrack, 0x02));
-  CHECK(first[1].key == TrackKey{1, 2});
-  CHECK(first[1].sequence == 3);
+  std::vector<DirtyTrack> taken = cache->TakeDirty(2);
+  REQUIRE(taken.size() == 2);
+  CHECK(taken[0].key == TrackKey{1, 0});
+  CHECK(taken[0].sequence == 4);
+  CHECK(AllEqual(taken[0].slot.data(), 0, 10, 0x04));
+  CHECK(AllEqual(taken[0].slot.data(), 10, kTrack, 0x01));
+  CHECK(taken[0].Ranges(kTrack).size() == 1);  // every block: the whole-track write
+  CHECK(taken[1].key == TrackKey{1, 1});
+  CHECK(taken[1].sequence == 2);
+  CHECK(AllEqual(taken[1].slot.data(), 0, kTrack, 0x02));
   std::vector<DirtyTrack> rest = cache->TakeDirty(10);
   REQUIRE(rest.size() == 1);
-  CHECK(rest[0].key == TrackKey{1, 0});
-  CHECK(rest[0].sequence == 4);
-  CHECK(AllEqual(rest[0].slot.data(), 0, 10, 0x04));
-  CHECK(AllEqual(rest[0].slot.data(), 10, kTrack, 0x01));
+  CHECK(rest[0].key == TrackKey{1, 2});
+  CHECK(rest[0].sequence == 3);
   CHECK(cache->TakeDirty(10).empty());
+  std::vector<DirtyTrack> first = std::move(taken);
 
   // A MarkClean for a sequence the slot does not hold is ignored.
   cache->MarkClean(first[0].slot.slot(), first[0].sequence + 100);

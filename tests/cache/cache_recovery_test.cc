@@ -49,9 +49,10 @@ uint32_t Write(CacheMemory& cache, TrackKey key, uint32_t offset, uint32_t lengt
   auto staged = cache.AllocateStaging(key, sequence, absl::Now() + kHangGuard);
   REQUIRE(staged.ok());
   std::memset(staged->data().data() + offset, value, length);
-  SlotRef ref;
-  REQUIRE(cache.Publish(std::move(*staged), offset, length, sequence, mirror_owed, &ref));
-  return ref.slot();
+  Published published =
+      cache.Publish(std::move(*staged), offset, length, sequence, mirror_owed, Keep::kImage);
+  REQUIRE(published);
+  return published.image_slot;
 }
 
 std::vector<uint8_t> Current(CacheMemory& cache, TrackKey key, uint64_t* sequence) {
@@ -155,8 +156,8 @@ TEST_CASE("a crash between two images of one track recovers the highest sequence
     auto staged = cache->AllocateStaging({1, 4}, 1, absl::Now() + kHangGuard);
     REQUIRE(staged.ok());
     std::memset(staged->data().data(), 0x0A, kTrack);
-    SlotRef shipping;
-    REQUIRE(cache->Publish(std::move(*staged), 0, kTrack, 10, true, &shipping));
+    Published shipping = cache->Publish(std::move(*staged), 0, kTrack, 10, true, Keep::kWriteBytes);
+    REQUIRE(shipping);
     Write(*cache, {1, 4}, 0, 64, 0x0B, 11);
     REQUIRE(testing::SnapshotFile(o.path, crashed.path));
   }

@@ -113,20 +113,29 @@ TEST_CASE("Commit moves all of a write's requests to the queue in one step, publ
   CHECK(qc.pushed == 3);
   CHECK(qc.reserved == 0);
 
-  // The cache shows the write, each portion's slot write-pending and mirror-owed.
+  // The cache shows the write, each track's image write-pending and mirror-owed: whole-track
+  // portions became the image, the partial one was copied into the image staged from disk.
   const uint8_t disk = FakeBackingStore::FillFor({1, 1});
+  std::vector<uint32_t> images;
   for (size_t i = 0; i < 3; ++i) {
     INFO("portion " << i);
     cache::SlotRef ref = cache->PeekTrack({1, i}, &seq);
     REQUIRE(ref.valid());
     CHECK(seq == sequence);
-    CHECK(ref.slot() == slots[i]);
-    cache::SlotEntry e = EntryOf(*cache, slots[i]);
+    CHECK((ref.slot() == slots[i]) == (i != 1));
+    images.push_back(ref.slot());
+    cache::SlotEntry e = EntryOf(*cache, ref.slot());
     CHECK(e.state == static_cast<uint8_t>(cache::SlotState::kWritePending));
     CHECK(e.flags == cache::kSlotMirrorOwed);
     CHECK(e.sequence == sequence);
   }
   CHECK(cache->DirtyCount() == 3);
+  {
+    cache::SlotRef image = cache->PeekTrack({1, 1}, &seq);
+    CHECK(AllEqual(image.data(), 0, 100, disk));
+    CHECK(AllEqual(image.data(), 100, 300, 0x12));
+    CHECK(AllEqual(image.data(), 300, kTrack, disk));
+  }
 
   std::vector<MirrorRequest> queued = queue.PopBatch(10, absl::ZeroDuration());
   REQUIRE(queued.size() == 3);
@@ -136,16 +145,16 @@ TEST_CASE("Commit moves all of a write's requests to the queue in one step, publ
     CHECK(r.key == cache::TrackKey{1, i});
     CHECK(r.write_id == 1);
     CHECK(r.sequence == sequence);
-    CHECK(r.slot == slots[i]);
+    CHECK(r.slot == images[i]);  // whose mirror-owed flag the ack clears
     CHECK(r.ticket == ticket);
     REQUIRE(r.data.valid());
-    CHECK(r.data.slot() == slots[i]);
+    CHECK(r.data.slot() == slots[i]);  // the write's own bytes, copied nowhere else
   }
   CHECK(AllEqual(queued[0].data.data(), 0, kTrack, 0x11));
-  CHECK(AllEqual(queued[1].data.data(), 0, 100, disk));
   CHECK(AllEqual(queued[1].data.data(), 100, 300, 0x12));
-  CHECK(AllEqual(queued[1].data.data(), 300, kTrack, disk));
   CHECK(AllEqual(queued[2].data.data(), 0, kTrack, 0x13));
+  // The partial portion's slot is held for shipping only, not as an image.
+  CHECK(cache->Counts().shipping == 1);
   CHECK(queued[1].offset == 100);
   CHECK(queued[1].length == 200);
   CHECK(fired == 0);  // only the mirror's acks complete the ticket

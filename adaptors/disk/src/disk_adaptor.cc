@@ -1,11 +1,14 @@
 #include "simarray/disk/disk_adaptor.h"
 
+#include <sys/uio.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
 #include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstring>
 #include <map>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -15,7 +18,9 @@
 namespace simarray::disk {
 namespace {
 constexpr size_t kDestageBatch = 64;
-}
+// How long the destage lets writes gather once one is waiting (unless a flush waits).
+constexpr absl::Duration kDestageGather = absl::Milliseconds(5);
+}  // namespace
 
 DiskAdaptor::DiskAdaptor(cache::CacheMemory* cache, VolumeCatalog* volumes)
     : cache_(cache), volumes_(volumes) {}
@@ -27,7 +32,7 @@ void DiskAdaptor::Start() {
 }
 
 void DiskAdaptor::Stop() {
-  stop_ = true;
+  cache_->StopDirtyWaits();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -56,43 +61,94 @@ absl::Status DiskAdaptor::ReadTrack(cache::TrackKey key, std::span<uint8_t> out)
   return absl::OkStatus();
 }
 
+namespace {
+
+// Writes `iov` at `at`, resuming after short writes; false with errno set on failure.
+bool WriteAll(int fd, std::vector<iovec> iov, off_t at) {
+  size_t first = 0;
+  while (first < iov.size()) {
+    const int count = static_cast<int>(std::min<size_t>(iov.size() - first, IOV_MAX));
+    ssize_t n = pwritev(fd, iov.data() + first, count, at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    at += n;
+    while (n > 0) {
+      iovec& v = iov[first];
+      const size_t used = std::min<size_t>(n, v.iov_len);
+      v.iov_base = static_cast<uint8_t*>(v.iov_base) + used;
+      v.iov_len -= used;
+      n -= static_cast<ssize_t>(used);
+      if (v.iov_len == 0) ++first;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
 size_t DiskAdaptor::DestageBatch() {
   std::vector<cache::DirtyTrack> batch = cache_->TakeDirty(kDestageBatch);
   if (batch.empty()) return 0;
+  // In file order, so that dirty ranges that meet across a track boundary go out as one
+  // pwritev.
+  std::sort(batch.begin(), batch.end(), [](const cache::DirtyTrack& a, const cache::DirtyTrack& b) {
+    return std::tie(a.key.volume_id, a.key.track) < std::tie(b.key.volume_id, b.key.track);
+  });
+  const uint32_t track_size = cache_->track_size();
   std::map<uint32_t, std::shared_ptr<Volume>> touched;
-  std::vector<bool> written(batch.size(), false);
+  // A track whose ranges did not all reach the file goes back in line.
+  std::vector<bool> failed(batch.size(), false);
+  // One run: adjacent dirty ranges of consecutive tracks, written with one pwritev.
+  struct Run {
+    Volume* volume = nullptr;
+    off_t at = 0;
+    off_t end = 0;
+    std::vector<iovec> iov;
+    std::vector<size_t> tracks;  // indexes into batch
+  } run;
+  uint64_t bytes = 0;
+  auto flush_run = [&] {
+    if (run.iov.empty()) return;
+    if (WriteAll(run.volume->fd, run.iov, run.at)) {
+      bytes += static_cast<uint64_t>(run.end - run.at);
+    } else {
+      for (size_t i : run.tracks) failed[i] = true;
+      spdlog::error("disk adaptor: destage of {} bytes at {} of {} failed: {}", run.end - run.at,
+                    run.at, run.volume->name, strerror(errno));
+    }
+    run = Run();
+  };
   for (size_t i = 0; i < batch.size(); ++i) {
     cache::DirtyTrack& d = batch[i];
     auto [it, inserted] = touched.try_emplace(d.key.volume_id, nullptr);
     if (inserted) it->second = volumes_->FindById(d.key.volume_id);
-    if (it->second == nullptr) {
-      written[i] = true;  // volume deleted: nothing to keep
-      continue;
-    }
+    if (it->second == nullptr) continue;  // volume deleted: nothing to keep
+    const off_t base = static_cast<off_t>(d.key.track * track_size);
     std::span<const uint8_t> data = d.slot.data();
-    const off_t at = static_cast<off_t>(d.key.track * data.size());
-    size_t done = 0;
-    while (done < data.size()) {
-      ssize_t n = pwrite(it->second->fd, data.data() + done, data.size() - done, at + done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      done += n;
-    }
-    if (done == data.size()) {
-      written[i] = true;
-    } else {
-      spdlog::error("disk adaptor: destage of track {} of {} failed: {}", d.key.track,
-                    it->second->name, strerror(errno));
+    for (const cache::TrackRange& r : d.Ranges(track_size)) {
+      const off_t at = base + r.offset;
+      if (run.volume != it->second.get() || run.end != at) flush_run();
+      if (run.iov.empty()) {
+        run.volume = it->second.get();
+        run.at = at;
+        run.end = at;
+      }
+      run.iov.push_back(iovec{const_cast<uint8_t*>(data.data()) + r.offset, r.length});
+      run.end += r.length;
+      if (run.tracks.empty() || run.tracks.back() != i) run.tracks.push_back(i);
     }
   }
+  flush_run();
+  bool synced = true;
   for (auto& [id, volume] : touched) {
     if (volume != nullptr && fdatasync(volume->fd) != 0) {
       spdlog::error("disk adaptor: fdatasync of {} failed: {}", volume->name, strerror(errno));
+      synced = false;
     }
   }
   size_t count = 0;
   for (size_t i = 0; i < batch.size(); ++i) {
-    if (written[i]) {
+    if (!failed[i] && synced) {
       cache_->MarkClean(batch[i].slot.slot(), batch[i].sequence);
       ++count;
     } else {
@@ -100,12 +156,14 @@ size_t DiskAdaptor::DestageBatch() {
     }
   }
   tracks_destaged_.fetch_add(count);
+  bytes_destaged_.fetch_add(bytes);
   return count;
 }
 
 void DiskAdaptor::DestageLoop() {
-  while (!stop_) {
-    if (DestageBatch() == 0) absl::SleepFor(absl::Milliseconds(2));
+  while (cache_->WaitDirty(kDestageGather, kDestageBatch)) {
+    while (DestageBatch() != 0) {
+    }
   }
   while (DestageBatch() != 0) {
   }

@@ -51,8 +51,10 @@ absl::StatusOr<StagedRecord> RecordApplier::Stage(uint32_t volume_id, uint64_t t
 
 bool RecordApplier::PublishLocked(StagedRecord record) {
   cache_->ObserveSequence(record.sequence);
-  const bool applied = cache_->Publish(std::move(record.staged), record.offset, record.length,
-                                       record.sequence, false);
+  const bool applied =
+      cache_
+          ->Publish(std::move(record.staged), record.offset, record.length, record.sequence, false)
+          .applied;
   (applied ? records_applied_ : records_skipped_).fetch_add(1);
   return applied;
 }

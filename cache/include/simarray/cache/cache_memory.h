@@ -3,18 +3,33 @@
 // slots, keeps the track directory (which slot holds the current image of each track) and
 // records every slot's state in the region's slot table so that a restart can recover it.
 //
-// Copy-on-write discipline: a host write stages each portion into a slot of its own
-// (kStaging) holding only the portion's bytes; readers never see it. Publish, called by the
-// one commit point in sequence order, fills the rest of that slot from the track's current
-// image and makes it the track's image (kWritePending). A published slot is never written
-// again, so the remote adaptor can read it at ship time and see exactly the write's data,
-// and a concurrent commit to another range of the same track is never lost.
+// A write's life in cache (docs/life-of-a-write.md):
+//  - Staging. A host write stages each portion into a slot of its own (kStaging) holding only
+//    the portion's bytes at their place in the track; readers never see it.
+//  - Publish, called by the one commit point in sequence order, makes the portion part of
+//    the track's image. Normally in place: the staged slot's entry is sealed (it names the
+//    range, the sequence and the image slot), only the written range is copied into the
+//    image, the image's entry takes the new sequence, and the seal is lifted. A kill anywhere
+//    in between leaves a seal that recovery redoes, so each write's range is wholly old or
+//    wholly new after a restart. An image somebody pins (a reader, the destage, an async
+//    cycle) is never written: Publish then copies the image into the staged slot around the
+//    range and the staged slot becomes the image (copy on write).
+//  - The mirror request of a sync write keeps the staged slot, which holds exactly the
+//    write's bytes, until the mirror acknowledges it; nothing copies it again before the
+//    remote adaptor serialises it.
+//  - Each image tracks which 4 KiB blocks differ from the backing file; the destage writes
+//    only those.
 //
-// Thread-safe: one mutex guards the directory and slot states; slot data is copied outside
-// it by whoever holds the slot (a StagedSlot or SlotRef).
+// Thread-safe: one mutex guards the directory, slot states and slot-table entries. Publish
+// copies the written range (not the track) under it, so readers, which pin an image under
+// the same mutex, see a whole write or none of it. Other slot data is read and written
+// outside the lock by whoever holds the slot (a StagedSlot or SlotRef).
 
+#include <atomic>
+#include <bitset>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <span>
 #include <unordered_map>
@@ -75,6 +90,36 @@ struct RecoveryReport {
 
 struct SlotCounts {
   uint64_t total = 0, free = 0, clean = 0, write_pending = 0, staging = 0;
+  // Staged slots published in place and kept for their mirror request (the write's bytes).
+  uint64_t shipping = 0;
+};
+
+// Dirty ranges are kept per block of this size (a track is 4 KiB to 1 MiB: 1 to 256 blocks).
+inline constexpr uint32_t kDirtyBlockBytes = 4096;
+inline constexpr uint32_t kMaxDirtyBlocks = (1u << 20) / kDirtyBlockBytes;
+using DirtyBlocks = std::bitset<kMaxDirtyBlocks>;
+
+// A byte range inside a track.
+struct TrackRange {
+  uint32_t offset = 0;
+  uint32_t length = 0;
+};
+
+// The steps of an in-place Publish, in order, for a test hook (SetCommitStepHook) that
+// stands in for a kill at each of them.
+enum class CommitStep {
+  kSealed,      // the staged entry names range, sequence and image slot; nothing copied
+  kMidCopy,     // half of the range copied into the image
+  kCopied,      // the range copied; the image's entry still names the old sequence
+  kImageEntry,  // the image's entry names the new sequence; the seal is still there
+  kUnsealed,    // done
+};
+
+// What Publish keeps pinned for its caller.
+enum class Keep {
+  kNothing,     // a mirror applying a record, or a primary without a mirror
+  kWriteBytes,  // the write's own bytes at its range: a sync mirror request ships them
+  kImage,       // the track's whole image as of this write: an async cycle ships it later
 };
 
 class CacheMemory;
@@ -137,11 +182,23 @@ class TrackPin {
   TrackKey key_;
 };
 
-// A committed track image waiting to be destaged.
+struct Published {
+  bool applied = false;     // false: the track already holds a newer sequence; nothing changed
+  uint32_t image_slot = 0;  // the slot holding the track's image now (ClearMirrorOwed takes it)
+  bool in_place = false;    // the range was copied into the image (no copy on write)
+  SlotRef kept;             // what Keep asked for (invalid for kNothing)
+  explicit operator bool() const { return applied; }
+};
+
+// A committed track image waiting to be destaged: only `blocks` (of kDirtyBlockBytes each)
+// differ from the backing file. The pin keeps the image unchanged while it is written out.
 struct DirtyTrack {
   TrackKey key;
   uint64_t sequence = 0;
   SlotRef slot;
+  DirtyBlocks blocks;
+  // The dirty blocks as byte ranges of the track, adjacent blocks merged, in order.
+  std::vector<TrackRange> Ranges(uint32_t track_size) const;
 };
 
 class CacheMemory {
@@ -176,14 +233,15 @@ class CacheMemory {
   // that Publish of a partial portion can fill from memory.
   absl::StatusOr<TrackPin> PinTrack(TrackKey key);
 
-  // Makes `staged` the current image of its track as of `sequence`: bytes outside
-  // [offset, offset + length) are copied from the previous image (or the backing store).
-  // Returns false (and drops the staged slot) when the track already holds a newer sequence;
-  // a mirror uses this to never apply an older record over newer data.
-  // The caller serialises Publish calls in sequence order. With `ref`, the published slot
-  // is pinned for the caller (the mirror request that ships it).
-  bool Publish(StagedSlot staged, uint32_t offset, uint32_t length, uint64_t sequence,
-               bool mirror_owed, SlotRef* ref = nullptr);
+  // Makes [offset, offset + length) of `staged` part of its track's image as of `sequence`
+  // (in place, or by copy on write when the image is pinned; see the top of this file).
+  // Bytes outside the range come from the previous image (or the backing store when the
+  // track is not cached; callers pin partial tracks first to keep disk reads out of the
+  // commit). Not applied (and the staged slot dropped) when the track already holds a newer
+  // sequence: a mirror uses this to never apply an older record over newer data.
+  // The caller serialises Publish calls in sequence order.
+  Published Publish(StagedSlot staged, uint32_t offset, uint32_t length, uint64_t sequence,
+                    bool mirror_owed, Keep keep = Keep::kNothing);
 
   // Pins the current image of `key`, staging it from the backing store on a miss.
   absl::StatusOr<SlotRef> ReadTrack(TrackKey key);
@@ -192,8 +250,16 @@ class CacheMemory {
   // A new pin on a slot the caller already pins.
   SlotRef AddRef(uint32_t slot);
 
-  // Up to `max` write-pending track images, oldest first, each pinned.
+  // Up to `max` write-pending track images, oldest first, each pinned, with their dirty
+  // blocks. An image is given out once until MarkClean or Redirty.
   std::vector<DirtyTrack> TakeDirty(size_t max);
+  // Blocks until an image is write-pending and not being destaged, then gathers for up to
+  // `gather` more (so that rewrites fold and one fdatasync covers more), cut short when a
+  // flush waits (WaitDestaged, WaitClean) or the batch reaches `batch` images. Returns false
+  // at once, or as soon as, StopDirtyWaits was called.
+  bool WaitDirty(absl::Duration gather, size_t batch);
+  // Wakes WaitDirty for good (the destager is stopping).
+  void StopDirtyWaits();
   // Marks the slot clean if it still holds `sequence` (it was destaged and synced).
   void MarkClean(uint32_t slot, uint64_t sequence);
   // Puts a track image TakeDirty gave out back in line (its destage failed).
@@ -212,6 +278,12 @@ class CacheMemory {
   absl::Status DropTrack(TrackKey key);
   // Forgets every slot of a deleted volume.
   void DropVolume(uint32_t volume_id);
+
+  // Test seam: called under the cache lock at each step of an in-place Publish.
+  void SetCommitStepHook(std::function<void(CommitStep)> hook) { step_hook_ = std::move(hook); }
+  // Bytes Publish copied into slots (ranges in place, fills on copy on write): the cost the
+  // benchmark reports per write.
+  uint64_t bytes_copied() const { return bytes_copied_.load(std::memory_order_relaxed); }
 
   // Next sequence number; strictly increasing across restarts. Caller serialises.
   uint64_t NextSequence();
@@ -237,9 +309,14 @@ class CacheMemory {
     SlotState state = SlotState::kFree;
     uint8_t flags = 0;
     bool superseded = false;  // no longer its track's image; freed when refs reach 0
+    bool destaging = false;   // given out by TakeDirty, not yet MarkClean'd or Redirty'd
     uint32_t refs = 0;
     TrackKey key;
     uint64_t sequence = 0;
+    // Write-pending images: the blocks that differ from the backing file, and the oldest
+    // write among them (what WaitDestaged compares with; it is also the dirty_ entry's key).
+    DirtyBlocks dirty;
+    uint64_t dirty_since = 0;
   };
   struct TrackEntry {
     int64_t live = -1;
@@ -258,7 +335,25 @@ class CacheMemory {
   void FreeSlotLocked(uint32_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void WriteEntryLocked(uint32_t slot, uint64_t write_id = 0) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MaybeDropEntryLocked(TrackKey key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void EndDestageLocked(uint32_t slot, uint64_t sequence) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EndDestageLocked(uint32_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The two ways Publish changes an image (cache_publish.cc).
+  void WriteInPlaceLocked(StagedSlot staged, uint32_t image, TrackRange range, uint64_t sequence,
+                          bool mirror_owed, Keep keep, Published* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CopyOnWriteLocked(StagedSlot staged, int64_t old, TrackRange range, uint64_t sequence,
+                         bool mirror_owed, Keep keep, Published* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds `blocks` to a write-pending image's dirty set; `since` is the oldest write they hold.
+  void AddDirtyLocked(uint32_t slot, const DirtyBlocks& blocks, uint64_t since)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  DirtyBlocks BlocksOf(TrackRange range) const;
+  void Step(CommitStep step) {
+    if (step_hook_) step_hook_(step);
+  }
+  // Recovery of in-place commits a kill interrupted (cache_recovery.cc).
+  void RedoSealsLocked(std::vector<uint32_t> sealed,
+                       std::unordered_map<TrackKey, uint32_t, TrackKeyHash>* best,
+                       RecoveryReport* report) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   std::unique_ptr<CacheRegion> region_;
   const bool persistent_;
@@ -270,9 +365,15 @@ class CacheMemory {
   std::vector<SlotMeta> slots_ ABSL_GUARDED_BY(mu_);
   std::vector<uint32_t> free_ ABSL_GUARDED_BY(mu_);
   std::unordered_map<TrackKey, TrackEntry, TrackKeyHash> directory_ ABSL_GUARDED_BY(mu_);
-  std::deque<std::pair<uint32_t, uint64_t>> dirty_ ABSL_GUARDED_BY(mu_);  // (slot, sequence)
-  // Given out by TakeDirty, not yet MarkClean'd or Redirty'd (a destage in progress).
+  // Write-pending images in line for the destage, as (slot, dirty_since); an entry whose slot
+  // no longer has that dirty_since (superseded, cleaned, reused) is skipped.
+  std::deque<std::pair<uint32_t, uint64_t>> dirty_ ABSL_GUARDED_BY(mu_);
+  // Given out by TakeDirty, not yet MarkClean'd or Redirty'd: (slot, dirty_since).
   std::vector<std::pair<uint32_t, uint64_t>> destaging_ ABSL_GUARDED_BY(mu_);
+  uint64_t flush_waiters_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stop_dirty_waits_ ABSL_GUARDED_BY(mu_) = false;
+  std::function<void(CommitStep)> step_hook_;
+  std::atomic<uint64_t> bytes_copied_{0};
   uint64_t write_pending_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t clock_hand_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t sequence_ ABSL_GUARDED_BY(mu_) = 0;

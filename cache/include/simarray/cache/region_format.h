@@ -50,19 +50,31 @@ enum class SlotState : uint8_t {
 };
 
 inline constexpr uint8_t kSlotMirrorOwed = 1u << 0;
+// On a kStaging entry: the commit of this portion into its track's image is under way (an
+// in-place Publish). The entry's sequence is the write's, `write_id` holds the range
+// (SealedRange) and `seal_image` the slot of the image being written; recovery copies the
+// range into that image again unless the image already holds the sequence.
+inline constexpr uint8_t kSlotSealedInPlace = 1u << 1;
 
 struct SlotEntry {
   uint64_t sequence;  // sequence of the last write in the slot (0: staged from disk)
   uint64_t track;
-  uint64_t write_id;  // for staging entries: the write the portion belongs to
+  uint64_t write_id;  // for staging entries: the write the portion belongs to (or the range)
   uint32_t volume_id;
   uint8_t state;  // SlotState
   uint8_t flags;  // kSlot* bits
   uint16_t reserved;
-  uint32_t unused;
-  uint32_t checksum;  // Digest32 of the entry with this field zero.
+  uint32_t seal_image;  // kSlotSealedInPlace: the image slot the range is being copied into
+  uint32_t checksum;    // Digest32 of the entry with this field zero.
 };
 static_assert(sizeof(SlotEntry) == 40);
+
+// The range of a kSlotSealedInPlace entry, packed into its write_id field.
+inline uint64_t PackSealedRange(uint32_t offset, uint32_t length) {
+  return (static_cast<uint64_t>(offset) << 32) | length;
+}
+inline uint32_t SealedOffset(const SlotEntry& e) { return static_cast<uint32_t>(e.write_id >> 32); }
+inline uint32_t SealedLength(const SlotEntry& e) { return static_cast<uint32_t>(e.write_id); }
 
 // A mirror request buffered in a holding pen kept in cache memory (holding_pen = "cache").
 struct PenRecord {

@@ -2,6 +2,11 @@
 // A mirror request: "copy this byte range of this track from this cache slot to the
 // mirror". It references cache, it does not copy data: the remote adaptor reads the slot at
 // ship time. Move-only (it pins the slot once committed).
+//
+// Until the commit, `slot` is the staged slot the portion sits in. The commit sets `slot` to
+// the slot holding the track's image (whose mirror-owed flag the ack clears) and `data` to a
+// pin on the write's own bytes at [offset, offset + length): the staged slot itself after an
+// in-place commit, the new image after a copy on write (cache_memory.h).
 
 #include <cstdint>
 #include <memory>
@@ -18,7 +23,7 @@ struct MirrorRequest {
   uint32_t length = 0;
   uint64_t write_id = 0;
   uint64_t sequence = 0;                // set at commit
-  cache::SlotRef data;                  // pin on the published slot, taken at commit
+  cache::SlotRef data;                  // pin on the write's bytes, taken at commit
   std::shared_ptr<WriteTicket> ticket;  // sync writes only
   // Async mode: the cycle this record belongs to (0: none, applied on arrival). The cycle's
   // end marker has no data; its `sequence` is the cycle's boundary.

@@ -1,8 +1,9 @@
 #pragma once
 // DiskAdaptor: moves tracks between cache memory and the volumes' backing files. It stages
 // tracks on a cache miss (the cache's BackingStore), destages write-pending track images in
-// the background (pwrite, fdatasync, then mark clean), and serves Flush. Thread-safe; owns
-// one destage thread, stopped by Stop() or the destructor.
+// the background (only their dirty blocks, pwritev in file order, one fdatasync per volume
+// per batch, then mark clean; woken by the cache, never polling), and serves Flush. Thread-safe;
+// owns one destage thread, stopped by Stop() or the destructor.
 
 #include <atomic>
 #include <cstdint>
@@ -47,6 +48,8 @@ class DiskAdaptor : public cache::BackingStore {
 
   uint64_t tracks_destaged() const { return tracks_destaged_.load(); }
   uint64_t tracks_staged() const { return tracks_staged_.load(); }
+  // Bytes written to backing files by the destage: only the dirty 4 KiB blocks of each image.
+  uint64_t bytes_destaged() const { return bytes_destaged_.load(); }
 
  private:
   void DestageLoop();
@@ -55,10 +58,10 @@ class DiskAdaptor : public cache::BackingStore {
 
   cache::CacheMemory* const cache_;
   VolumeCatalog* const volumes_;
-  std::atomic<bool> stop_{false};
   std::thread thread_;
   std::atomic<uint64_t> tracks_destaged_{0};
   std::atomic<uint64_t> tracks_staged_{0};
+  std::atomic<uint64_t> bytes_destaged_{0};
 };
 
 }  // namespace simarray::disk

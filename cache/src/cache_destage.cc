@@ -1,0 +1,139 @@
+// CacheMemory: the destage side. Write-pending images wait in line (dirty_) with the blocks
+// that differ from the backing file; the disk adaptor takes them in batches, writes those
+// blocks out, syncs, and marks them clean. Flushes wait here for what they cover.
+#include <algorithm>
+
+#include "simarray/cache/cache_memory.h"
+
+namespace simarray::cache {
+
+std::vector<TrackRange> DirtyTrack::Ranges(uint32_t track_size) const {
+  std::vector<TrackRange> out;
+  const uint32_t block = std::min(kDirtyBlockBytes, track_size);
+  const uint32_t blocks = track_size / block;
+  for (uint32_t b = 0; b < blocks; ++b) {
+    if (!this->blocks.test(b)) continue;
+    if (!out.empty() && out.back().offset + out.back().length == b * block) {
+      out.back().length += block;
+    } else {
+      out.push_back(TrackRange{b * block, block});
+    }
+  }
+  return out;
+}
+
+std::vector<DirtyTrack> CacheMemory::TakeDirty(size_t max) {
+  std::vector<DirtyTrack> out;
+  absl::MutexLock lock(&mu_);
+  while (!dirty_.empty() && out.size() < max) {
+    auto [s, since] = dirty_.front();
+    dirty_.pop_front();
+    SlotMeta& m = slots_[s];
+    if (m.state != SlotState::kWritePending || m.superseded || m.destaging ||
+        m.dirty_since != since) {
+      continue;  // cleaned, superseded or reused since it was queued
+    }
+    // The pin keeps Publish from writing into the image while it is written out.
+    ++m.refs;
+    m.destaging = true;
+    destaging_.emplace_back(s, since);
+    out.push_back(DirtyTrack{m.key, m.sequence, SlotRef(this, s), m.dirty});
+  }
+  return out;
+}
+
+bool CacheMemory::WaitDirty(absl::Duration gather, size_t batch) {
+  absl::MutexLock lock(&mu_);
+  auto queued = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stop_dirty_waits_ || !dirty_.empty();
+  };
+  mu_.Await(absl::Condition(&queued));
+  if (stop_dirty_waits_) return false;
+  // Gather: more writes to the same tracks fold into one destage, more tracks share one
+  // fdatasync. A waiting flush, or a full batch, ends it early.
+  const absl::Time until = absl::Now() + gather;
+  auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stop_dirty_waits_ || flush_waiters_ != 0 || dirty_.size() >= batch;
+  };
+  mu_.AwaitWithDeadline(absl::Condition(&enough), until);
+  return !stop_dirty_waits_;
+}
+
+void CacheMemory::StopDirtyWaits() {
+  absl::MutexLock lock(&mu_);
+  stop_dirty_waits_ = true;
+}
+
+void CacheMemory::EndDestageLocked(uint32_t slot) {
+  auto it = std::find_if(destaging_.begin(), destaging_.end(),
+                         [&](const auto& d) { return d.first == slot; });
+  if (it != destaging_.end()) destaging_.erase(it);
+  slots_[slot].destaging = false;
+  all_clean_.SignalAll();
+}
+
+void CacheMemory::MarkClean(uint32_t slot, uint64_t sequence) {
+  absl::MutexLock lock(&mu_);
+  EndDestageLocked(slot);
+  SlotMeta& m = slots_[slot];
+  if (m.state != SlotState::kWritePending || m.sequence != sequence || m.superseded) return;
+  m.state = SlotState::kClean;
+  m.dirty.reset();
+  m.dirty_since = 0;
+  WriteEntryLocked(slot);
+  --write_pending_;
+  all_clean_.SignalAll();  // WaitClean and WaitDestaged re-check
+  slot_freed_.SignalAll();
+}
+
+void CacheMemory::Redirty(uint32_t slot, uint64_t sequence) {
+  absl::MutexLock lock(&mu_);
+  EndDestageLocked(slot);
+  const SlotMeta& m = slots_[slot];
+  if (m.state != SlotState::kWritePending || m.sequence != sequence || m.superseded) return;
+  dirty_.emplace_back(slot, m.dirty_since);
+}
+
+size_t CacheMemory::DirtyCount() {
+  absl::MutexLock lock(&mu_);
+  return write_pending_;
+}
+
+bool CacheMemory::WaitClean(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  ++flush_waiters_;
+  while (write_pending_ != 0) {
+    if (all_clean_.WaitWithDeadline(&mu_, deadline) && absl::Now() >= deadline) break;
+  }
+  --flush_waiters_;
+  return write_pending_ == 0;
+}
+
+bool CacheMemory::WaitDestaged(uint64_t sequence, absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  auto pending = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (auto [s, since] : destaging_) {
+      if (since <= sequence) return true;
+    }
+    for (auto [s, since] : dirty_) {
+      const SlotMeta& m = slots_[s];
+      if (since <= sequence && m.state == SlotState::kWritePending && m.dirty_since == since &&
+          !m.superseded) {
+        return true;
+      }
+    }
+    return false;
+  };
+  ++flush_waiters_;
+  bool done = true;
+  while (pending()) {
+    if (all_clean_.WaitWithDeadline(&mu_, deadline) && absl::Now() >= deadline) {
+      done = false;
+      break;
+    }
+  }
+  --flush_waiters_;
+  return done;
+}
+
+}  // namespace simarray::cache
