@@ -5,7 +5,7 @@
 // records in flight. The mirror acknowledges cumulatively; each ack completes the request's
 // write ticket (the sync host reply) and lets the track's owed bit clear.
 //
-// Link handling (SPEC section 3): the link is down when the stream breaks, when an ack or a
+// Link handling (docs/pair.md): the link is down when the stream breaks, when an ack or a
 // heartbeat reply is overdue (link.ack_timeout), while an admin suspends it, or while a
 // drop fault holds it. Then every request queued or in flight becomes owed: with policy
 // "continue" the writes succeed with mirrored = false, with policy "fail" they fail
