@@ -15,7 +15,7 @@
 // before it resumes normal shipping. A mirror of another data generation gets an initial
 // copy of every track that holds data.
 //
-// Async mode (SPEC section 4): with a CycleSet on the commit point, the adaptor ships
+// Async mode (docs/async.md): with a CycleSet on the commit point, the adaptor ships
 // transmit cycles instead of the queue: it switches cycles every cycle_ms, sends a cycle's
 // records and then its end marker, and the marker's ack (the mirror applied the whole
 // cycle) acknowledges every track of it. A link loss turns the cycles into owed tracks;
