@@ -81,7 +81,7 @@ class Array {
   absl::StatusOr<disk::VolumeInfo> CreateVolume(const std::string& name, uint64_t size);
   absl::Status DeleteVolume(const std::string& name, bool force);
 
-  // Role changes (SPEC section 3), asked of this daemon's admin service. Failover and Swap
+  // Role changes (docs/pair.md), asked of this daemon's admin service. Failover and Swap
   // are asked of the mirror, Failback of the side that was failed over to.
   absl::StatusOr<RoleChange> Failover();
   absl::StatusOr<RoleChange> Failback(bool force, absl::Duration wait);

@@ -1,4 +1,4 @@
-// Array: role changes (SPEC section 3) — becoming the mirror or the primary, failover,
+// Array: role changes (docs/pair.md) — becoming the mirror or the primary, failover,
 // failback and swap.
 #include <filesystem>
 #include <fstream>

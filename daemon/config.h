@@ -28,7 +28,7 @@ struct DaemonConfig {
   std::string path;
   std::string name;              // daemon id in logs and Hello
   std::string role = "primary";  // "primary" | "mirror" (first start only)
-  std::string mode = "sync";     // "sync" | "async" (SPEC section 4, docs/async.md)
+  std::string mode = "sync";     // "sync" | "async" (docs/async.md)
   uint32_t cycle_ms = 1000;      // async: how long a capture cycle stays open
   // async: the share of cache slots the capture and transmit cycles may pin before they
   // fall back to owed tracks (pull-ahead). The mirror stages a whole cycle in its cache, so

@@ -32,7 +32,7 @@ std::string Join(const std::string& a, const std::string& b) {
 
 std::string Number(double v) { return absl::StrFormat("%.9g", v); }
 
-// Async mode (SPEC section 4): the primary's cycles, and what the mirror applied.
+// Async mode (docs/async.md): the primary's cycles, and what the mirror applied.
 void Cycles(MetricsWriter& w, Array& a) {
   remote::RecordApplier& applier = a.applier();
   w.Single("simarray_cycles_applied_total", "counter",

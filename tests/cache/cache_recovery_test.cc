@@ -1,5 +1,5 @@
 // Recovery of a persistent cache region: what CacheMemory::Open brings back from a region
-// file left by an earlier run or a crash (SPEC section 7: highest valid sequence per track,
+// file left by an earlier run or a crash (docs/write-path.md: highest valid sequence per track,
 // staging and pen entries dropped, torn entries never trusted).
 
 #include <algorithm>

@@ -1,4 +1,4 @@
-// Async mode (SPEC section 4): write folding, status, pull-ahead, resync beside cycles,
+// Async mode (docs/async.md): write folding, status, pull-ahead, resync beside cycles,
 // and the config keys.
 #include <catch2/catch.hpp>
 

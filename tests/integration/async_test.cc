@@ -1,4 +1,4 @@
-// Async mode (SPEC section 4): dependent-write consistency of the mirror through suspends,
+// Async mode (docs/async.md): dependent-write consistency of the mirror through suspends,
 // link drops, a slow link, a mirror crash in the middle of a cycle, and a swap.
 #include <atomic>
 #include <catch2/catch.hpp>

@@ -1,4 +1,4 @@
-// Crash safety under load (SPEC section 7): rounds of writers against the pair, each round
+// Crash safety under load (docs/write-path.md): rounds of writers against the pair, each round
 // ending in a SIGKILL of the primary or of the mirror and a restart. Every acknowledged
 // write must read back on the primary, and after catch-up the mirror must equal it.
 #include <signal.h>

@@ -1,4 +1,4 @@
-// SPEC section 6: bad input gets a clear error and loses nothing.
+// docs/errors.md: bad input gets a clear error and loses nothing.
 
 #include <catch2/catch.hpp>
 
@@ -25,7 +25,7 @@ grpc::Status ReadStatus(Daemon& d, const std::string& volume, uint64_t offset, u
 
 }  // namespace
 
-TEST_CASE("host requests with bad input get the SPEC status and change nothing",
+TEST_CASE("host requests with bad input get the documented status and change nothing",
           "[integration][errors]") {
   TempDir dir;
   Daemon d(dir.path() + "/solo", DaemonOptions{});  // a primary with no peer, max_write 4M

@@ -1,4 +1,4 @@
-// gRPC conventions every port follows (SPEC section 5): grpc.health.v1.Health answers, and
+// gRPC conventions every port follows (docs/interfaces.md): grpc.health.v1.Health answers, and
 // server reflection (grpc.reflection.v1alpha, what gRPC 1.51 serves) lists the services, so
 // a generic client can find and call them.
 #include <algorithm>

@@ -1,6 +1,6 @@
 // Hostile input on every port a daemon listens on (host gRPC, host NBD, admin, peer,
 // metrics): garbage bytes, messages over the size limit, and slow connections that open and
-// then stall. The daemon must answer with the SPEC section 6 status where there is a call
+// then stall. The daemon must answer with the status of docs/errors.md where there is a call
 // to answer, close what never becomes one, keep serving everyone else and lose nothing.
 #include <sys/socket.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-// Link loss and resync (SPEC section 3): suspend, drop, policies, initial copy.
+// Link loss and resync (docs/pair.md): suspend, drop, policies, initial copy.
 #include <signal.h>
 
 #include <atomic>

@@ -182,7 +182,7 @@ TEST_CASE("a mirror that stops answering is declared lost within ack_timeout",
   const v1::StatusReply during = pair.primary->Status();
   kill(pair.mirror_pid(), SIGCONT);
   if (policy == "continue") {
-    // SPEC section 3: writes go on locally, not mirrored; the track becomes owed.
+    // docs/pair.md: writes go on locally, not mirrored; the track becomes owed.
     REQUIRE(w.status.ok());
     CHECK_FALSE(w.reply.mirrored());
   } else {

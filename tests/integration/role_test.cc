@@ -1,4 +1,4 @@
-// Failover, failback, swap and split brain (SPEC section 3).
+// Failover, failback, swap and split brain (docs/pair.md).
 #include <signal.h>
 
 #include <catch2/catch.hpp>

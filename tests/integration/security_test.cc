@@ -1,4 +1,4 @@
-// Security (SPEC sections 6 and 7, docs/security.md): the admin token, the peer link's
+// Security (docs/security.md, docs/errors.md): the admin token, the peer link's
 // challenge-response authentication, and what an eavesdropper on the link sees.
 #include <sys/stat.h>
 

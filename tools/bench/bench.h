@@ -1,5 +1,5 @@
 #pragma once
-// Bench: the workloads of SPEC section 8, run one after another against one pair, each adding
+// Bench: the workloads of docs/performance.md, run one after another against one pair, each adding
 // its row to one Report (report.h). The pair is one the bench starts itself (pair_launcher.h)
 // or an existing one named on the command line. Not thread-safe: bench_main.cc drives it.
 
@@ -49,7 +49,7 @@ inline constexpr int kMaxMessage = 4 << 20;
 inline constexpr char kVolume[] = "bench";
 inline constexpr char kNbdVolume[] = "bench-nbd";
 
-// The targets the project set (SPEC section 8).
+// The targets the project set (docs/performance.md).
 inline constexpr double kMaxQd1LatencyRatio = 1.3;
 inline constexpr double kMinQd32IopsRatio = 1.0;
 inline constexpr double kMinAsyncRatio = 0.75;

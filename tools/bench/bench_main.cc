@@ -2,7 +2,7 @@
 //                [--primary ADMIN --primary-host HA [--primary-nbd NBD] [--mirror ADMIN]
 //                 [--primary-token-file F] [--mirror-token-file F]]
 //
-// Measures simarray beside raw baselines on the same machine (SPEC section 8) and prints one
+// Measures simarray beside raw baselines on the same machine (docs/performance.md) and prints one
 // table: workload | simarray | baseline | ratio | target. By default it starts its own pairs
 // of simarrayd on loopback; with --primary it measures an existing pair instead (the pen row,
 // which needs two pairs of its own, is then skipped). Live progress goes to stderr, the table
@@ -59,7 +59,8 @@ class ScratchDir {
 };
 
 int Main(int argc, char** argv) {
-  CLI::App app{"simarray-bench: simarray beside raw gRPC and nbdkit baselines (SPEC section 8)"};
+  CLI::App app{
+      "simarray-bench: simarray beside raw gRPC and nbdkit baselines (docs/performance.md)"};
   BenchFlags flags;
   app.add_option("--duration-s", flags.duration_s, "measured seconds per workload")
       ->check(CLI::Range(0.5, 600.0))

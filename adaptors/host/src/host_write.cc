@@ -1,4 +1,4 @@
-// The write path of one host write, steps 2 to 6 of SPEC section 2.
+// The write path of one host write, steps 2 to 6 of docs/write-path.md.
 #include <cstring>
 
 #include "absl/strings/str_cat.h"

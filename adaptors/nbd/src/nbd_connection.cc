@@ -1,7 +1,7 @@
 #include "nbd_connection.h"
 
 // clang-format off
-#include <utility>  // before any Asio header (Boost 1.74 with GCC 12, see STYLE.md)
+#include <utility>  // before any Asio header (Boost 1.74 with GCC 12, docs/toolchain.md)
 // clang-format on
 #include <algorithm>
 #include <boost/asio/buffer.hpp>

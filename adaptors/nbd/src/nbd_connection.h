@@ -23,7 +23,7 @@
 // Owned by NbdShared::open while open, and by the handlers and jobs that hold it.
 
 // clang-format off
-#include <utility>  // before any Asio header (Boost 1.74 with GCC 12, see STYLE.md)
+#include <utility>  // before any Asio header (Boost 1.74 with GCC 12, docs/toolchain.md)
 // clang-format on
 #include <array>
 #include <boost/asio/any_io_executor.hpp>

@@ -1,7 +1,7 @@
 #include "simarray/nbd/nbd_server.h"
 
 // clang-format off
-#include <utility>  // before any Asio header (Boost 1.74 with GCC 12, see STYLE.md)
+#include <utility>  // before any Asio header (Boost 1.74 with GCC 12, docs/toolchain.md)
 // clang-format on
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>

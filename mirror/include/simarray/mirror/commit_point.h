@@ -1,6 +1,6 @@
 #pragma once
 // CommitPoint: the one place where a validated write becomes part of the array's history
-// (SPEC section 2, step 5). Under one lock it takes the write's sequence number, publishes
+// (docs/write-path.md, step 5). Under one lock it takes the write's sequence number, publishes
 // every portion in cache, and moves all of the write's mirror requests from the holding pen
 // to the mirror queue in one step (claims 1, 4). Serialising these three keeps the cache and
 // the queue in sequence order, which is what lets both sides end every byte equal to the

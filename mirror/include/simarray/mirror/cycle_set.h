@@ -1,5 +1,5 @@
 #pragma once
-// CycleSet: the cycles of asynchronous mode on the primary (SPEC section 4; SRDF/A's delta
+// CycleSet: the cycles of asynchronous mode on the primary (docs/async.md; SRDF/A's delta
 // sets). Every committed write joins the *capture* cycle. At a cycle switch the capture
 // cycle closes at a boundary sequence, becomes the *transmit* cycle the remote adaptor
 // ships, and a new capture cycle opens. Cycles are daemon-wide, across every volume (one

@@ -1,7 +1,7 @@
 #pragma once
 // MirrorQueue: the ordered queue of validated mirror requests waiting for the remote
 // adaptor (claims 10, 13). Bounded at `capacity` requests. A host write reserves its places
-// before it stages anything (SPEC section 2, step 1), so a validated write never finds the
+// before it stages anything (docs/write-path.md, step 1), so a validated write never finds the
 // queue full; when places are short, Reserve waits (sync back-pressure).
 //
 // Order: requests are pushed by the commit point in sequence order, so the queue is in

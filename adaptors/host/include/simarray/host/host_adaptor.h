@@ -1,6 +1,6 @@
 #pragma once
 // HostAdaptor: a front-end port of the array. It owns a holding pen and runs the write path
-// of SPEC section 2 for every host write that comes in on it, whatever the protocol:
+// of docs/write-path.md for every host write that comes in on it, whatever the protocol:
 //
 //   BeginWrite  1. checks the request, reserves the write's places in the mirror queue and
 //                  splits it into one portion per track;

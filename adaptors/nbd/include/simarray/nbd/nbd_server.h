@@ -1,7 +1,7 @@
 #pragma once
 // NbdServer: a host adaptor port speaking the Network Block Device protocol. Every volume of
 // the array is an export of the same name. Reads and writes go through a HostAdaptor, so an
-// NBD write takes exactly the path of a gRPC write (SPEC section 2): BeginWrite, then Append
+// NBD write takes exactly the path of a gRPC write (docs/write-path.md): BeginWrite, then Append
 // as the payload arrives from the socket, then Finish with the CRC-32C of the bytes that
 // arrived (validity), holding pen, commit and mirror. TRIM and WRITE_ZEROES are writes of
 // zeros on the same path (split into writes of at most max_write), so the mirror stays

@@ -1,5 +1,5 @@
 #pragma once
-// CycleReceiver: the mirror's end of async mode for one Ship stream (SPEC section 4). The
+// CycleReceiver: the mirror's end of async mode for one Ship stream (docs/async.md). The
 // data records of a cycle are staged in cache slots, invisible to readers. When the cycle's
 // end marker has come and every record it announces is staged, the whole cycle is applied
 // at once (RecordApplier::ApplyCycle). A stream that ends mid-cycle discards what it

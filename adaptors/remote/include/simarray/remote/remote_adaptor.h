@@ -5,7 +5,7 @@
 // records in flight. The mirror acknowledges cumulatively; each ack completes the request's
 // write ticket (the sync host reply) and lets the track's owed bit clear.
 //
-// Link handling (SPEC section 3): the link is down when the stream breaks, when an ack or a
+// Link handling (docs/pair.md): the link is down when the stream breaks, when an ack or a
 // heartbeat reply is overdue (link.ack_timeout), while an admin suspends it, or while a
 // drop fault holds it. Then every request queued or in flight becomes owed: with policy
 // "continue" the writes succeed with mirrored = false, with policy "fail" they fail
@@ -15,7 +15,7 @@
 // before it resumes normal shipping. A mirror of another data generation gets an initial
 // copy of every track that holds data.
 //
-// Async mode (SPEC section 4): with a CycleSet on the commit point, the adaptor ships
+// Async mode (docs/async.md): with a CycleSet on the commit point, the adaptor ships
 // transmit cycles instead of the queue: it switches cycles every cycle_ms, sends a cycle's
 // records and then its end marker, and the marker's ack (the mirror applied the whole
 // cycle) acknowledges every track of it. A link loss turns the cycles into owed tracks;
