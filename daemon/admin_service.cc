@@ -120,6 +120,10 @@ grpc::Status AdminServiceImpl::Status(grpc::ServerContext* context,
   cs->set_staging(slots.staging);
   cs->set_track_size(a.cache().track_size());
   cs->set_persistent(a.cache().persistent());
+  cs->set_shipping(slots.shipping);
+  cs->set_bytes_copied(a.cache().bytes_copied());
+  cs->set_tracks_destaged(a.disk().tracks_destaged());
+  cs->set_bytes_destaged(a.disk().bytes_destaged());
   for (const auto& ha : a.host_adaptors()) {
     v1::PenStatus* ps = reply->add_pens();
     ps->set_host_adaptor(ha->id());
@@ -150,6 +154,7 @@ grpc::Status AdminServiceImpl::Status(grpc::ServerContext* context,
     ls->set_peer(a.config().peer_address);
     ls->set_state(l.state);
     ls->set_records_shipped(l.records_shipped);
+    ls->set_messages_shipped(l.messages_shipped);
     ls->set_records_acked(l.records_acked);
     ls->set_records_refused(l.records_refused);
     ls->set_bytes_shipped(l.bytes_shipped);

@@ -222,6 +222,9 @@ void Link(MetricsWriter& w, Array& a) {
   for (const auto& [event, n] : events) {
     w.Sample("simarray_link_records_total", MetricsWriter::Label("event", event), n);
   }
+  w.Single("simarray_link_messages_total", "counter",
+           "Ship messages sent to the mirror (records per message is the batching).",
+           l.messages_shipped);
   w.Single("simarray_link_bytes_shipped_total", "counter", "Data bytes shipped to the mirror.",
            l.bytes_shipped);
   w.Single("simarray_link_records_in_flight", "gauge", "Records shipped and not yet acked.",
@@ -319,11 +322,20 @@ std::string RenderMetrics(Array& a) {
   const std::pair<const char*, uint64_t> states[] = {{"free", slots.free},
                                                      {"clean", slots.clean},
                                                      {"write_pending", slots.write_pending},
-                                                     {"staging", slots.staging}};
+                                                     {"staging", slots.staging},
+                                                     {"shipping", slots.shipping}};
   for (const auto& [state, n] : states) {
     w.Sample("simarray_cache_slots", MetricsWriter::Label("state", state), n);
   }
   w.Single("simarray_cache_slot_capacity", "gauge", "Cache slots in all.", slots.total);
+  w.Single("simarray_cache_copied_bytes_total", "counter",
+           "Bytes commits copied into track images (written ranges, and copy-on-write fills).",
+           a.cache().bytes_copied());
+  w.Single("simarray_destage_tracks_total", "counter",
+           "Track images destaged to the backing files.", a.disk().tracks_destaged());
+  w.Single("simarray_destage_bytes_total", "counter",
+           "Bytes the destage wrote to the backing files (dirty 4 KiB blocks only).",
+           a.disk().bytes_destaged());
 
   Host(w, a);
   Nbd(w, a);

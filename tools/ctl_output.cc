@@ -230,8 +230,11 @@ std::string FormatStatus(const v1::StatusReply& s) {
       {"sequence", absl::StrCat(s.sequence(), " (generation ", s.generation(), ")")},
       {"cache slots",
        absl::StrCat(c.slots(), " total: ", c.free(), " free, ", c.clean(), " clean, ",
-                    c.write_pending(), " write-pending, ", c.staging(), " staging (track ",
-                    FormatSize(c.track_size()), c.persistent() ? ", persistent)" : ", volatile)")},
+                    c.write_pending(), " write-pending, ", c.staging(), " staging, ", c.shipping(),
+                    " shipping (track ", FormatSize(c.track_size()),
+                    c.persistent() ? ", persistent)" : ", volatile)")},
+      {"destage", absl::StrCat(c.tracks_destaged(), " images, ", FormatSize(c.bytes_destaged()),
+                               " written; ", FormatSize(c.bytes_copied()), " copied by commits")},
       {"mirror queue", s.queue_capacity() == 0
                            ? std::string("none")
                            : absl::StrCat("depth ", s.queue_depth(), ", peak ", s.queue_peak(),

@@ -395,7 +395,7 @@ TEST_CASE("GET /metrics on both daemons shows the workload in Prometheus text fo
   CHECK(m.Value("simarray_info", {{"role", "mirror"}}) == 1);
   CHECK(m.Value("simarray_cache_slot_capacity") > 0);
   double slots = 0;
-  for (const char* state : {"free", "clean", "write_pending", "staging"}) {
+  for (const char* state : {"free", "clean", "write_pending", "staging", "shipping"}) {
     const double n = m.Value("simarray_cache_slots", {{"state", state}});
     CHECK(n >= 0);
     slots += n;

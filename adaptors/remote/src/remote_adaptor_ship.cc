@@ -196,6 +196,7 @@ void RemoteAdaptor::Send(std::vector<Outgoing> batch) {
                          InFlight{std::move(batch[i].request), deadline, batch[i].resync, now});
     }
     counters_.records_shipped += batch.size();
+    ++counters_.messages_shipped;
     counters_.bytes_shipped += bytes;
     counters_.in_flight_peak =
         std::max<uint64_t>(counters_.in_flight_peak, in_flight_.size() + delay_line_.size());

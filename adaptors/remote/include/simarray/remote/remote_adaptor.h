@@ -76,6 +76,7 @@ struct LinkCounters {
   std::string state;  // "up", "connecting", "down", "suspended"
   bool resyncing = false;
   uint64_t records_shipped = 0;
+  uint64_t messages_shipped = 0;  // Ship messages those records went in
   uint64_t records_acked = 0;
   uint64_t records_refused = 0;
   uint64_t records_failed = 0;
