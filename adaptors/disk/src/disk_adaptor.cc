@@ -184,6 +184,11 @@ absl::StatusOr<uint64_t> DiskAdaptor::Flush() {
   return tracks_destaged_.load() - before;
 }
 
+absl::Status DiskAdaptor::Persist() {
+  if (!cache_->persistent()) return Flush().status();
+  return cache_->region().Sync();
+}
+
 absl::Status DiskAdaptor::CorruptTrack(const std::string& name, uint64_t track) {
   auto volume = volumes_->Find(name);
   if (!volume.ok()) return volume.status();

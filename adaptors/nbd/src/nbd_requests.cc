@@ -149,7 +149,7 @@ void NbdConnection::Flush(const Request& r) {
   }
   auto self = shared_from_this();
   bool posted = PostToPool([self, r] {
-    absl::Status s = self->shared_->parts.disk->Flush().status();
+    absl::Status s = self->shared_->parts.disk->Persist();
     self->PostToStrand([self, r, s] { self->ReplyStatus(r, s); });
   });
   if (!posted) ReplyError(r, kEio, "host adaptor work queue full");

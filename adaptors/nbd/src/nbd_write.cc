@@ -211,7 +211,7 @@ void NbdConnection::CompleteWrite(std::weak_ptr<NbdConnection> weak, Request req
   const uint64_t bytes = request.type == kCmdWrite ? request.length : 0;
   if (status.ok() && (request.flags & kCmdFlagFua) != 0) {
     bool posted = self->PostToPool([self, request, bytes] {
-      absl::Status flushed = self->shared_->parts.disk->Flush().status();
+      absl::Status flushed = self->shared_->parts.disk->Persist();
       self->PostToStrand(
           [self, request, bytes, flushed] { self->ReplyStatus(request, flushed, bytes); });
     });

@@ -35,6 +35,12 @@ class DiskAdaptor : public cache::BackingStore {
   // tracks destaged while it waited.
   absl::StatusOr<uint64_t> Flush();
 
+  // What an NBD FLUSH, or a write with FUA, asks for: every write acknowledged before the call
+  // survives a machine crash. With a persistent cache region (the array's battery-backed
+  // cache) that only takes the region synced: nothing is destaged, no volume file synced.
+  // Without one it is Flush(). docs/write-path.md, "What an acknowledgement means".
+  absl::Status Persist();
+
   // Overwrites `track` of `volume` in the backing file with garbage after destaging it, and
   // drops its cached copy, so that the next read (and the consistency checker) sees it.
   absl::Status CorruptTrack(const std::string& volume, uint64_t track);
