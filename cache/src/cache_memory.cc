@@ -163,6 +163,14 @@ absl::StatusOr<TrackPin> CacheMemory::PinTrack(TrackKey key) {
   return pin;
 }
 
+std::optional<TrackPin> CacheMemory::TryPinTrack(TrackKey key) {
+  absl::MutexLock lock(&mu_);
+  auto it = directory_.find(key);
+  if (it == directory_.end() || it->second.live < 0) return std::nullopt;
+  ++it->second.pins;
+  return TrackPin(this, key);
+}
+
 void CacheMemory::Unpin(TrackKey key) {
   absl::MutexLock lock(&mu_);
   auto it = directory_.find(key);

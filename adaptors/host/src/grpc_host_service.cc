@@ -33,22 +33,34 @@ grpc::ServerUnaryReactor* GrpcHostService::Write(grpc::CallbackServerContext* co
                                                  const v1::WriteRequest* request,
                                                  v1::WriteReply* reply) {
   auto* reactor = context->DefaultReactor();
-  bool posted = adaptor_->pool().Post([this, request, reply, reactor] {
-    auto write = adaptor_->BeginWrite(request->volume(), request->offset(), request->data().size(),
-                                      request->crc32c());
-    if (!write.ok()) {
-      reactor->Finish(rpc::ToGrpc(write.status()));
-      return;
-    }
-    if (absl::Status s = (*write)->Append(Bytes(request->data())); !s.ok()) {
-      (*write)->Cancel();
-      reactor->Finish(rpc::ToGrpc(s));
-      return;
-    }
-    (*write)->Finish(ReplyWith(reactor, reply));
-  });
+  // On this reaction's thread when nothing has to wait (the usual case), else on the pool.
+  if (RunWrite(*request, reply, reactor, Waits::kNever)) return reactor;
+  bool posted = adaptor_->pool().Post(
+      [this, request, reply, reactor] { RunWrite(*request, reply, reactor, Waits::kAllowed); });
   if (!posted) reactor->Finish(Overloaded());
   return reactor;
+}
+
+bool GrpcHostService::RunWrite(const v1::WriteRequest& request, v1::WriteReply* reply,
+                               grpc::ServerUnaryReactor* reactor, Waits waits) {
+  auto write = adaptor_->BeginWrite(request.volume(), request.offset(), request.data().size(),
+                                    request.crc32c(), waits);
+  if (!write.ok()) {
+    if (IsWouldWait(write.status())) return false;
+    reactor->Finish(rpc::ToGrpc(write.status()));
+    return true;
+  }
+  if (absl::Status s = (*write)->Append(Bytes(request.data())); !s.ok()) {
+    if (IsWouldWait(s)) {
+      (*write)->Abandon();
+      return false;
+    }
+    (*write)->Cancel();
+    reactor->Finish(rpc::ToGrpc(s));
+    return true;
+  }
+  (*write)->Finish(ReplyWith(reactor, reply));
+  return true;
 }
 
 // One WriteStream call: a header, then chunks, each handled on the work pool before the

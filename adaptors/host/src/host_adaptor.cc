@@ -3,6 +3,7 @@
 #include <cstring>
 #include <optional>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace simarray::host {
@@ -52,9 +53,17 @@ absl::Status CheckRange(const disk::Volume& volume, uint64_t offset, uint64_t le
 
 }  // namespace
 
+absl::Status WouldWait(const char* what) {
+  return absl::UnavailableError(absl::StrCat("would wait for ", what));
+}
+
+bool IsWouldWait(const absl::Status& status) {
+  return absl::IsUnavailable(status) && absl::StartsWith(status.message(), "would wait for ");
+}
+
 absl::StatusOr<std::unique_ptr<HostWrite>> HostAdaptor::BeginWrite(const std::string& name,
                                                                    uint64_t offset, uint64_t length,
-                                                                   uint32_t crc32c) {
+                                                                   uint32_t crc32c, Waits waits) {
   auto volume = parts_.volumes->Find(name);
   if (!volume.ok()) return volume.status();
   if (absl::Status s = CheckRange(**volume, offset, length, options_.max_write); !s.ok()) {
@@ -63,11 +72,17 @@ absl::StatusOr<std::unique_ptr<HostWrite>> HostAdaptor::BeginWrite(const std::st
   if (parts_.admit_write) {
     if (absl::Status s = parts_.admit_write(); !s.ok()) return s;
   }
+  if (waits == Waits::kNever && !parts_.cache->persistent()) return WouldWait("the destage");
   const uint64_t track_size = parts_.cache->track_size();
   const uint64_t portions = (offset + length - 1) / track_size - offset / track_size + 1;
+  // One portion at most: a later portion's wait would come after an earlier one was penned.
+  if (waits == Waits::kNever && portions > 1) return WouldWait("a write of several tracks");
   mirror::Reservation reservation;
   if (parts_.queue != nullptr) {
-    auto r = parts_.queue->Reserve(portions, absl::Now() + options_.wait_limit);
+    const bool now = waits == Waits::kNever;
+    auto r = parts_.queue->Reserve(portions,
+                                   now ? absl::InfinitePast() : absl::Now() + options_.wait_limit);
+    if (now && absl::IsDeadlineExceeded(r.status())) return WouldWait("mirror queue places");
     if (!r.ok()) return r.status();
     reservation = std::move(*r);
   }
@@ -78,7 +93,7 @@ absl::StatusOr<std::unique_ptr<HostWrite>> HostAdaptor::BeginWrite(const std::st
     ++counters_.writes;
   }
   return std::unique_ptr<HostWrite>(new HostWrite(this, *std::move(volume), offset, length, crc32c,
-                                                  write_id, std::move(reservation)));
+                                                  write_id, std::move(reservation), waits));
 }
 
 absl::Status HostAdaptor::Read(const std::string& name, uint64_t offset, uint64_t length,

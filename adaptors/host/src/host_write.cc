@@ -11,13 +11,14 @@ namespace simarray::host {
 
 HostWrite::HostWrite(HostAdaptor* adaptor, std::shared_ptr<disk::Volume> volume, uint64_t offset,
                      uint64_t length, uint32_t crc32c, uint64_t write_id,
-                     mirror::Reservation reservation)
+                     mirror::Reservation reservation, Waits waits)
     : adaptor_(adaptor),
       volume_(std::move(volume)),
       offset_(offset),
       length_(length),
       crc32c_(crc32c),
       write_id_(write_id),
+      waits_(waits),
       reservation_(std::move(reservation)) {}
 
 HostWrite::~HostWrite() {
@@ -26,6 +27,15 @@ HostWrite::~HostWrite() {
 
 void HostWrite::Cancel() {
   if (!finished_) Drop(InvalidReason::kCancelled);
+}
+
+void HostWrite::Abandon() {
+  // Append gave up before the pen saw anything of this write (WouldWait).
+  finished_ = true;
+  portions_.clear();
+  reservation_.Reset();
+  absl::MutexLock lock(&adaptor_->mu_);
+  --adaptor_->counters_.writes;
 }
 
 // Step 2 for a new portion: a slot of its own in cache (and, for a partial track, a pin on
@@ -39,17 +49,26 @@ absl::Status HostWrite::StartPortion() {
   const auto in_track = static_cast<uint32_t>(pos % track_size);
   const auto length =
       static_cast<uint32_t>(std::min<uint64_t>(offset_ + length_ - pos, track_size - in_track));
-  const absl::Time deadline = absl::Now() + adaptor_->options_.wait_limit;
-  auto staged = cache->AllocateStaging(key, write_id_, deadline);
-  if (!staged.ok()) return staged.status();
+  const bool now = waits_ == Waits::kNever;
   mirror::Portion portion;
   portion.offset = in_track;
   portion.length = length;
   if (length < track_size) {
-    auto pin = cache->PinTrack(key);
-    if (!pin.ok()) return pin.status();
-    portion.pin = std::move(*pin);
+    if (now) {
+      std::optional<cache::TrackPin> pin = cache->TryPinTrack(key);
+      if (!pin) return WouldWait("the track to be staged from disk");
+      portion.pin = std::move(*pin);
+    } else {
+      auto pin = cache->PinTrack(key);
+      if (!pin.ok()) return pin.status();
+      portion.pin = std::move(*pin);
+    }
   }
+  const absl::Time deadline =
+      now ? absl::InfinitePast() : absl::Now() + adaptor_->options_.wait_limit;
+  auto staged = cache->AllocateStaging(key, write_id_, deadline);
+  if (now && absl::IsDeadlineExceeded(staged.status())) return WouldWait("a free cache slot");
+  if (!staged.ok()) return staged.status();
   mirror::MirrorRequest request;
   request.key = key;
   request.slot = staged->slot();

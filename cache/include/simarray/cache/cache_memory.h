@@ -31,6 +31,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <unordered_map>
 #include <vector>
@@ -232,6 +233,8 @@ class CacheMemory {
   // Keeps `key`'s current image in cache, staging it from the backing store when absent, so
   // that Publish of a partial portion can fill from memory.
   absl::StatusOr<TrackPin> PinTrack(TrackKey key);
+  // PinTrack for a track whose image is in cache now; nullopt (nothing done) otherwise.
+  std::optional<TrackPin> TryPinTrack(TrackKey key);
 
   // Makes [offset, offset + length) of `staged` part of its track's image as of `sequence`
   // (in place, or by copy on write when the image is pinned; see the top of this file).

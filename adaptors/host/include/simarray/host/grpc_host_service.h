@@ -28,6 +28,11 @@ class GrpcHostService final : public v1::HostService::CallbackService {
 
  private:
   friend class WriteStreamReactor;
+  // Runs one unary write to its Finish. With Waits::kNever it returns false, having done
+  // nothing, when the write would have to wait; else true (the reactor is or will be
+  // finished).
+  bool RunWrite(const v1::WriteRequest& request, v1::WriteReply* reply,
+                grpc::ServerUnaryReactor* reactor, Waits waits);
   HostAdaptor* const adaptor_;
   disk::DiskAdaptor* const disk_;
   std::atomic<uint64_t> streams_cancelled_{0};

@@ -13,7 +13,9 @@
 //                  staged bytes and replies with what was wrong.
 //
 // Thread-safe. Calls that may wait (queue places, cache slots, disk reads) are made from
-// the adaptor's work pool, never from a gRPC reaction.
+// the adaptor's work pool, never from a gRPC reaction. A reaction may run a write itself
+// with Waits::kNever: the write then takes nothing it would have to wait for, and says so
+// (WouldWait) instead of waiting, and the reaction hands the write to the pool.
 
 #include <atomic>
 #include <cstdint>
@@ -40,6 +42,14 @@ namespace simarray::host {
 enum class InvalidReason { kCrcMismatch, kShortStream, kLongStream, kCancelled, kInjected };
 const char* InvalidReasonName(InvalidReason reason);
 inline constexpr int kInvalidReasons = 5;
+
+// Whether a write may wait for queue places, cache slots and disk reads.
+enum class Waits { kAllowed, kNever };
+// What a Waits::kNever write returns when it would have had to wait (UNAVAILABLE); and
+// whether a status is that. The write did nothing visible: Abandon it and run it again with
+// waits allowed.
+absl::Status WouldWait(const char* what);
+bool IsWouldWait(const absl::Status& status);
 
 struct WriteResult {
   uint64_t sequence = 0;
@@ -108,8 +118,11 @@ class HostAdaptor {
 
   // Step 1. NOT_FOUND, OUT_OF_RANGE, INVALID_ARGUMENT (length 0 or over max_write),
   // FAILED_PRECONDITION (mirror role), DEADLINE_EXCEEDED (queue full too long).
+  // With Waits::kNever also WouldWait: a write of more than one track, no queue place free
+  // now, or a write-through cache (its ack waits for the destage).
   absl::StatusOr<std::unique_ptr<HostWrite>> BeginWrite(const std::string& volume, uint64_t offset,
-                                                        uint64_t length, uint32_t crc32c);
+                                                        uint64_t length, uint32_t crc32c,
+                                                        Waits waits = Waits::kAllowed);
 
   // The bytes a host read returns: cache over disk. Appends to `out`.
   absl::Status Read(const std::string& volume, uint64_t offset, uint64_t length, std::string* out);
@@ -147,7 +160,9 @@ class HostWrite {
   uint64_t received() const { return received_; }
 
   // Steps 2-3 for the next bytes of the write. Bytes past the declared length make the
-  // write invalid (it stays open so Finish can report it). Errors (cache full) are final.
+  // write invalid (it stays open so Finish can report it). Errors (cache full) are final,
+  // except WouldWait for a Waits::kNever write (no free slot, or the track's image is not in
+  // cache), which leaves the pen untouched: Abandon the write.
   absl::Status Append(std::span<const uint8_t> bytes);
 
   // For protocols that learn the checksum only as the payload arrives (NBD: the CRC-32C of
@@ -160,10 +175,15 @@ class HostWrite {
   // The host went away: drop the write (counted as cancelled).
   void Cancel();
 
+  // A Waits::kNever write that would have waited: forget it as if it had never begun
+  // (nothing counted), so that it can be run again on the pool.
+  void Abandon();
+
  private:
   friend class HostAdaptor;
   HostWrite(HostAdaptor* adaptor, std::shared_ptr<disk::Volume> volume, uint64_t offset,
-            uint64_t length, uint32_t crc32c, uint64_t write_id, mirror::Reservation reservation);
+            uint64_t length, uint32_t crc32c, uint64_t write_id, mirror::Reservation reservation,
+            Waits waits);
   absl::Status StartPortion();
   void Drop(InvalidReason reason);
   // The CRC-32C of the write's bytes as they sit in the staged slots.
@@ -175,6 +195,7 @@ class HostWrite {
   const uint64_t length_;
   uint32_t crc32c_;
   const uint64_t write_id_;
+  const Waits waits_;
   const absl::Time started_ = absl::Now();
   mirror::Reservation reservation_;
   std::vector<mirror::Portion> portions_;
