@@ -23,6 +23,7 @@ constexpr const char* kCatalogFile = "volumes.tsv";
 
 Volume::~Volume() {
   if (fd >= 0) close(fd);
+  if (direct_fd >= 0) close(direct_fd);
 }
 
 bool ValidVolumeName(const std::string& name) {
@@ -64,7 +65,8 @@ absl::StatusOr<std::shared_ptr<Volume>> VolumeCatalog::OpenBacking(const VolumeI
     close(fd);
     return ErrnoStatus(absl::StrCat("size ", path));
   }
-  return std::make_shared<Volume>(info.name, info.id, info.size, fd);
+  const int direct_fd = open(path.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC);
+  return std::make_shared<Volume>(info.name, info.id, info.size, fd, direct_fd);
 }
 
 absl::Status VolumeCatalog::SaveLocked() {

@@ -18,8 +18,8 @@ namespace simarray::disk {
 // An open volume. Shared: a volume deleted while a request uses it stays open until the
 // request lets go. Immutable after creation.
 struct Volume {
-  Volume(std::string name, uint32_t id, uint64_t size, int fd)
-      : name(std::move(name)), id(id), size(size), fd(fd) {}
+  Volume(std::string name, uint32_t id, uint64_t size, int fd, int direct_fd = -1)
+      : name(std::move(name)), id(id), size(size), fd(fd), direct_fd(direct_fd) {}
   ~Volume();
   Volume(const Volume&) = delete;
   Volume& operator=(const Volume&) = delete;
@@ -27,6 +27,10 @@ struct Volume {
   const uint32_t id;
   const uint64_t size;
   const int fd;
+  // The same file opened with O_DIRECT, for the destage's block-aligned writes (-1 where the
+  // file system refuses O_DIRECT). Going past the page cache keeps a 4 KiB destage from
+  // dirtying a whole large folio of the file, which the kernel would then write back whole.
+  const int direct_fd;
 };
 
 struct VolumeInfo {
