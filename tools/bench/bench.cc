@@ -50,6 +50,10 @@ absl::Status Bench::Prepare() {
     Say(fmt::format("measuring the pair whose primary is at {} (host adaptor {})",
                     target_.admin.address, target_.host));
     if (absl::Status s = WaitLinkUp(target_.admin, std::chrono::seconds(10)); !s.ok()) return s;
+    // No pids: the CPU figures are n/a. The mirror's counters only with --mirror.
+    target_.probe.primary_admin = target_.admin;
+    target_.probe.primary_host = target_.host;
+    target_.probe.mirror_admin = mirror_admin;
   } else {
     PairOptions options;
     options.simarrayd = DaemonPath();
@@ -63,6 +67,7 @@ absl::Status Bench::Prepare() {
     target_.admin = target_.launched->primary().admin;
     target_.host = target_.launched->primary().host;
     target_.nbd = target_.launched->primary().nbd;
+    target_.probe = target_.launched->Probe();
   }
   if (absl::Status s = PrepareVolume(target_.admin, target_.host, kVolume); !s.ok()) return s;
   if (!flags_.mirror_admin.empty()) {
@@ -82,20 +87,38 @@ absl::Status Bench::PrepareVolume(const AdminPort& admin, const std::string& hos
 }
 
 LoopResult Bench::Loop(const std::string& label, int depth, const StartRequest& start,
-                       double duration_fraction) {
+                       double duration_fraction, std::function<void(uint64_t)> at_window_start) {
   LoopOptions options;
   options.label = label;
   options.depth = depth;
   options.warmup = warmup();
   options.duration = duration() * duration_fraction;
+  options.at_window_start = std::move(at_window_start);
   return RunClosedLoop(options, start);
 }
 
+LoopResult Bench::CostedLoop(const std::string& label, int depth, const StartRequest& start,
+                             double duration_fraction, const PairProbe& pair,
+                             const std::function<std::string()>& settle, RunCost* cost) {
+  CostSample before;
+  LoopResult result =
+      Loop(label, depth, start, duration_fraction, [&](uint64_t) { before = TakeSample(pair); });
+  cost->note = settle();
+  const CostSample after = TakeSample(pair);
+  cost->delta = Difference(before, after);
+  return result;
+}
+
 LoopResult Bench::Writes(const std::string& label, const std::string& host, int depth,
-                         std::string* trouble, double duration_fraction) {
+                         std::string* trouble, double duration_fraction, const PairProbe* pair,
+                         RunCost* cost) {
   HostWriter writer(host, kVolume, kVolumeSize, kBlock);
-  LoopResult result = Loop(
-      label, depth, [&](Completion done) { writer.Start(std::move(done)); }, duration_fraction);
+  const StartRequest start = [&](Completion done) { writer.Start(std::move(done)); };
+  LoopResult result =
+      pair != nullptr && cost != nullptr
+          ? CostedLoop(
+                label, depth, start, duration_fraction, *pair, [&] { return Settle(*pair); }, cost)
+          : Loop(label, depth, start, duration_fraction);
   *trouble = Trouble(result, writer.first_error(), writer.unmirrored());
   return result;
 }
@@ -108,10 +131,24 @@ absl::Status Bench::StartEcho() {
   return absl::OkStatus();
 }
 
-LoopResult Bench::Echoes(const std::string& label, int depth, std::string* trouble) {
+LoopResult Bench::Echoes(const std::string& label, int depth, std::string* trouble,
+                         double* cpu_us_per_call) {
   EchoClient client(echo_->entry_address(), kBlock, kMaxMessage);
+  // The bench process's CPU from the window's start to the last call's end: the client and
+  // both echo servers run in it, and nothing else does meanwhile.
+  double cpu_at_start = -1;
+  uint64_t calls_at_start = 0;
   LoopResult result = Loop(
-      label, depth, [&](Completion done) { client.Start(std::move(done)); }, 1.0);
+      label, depth, [&](Completion done) { client.Start(std::move(done)); }, 1.0,
+      [&](uint64_t completed_all) {
+        calls_at_start = completed_all;
+        cpu_at_start = SelfCpuSeconds();
+      });
+  if (cpu_us_per_call != nullptr) {
+    const uint64_t calls = result.completed_all - calls_at_start;
+    *cpu_us_per_call =
+        cpu_at_start >= 0 && calls > 0 ? (SelfCpuSeconds() - cpu_at_start) / calls * 1e6 : -1;
+  }
   *trouble = Trouble(result, "echo call failed", 0);
   return result;
 }

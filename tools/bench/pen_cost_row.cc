@@ -5,6 +5,7 @@
 #include "fmt/format.h"
 #include "tools/bench/admin_calls.h"
 #include "tools/bench/bench.h"
+#include "tools/bench/cost.h"
 #include "tools/bench/progress.h"
 #include "tools/bench/report.h"
 
@@ -54,7 +55,7 @@ void Bench::PenCost() {
     for (int turn = 0; turn < 2; ++turn) {
       const int i = (round % 2 == 0) ? turn : 1 - turn;
       std::string t;
-      const double cpu_before = pairs[i]->PrimaryCpuSeconds();
+      const double cpu_before = ProcessCpuSeconds(pairs[i]->primary_pid());
       const LoopResult result =
           Writes(fmt::format("holding_pen = {}, round {}/{}", placements[i], round + 1, kRounds),
                  pairs[i]->primary().host, 32, &t, 1.0 / kRounds);
@@ -62,7 +63,7 @@ void Bench::PenCost() {
       seconds[i] += result.seconds;
       rate[i] = result.PerSecond();
       all_ops[i] += result.completed_all;
-      cpu_seconds[i] += pairs[i]->PrimaryCpuSeconds() - cpu_before;
+      cpu_seconds[i] += ProcessCpuSeconds(pairs[i]->primary_pid()) - cpu_before;
       trouble += t;
     }
     const double cost = rate[1] > 0 ? 1 - rate[0] / rate[1] : 0;

@@ -1,6 +1,7 @@
 #pragma once
-// The bench's one table: workload | simarray | baseline | ratio | target, plus a verdict
-// per row and notes under the table; or the same rows as JSON (bench.proto's Report).
+// The bench's table: workload | simarray | baseline | ratio | target, plus a verdict per row
+// and notes under the table, and under it what each run cost per write (CPU, bytes copied and
+// destaged, records per Ship message); or the same rows as JSON (bench.proto's Report).
 // Rows are built by the Make* functions from measured numbers, so the ratio and verdict of
 // every row follow one rule per kind. Pure formatting; thread-compatible.
 
@@ -33,8 +34,12 @@ Row MakeBaselineOnlyRow(const std::string& workload, const std::string& unit, do
 // A row not measured at all (tool missing, workload failed).
 Row MakeSkippedRow(const std::string& workload, const std::string& why, const std::string& target);
 
-// The table with its verdict column and a numbered note per row that has one.
+// The table with its verdict column and a numbered note per row that has one, then the
+// cost per write table (FormatCostTable), then the remarks.
 std::string FormatTable(const Report& report);
+// One line per measured run that has a Cost (rows of one run share it), with a legend and
+// a lettered note per run that has one; "" when no row has a cost.
+std::string FormatCostTable(const Report& report);
 std::string FormatJson(const Report& report);
 
 }  // namespace simarray::bench
