@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <thread>
+
 #include "fmt/format.h"
 #include "tools/bench/admin_calls.h"
 #include "tools/bench/host_workload.h"
@@ -76,7 +78,30 @@ absl::Status Bench::Prepare() {
   if (!target_.nbd.empty()) {
     if (absl::Status s = PrepareVolume(target_.admin, target_.host, kNbdVolume); !s.ok()) return s;
   }
+  if (target_.launched != nullptr) MeasureIdle();
   return absl::OkStatus();
+}
+
+void Bench::MeasureIdle() {
+  // What the pair spends doing nothing (heartbeats, timers, pollers): the part of the CPU per
+  // write that grows with time, not with writes, and so weighs most at QD1.
+  constexpr auto kIdle = std::chrono::seconds(1);
+  Say("measuring the idle pair's CPU for 1 s");
+  const pid_t pids[2] = {target_.probe.primary_pid, target_.probe.mirror_pid};
+  double before[2], after[2];
+  for (int i = 0; i < 2; ++i) before[i] = ProcessCpuSeconds(pids[i]);
+  const auto start = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(kIdle);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  for (int i = 0; i < 2; ++i) after[i] = ProcessCpuSeconds(pids[i]);
+  if (before[0] < 0 || before[1] < 0 || after[0] < 0 || after[1] < 0) return;
+  report_.set_idle_primary_cpu_ms_per_s((after[0] - before[0]) / seconds * 1e3);
+  report_.set_idle_mirror_cpu_ms_per_s((after[1] - before[1]) / seconds * 1e3);
+  report_.add_remarks(fmt::format(
+      "idle pair, before the workloads ({:.1f} s): primary {:.0f} ms, mirror {:.0f} ms of CPU per "
+      "second (/proc/PID/stat, 10 ms ticks)",
+      seconds, report_.idle_primary_cpu_ms_per_s(), report_.idle_mirror_cpu_ms_per_s()));
 }
 
 absl::Status Bench::PrepareVolume(const AdminPort& admin, const std::string& host,

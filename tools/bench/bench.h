@@ -94,6 +94,8 @@ class Bench {
   absl::Status PrepareVolume(const AdminPort& admin, const std::string& host,
                              const std::string& volume);
   absl::Status StartEcho();
+  // Samples the launched pair's CPU while it is idle, into the report.
+  void MeasureIdle();
   // What one measured run cost a pair (cost.h): the difference between the samples, and
   // what went wrong while taking them ("" if nothing).
   struct RunCost {
