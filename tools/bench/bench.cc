@@ -99,8 +99,8 @@ void Bench::MeasureIdle() {
   report_.set_idle_primary_cpu_ms_per_s((after[0] - before[0]) / seconds * 1e3);
   report_.set_idle_mirror_cpu_ms_per_s((after[1] - before[1]) / seconds * 1e3);
   report_.add_remarks(fmt::format(
-      "idle pair, before the workloads ({:.1f} s): primary {:.0f} ms, mirror {:.0f} ms of CPU per "
-      "second (/proc/PID/stat, 10 ms ticks)",
+      "the sync pair idle, before the workloads ({:.1f} s): primary {:.0f} ms, mirror {:.0f} ms of "
+      "CPU per second (/proc/PID/stat, 10 ms ticks)",
       seconds, report_.idle_primary_cpu_ms_per_s(), report_.idle_mirror_cpu_ms_per_s()));
 }
 
