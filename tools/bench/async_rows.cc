@@ -77,15 +77,42 @@ void Bench::AsyncSequential() {
   CatchUpSeconds(primary, (*pair)->mirror(), std::chrono::seconds(60));
   auto before = GetStatus(primary.admin);
 
+  // The cost window closes once the mirror has applied every write and both sides flushed:
+  // in async mode the mirror's share of the work comes after the host's acks.
+  const PairProbe probe = (*pair)->Probe();
+  absl::StatusOr<v1::StatusReply> after = absl::UnknownError("not sampled");
+  double catch_up = -1;
+  auto catch_up_and_settle = [&] {
+    after = GetStatus(primary.admin);
+    catch_up = CatchUpSeconds(primary, (*pair)->mirror(), std::chrono::seconds(60));
+    std::string trouble = Settle(probe);
+    if (catch_up < 0) trouble += (trouble.empty() ? "" : "; ") + std::string("no catch-up in 60 s");
+    return trouble;
+  };
+  auto settled_note = [&](const std::string& trouble) {
+    return trouble.empty() ? fmt::format(
+                                 "closed after the mirror caught up ({:.1f} s later) and "
+                                 "both sides flushed",
+                                 catch_up)
+                           : trouble;
+  };
   HostWriter writer(primary.host, kVolume, kVolumeSize, kStreamChunk, /*sequential=*/true);
-  const LoopResult array = Loop(
+  RunCost run_cost;
+  const LoopResult array = CostedLoop(
       "simarray async write 128 KiB sequential QD16", kStreamWindow,
-      [&](Completion done) { writer.Start(std::move(done)); }, 1.0);
-  auto after = GetStatus(primary.admin);
-  const double catch_up = CatchUpSeconds(primary, (*pair)->mirror(), std::chrono::seconds(60));
+      [&](Completion done) { writer.Start(std::move(done)); }, 1.0, probe, catch_up_and_settle,
+      &run_cost);
   const double mb_per_s = array.PerSecond() * kStreamChunk / 1e6;
   Row row = MakeThroughputRow(workload, "MB/s", mb_per_s, stream->MegabytesPerSecond(kStreamChunk),
                               kMinAsyncRatio);
+  Cost cost = ToCost(run_cost.delta, "async 128 KiB sequential write QD16", true,
+                     settled_note(run_cost.note));
+  SetBaselineCpu(&cost,
+                 stream->cpu_seconds >= 0 && stream->chunks_acked > 0
+                     ? stream->cpu_seconds / stream->chunks_acked * 1e6
+                     : -1,
+                 "raw stream, per 128 KiB chunk: client and server (both in the bench process)");
+  *row.add_costs() = std::move(cost);
   std::string cycles = "cycle figures unavailable";
   if (before.ok() && after.ok()) {
     const v1::CycleStatus& b = before->cycles();
@@ -111,12 +138,19 @@ void Bench::AsyncSequential() {
   // The host's wait in async mode: the local commit, no peer round trip.
   std::string qd1_trouble, echo_trouble;
   HostWriter small(primary.host, kVolume, kVolumeSize, kBlock);
-  const LoopResult qd1 = Loop(
+  RunCost qd1_cost;
+  const LoopResult qd1 = CostedLoop(
       "simarray async write 4 KiB QD1", 1, [&](Completion done) { small.Start(std::move(done)); },
-      0.5);
-  const LoopResult echo = Echoes("two-hop gRPC echo 4 KiB QD1 (again)", 1, &echo_trouble);
+      0.5, probe, catch_up_and_settle, &qd1_cost);
+  double echo_cpu_us = -1;
+  const LoopResult echo =
+      Echoes("two-hop gRPC echo 4 KiB QD1 (again)", 1, &echo_trouble, &echo_cpu_us);
   Row latency = MakeLatencyRow("async 4 KiB write QD1, p50 latency", qd1.PercentileUs(50),
                                echo.PercentileUs(50), 0);
+  Cost small_cost =
+      ToCost(qd1_cost.delta, "async 4 KiB write QD1", true, settled_note(qd1_cost.note));
+  SetBaselineCpu(&small_cost, echo_cpu_us, kEchoCpuCovers);
+  *latency.add_costs() = std::move(small_cost);
   latency.set_note(fmt::format(
       "no target: shows the host's wait holds no peer round trip (p99 {:.0f} µs vs {:.0f} µs)",
       qd1.PercentileUs(99), echo.PercentileUs(99)));

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <thread>
+
 #include "fmt/format.h"
 #include "tools/bench/admin_calls.h"
 #include "tools/bench/host_workload.h"
@@ -50,6 +52,10 @@ absl::Status Bench::Prepare() {
     Say(fmt::format("measuring the pair whose primary is at {} (host adaptor {})",
                     target_.admin.address, target_.host));
     if (absl::Status s = WaitLinkUp(target_.admin, std::chrono::seconds(10)); !s.ok()) return s;
+    // No pids: the CPU figures are n/a. The mirror's counters only with --mirror.
+    target_.probe.primary_admin = target_.admin;
+    target_.probe.primary_host = target_.host;
+    target_.probe.mirror_admin = mirror_admin;
   } else {
     PairOptions options;
     options.simarrayd = DaemonPath();
@@ -63,6 +69,7 @@ absl::Status Bench::Prepare() {
     target_.admin = target_.launched->primary().admin;
     target_.host = target_.launched->primary().host;
     target_.nbd = target_.launched->primary().nbd;
+    target_.probe = target_.launched->Probe();
   }
   if (absl::Status s = PrepareVolume(target_.admin, target_.host, kVolume); !s.ok()) return s;
   if (!flags_.mirror_admin.empty()) {
@@ -71,7 +78,30 @@ absl::Status Bench::Prepare() {
   if (!target_.nbd.empty()) {
     if (absl::Status s = PrepareVolume(target_.admin, target_.host, kNbdVolume); !s.ok()) return s;
   }
+  if (target_.launched != nullptr) MeasureIdle();
   return absl::OkStatus();
+}
+
+void Bench::MeasureIdle() {
+  // What the pair spends doing nothing (heartbeats, timers, pollers): the part of the CPU per
+  // write that grows with time, not with writes, and so weighs most at QD1.
+  constexpr auto kIdle = std::chrono::seconds(1);
+  Say("measuring the idle pair's CPU for 1 s");
+  const pid_t pids[2] = {target_.probe.primary_pid, target_.probe.mirror_pid};
+  double before[2], after[2];
+  for (int i = 0; i < 2; ++i) before[i] = ProcessCpuSeconds(pids[i]);
+  const auto start = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(kIdle);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  for (int i = 0; i < 2; ++i) after[i] = ProcessCpuSeconds(pids[i]);
+  if (before[0] < 0 || before[1] < 0 || after[0] < 0 || after[1] < 0) return;
+  report_.set_idle_primary_cpu_ms_per_s((after[0] - before[0]) / seconds * 1e3);
+  report_.set_idle_mirror_cpu_ms_per_s((after[1] - before[1]) / seconds * 1e3);
+  report_.add_remarks(fmt::format(
+      "the sync pair idle, before the workloads ({:.1f} s): primary {:.0f} ms, mirror {:.0f} ms of "
+      "CPU per second (/proc/PID/stat, 10 ms ticks)",
+      seconds, report_.idle_primary_cpu_ms_per_s(), report_.idle_mirror_cpu_ms_per_s()));
 }
 
 absl::Status Bench::PrepareVolume(const AdminPort& admin, const std::string& host,
@@ -82,20 +112,38 @@ absl::Status Bench::PrepareVolume(const AdminPort& admin, const std::string& hos
 }
 
 LoopResult Bench::Loop(const std::string& label, int depth, const StartRequest& start,
-                       double duration_fraction) {
+                       double duration_fraction, std::function<void(uint64_t)> at_window_start) {
   LoopOptions options;
   options.label = label;
   options.depth = depth;
   options.warmup = warmup();
   options.duration = duration() * duration_fraction;
+  options.at_window_start = std::move(at_window_start);
   return RunClosedLoop(options, start);
 }
 
+LoopResult Bench::CostedLoop(const std::string& label, int depth, const StartRequest& start,
+                             double duration_fraction, const PairProbe& pair,
+                             const std::function<std::string()>& settle, RunCost* cost) {
+  CostSample before;
+  LoopResult result =
+      Loop(label, depth, start, duration_fraction, [&](uint64_t) { before = TakeSample(pair); });
+  cost->note = settle();
+  const CostSample after = TakeSample(pair);
+  cost->delta = Difference(before, after);
+  return result;
+}
+
 LoopResult Bench::Writes(const std::string& label, const std::string& host, int depth,
-                         std::string* trouble, double duration_fraction) {
+                         std::string* trouble, double duration_fraction, const PairProbe* pair,
+                         RunCost* cost) {
   HostWriter writer(host, kVolume, kVolumeSize, kBlock);
-  LoopResult result = Loop(
-      label, depth, [&](Completion done) { writer.Start(std::move(done)); }, duration_fraction);
+  const StartRequest start = [&](Completion done) { writer.Start(std::move(done)); };
+  LoopResult result =
+      pair != nullptr && cost != nullptr
+          ? CostedLoop(
+                label, depth, start, duration_fraction, *pair, [&] { return Settle(*pair); }, cost)
+          : Loop(label, depth, start, duration_fraction);
   *trouble = Trouble(result, writer.first_error(), writer.unmirrored());
   return result;
 }
@@ -108,10 +156,24 @@ absl::Status Bench::StartEcho() {
   return absl::OkStatus();
 }
 
-LoopResult Bench::Echoes(const std::string& label, int depth, std::string* trouble) {
+LoopResult Bench::Echoes(const std::string& label, int depth, std::string* trouble,
+                         double* cpu_us_per_call) {
   EchoClient client(echo_->entry_address(), kBlock, kMaxMessage);
+  // The bench process's CPU from the window's start to the last call's end: the client and
+  // both echo servers run in it, and nothing else does meanwhile.
+  double cpu_at_start = -1;
+  uint64_t calls_at_start = 0;
   LoopResult result = Loop(
-      label, depth, [&](Completion done) { client.Start(std::move(done)); }, 1.0);
+      label, depth, [&](Completion done) { client.Start(std::move(done)); }, 1.0,
+      [&](uint64_t completed_all) {
+        calls_at_start = completed_all;
+        cpu_at_start = SelfCpuSeconds();
+      });
+  if (cpu_us_per_call != nullptr) {
+    const uint64_t calls = result.completed_all - calls_at_start;
+    *cpu_us_per_call =
+        cpu_at_start >= 0 && calls > 0 ? (SelfCpuSeconds() - cpu_at_start) / calls * 1e6 : -1;
+  }
   *trouble = Trouble(result, "echo call failed", 0);
   return result;
 }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,6 +14,7 @@
 #include "bench.pb.h"
 #include "tools/bench/admin_calls.h"
 #include "tools/bench/closed_loop.h"
+#include "tools/bench/cost.h"
 #include "tools/bench/echo_baseline.h"
 #include "tools/bench/pair_launcher.h"
 
@@ -92,13 +94,32 @@ class Bench {
   absl::Status PrepareVolume(const AdminPort& admin, const std::string& host,
                              const std::string& volume);
   absl::Status StartEcho();
+  // Samples the launched pair's CPU while it is idle, into the report.
+  void MeasureIdle();
+  // What one measured run cost a pair (cost.h): the difference between the samples, and
+  // what went wrong while taking them ("" if nothing).
+  struct RunCost {
+    CostDelta delta;
+    std::string note;
+  };
   // Closed loops at `depth` for warm-up + duration * `duration_fraction`; `trouble` gets
-  // what went wrong ("" if nothing).
+  // what went wrong ("" if nothing). With `pair` and `cost`, also what the measured window
+  // cost that pair (sampled as it starts, and after Settle once it is over).
   LoopResult Writes(const std::string& label, const std::string& host, int depth,
-                    std::string* trouble, double duration_fraction = 1.0);
-  LoopResult Echoes(const std::string& label, int depth, std::string* trouble);
+                    std::string* trouble, double duration_fraction = 1.0,
+                    const PairProbe* pair = nullptr, RunCost* cost = nullptr);
+  // `cpu_us_per_call`, if given, gets the bench process's CPU per echo call over the
+  // measured window: the client and both echo servers (negative if not sampled).
+  LoopResult Echoes(const std::string& label, int depth, std::string* trouble,
+                    double* cpu_us_per_call = nullptr);
   LoopResult Loop(const std::string& label, int depth, const StartRequest& start,
-                  double duration_fraction);
+                  double duration_fraction,
+                  std::function<void(uint64_t)> at_window_start = nullptr);
+  // Loop, sampling `pair` as the measured window starts and again after `settle` has made
+  // the window's work finish (it returns what went wrong, "" if nothing).
+  LoopResult CostedLoop(const std::string& label, int depth, const StartRequest& start,
+                        double duration_fraction, const PairProbe& pair,
+                        const std::function<std::string()>& settle, RunCost* cost);
   void Add(Row row);
   void Fail(Row row, const std::string& why);
 
@@ -108,6 +129,7 @@ class Bench {
     AdminPort admin;
     std::string host;
     std::string nbd;  // empty: no NBD host adaptor to measure
+    PairProbe probe;  // for the cost per write; no pids for an existing pair
   };
 
   const BenchFlags& flags_;

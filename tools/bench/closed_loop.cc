@@ -93,10 +93,22 @@ LoopResult RunClosedLoop(const LoopOptions& options, const StartRequest& start) 
                        run.failed.load() ? fmt::format("  {} FAILED", run.failed.load()) : "");
   };
   {
+    bool window_hook_due = static_cast<bool>(options.at_window_start);
     std::unique_lock lock(run.mu);
     while (run.lanes_running > 0) {
-      run.lane_stopped.wait_for(lock, std::chrono::milliseconds(100));
-      progress.Update(figures(Clock::now()));
+      // Wake at the window's start when a hook waits for it, else every 100 ms.
+      Clock::time_point wake = Clock::now() + std::chrono::milliseconds(100);
+      if (window_hook_due) wake = std::min(wake, run.window_start);
+      run.lane_stopped.wait_until(lock, wake);
+      const Clock::time_point now = Clock::now();
+      if (window_hook_due && now >= run.window_start) {
+        window_hook_due = false;
+        const uint64_t completed_all = run.completed_all.load();
+        lock.unlock();  // the hook may take a while; lanes that stop meanwhile must not wait
+        options.at_window_start(completed_all);
+        lock.lock();
+      }
+      progress.Update(figures(now));
     }
   }
   const Clock::time_point stopped = Clock::now();

@@ -24,6 +24,10 @@ struct LoopOptions {
   int depth = 1;      // requests in flight
   std::chrono::duration<double> warmup{1.0};
   std::chrono::duration<double> duration{5.0};  // the measured window
+  // Called once, from the thread that waits in RunClosedLoop, as the measured window starts,
+  // with the count of requests completed so far (warm-up included): where a caller samples
+  // what the window costs. The lanes keep running meanwhile.
+  std::function<void(uint64_t completed_all)> at_window_start;
 };
 
 struct LoopResult {

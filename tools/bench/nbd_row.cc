@@ -6,6 +6,7 @@
 #include "absl/strings/str_join.h"
 #include "fmt/format.h"
 #include "tools/bench/bench.h"
+#include "tools/bench/cost.h"
 #include "tools/bench/nbd_workload.h"
 #include "tools/bench/progress.h"
 #include "tools/bench/report.h"
@@ -37,17 +38,34 @@ void Bench::NbdRandomWrite() {
   fio.duration = duration();
   fio.label = "fio nbd randwrite 4 KiB QD32 -> simarray";
   fio.uri = fmt::format("nbd://{}/{}", target_.nbd, kNbdVolume);
+  CostSample before;
+  fio.at_window_start = [&] { before = TakeSample(target_.probe); };
   auto array = RunFio(fio);
   if (!array.ok()) return Fail(MakeSkippedRow(workload, "", target), array.status().ToString());
+  const std::string settle_trouble = Settle(target_.probe);
+  const CostDelta delta = Difference(before, TakeSample(target_.probe));
   auto memory = NbdkitMemory::Start(nbdkit, kVolumeSize);
   if (!memory.ok()) return Fail(MakeSkippedRow(workload, "", target), memory.status().ToString());
   fio.label = "fio nbd randwrite 4 KiB QD32 -> nbdkit memory";
   fio.uri = (*memory)->uri();
+  // nbdkit's CPU over the same span of its run, per write fio counted in the window.
+  double nbdkit_cpu_at_start = -1;
+  fio.at_window_start = [&] { nbdkit_cpu_at_start = ProcessCpuSeconds((*memory)->pid()); };
   auto baseline = RunFio(fio);
   if (!baseline.ok()) {
     return Fail(MakeSkippedRow(workload, "", target), baseline.status().ToString());
   }
+  const double nbdkit_cpu = ProcessCpuSeconds((*memory)->pid());
+  const double baseline_writes = baseline->iops * fio.duration.count();
   Row row = MakeThroughputRow(workload, "IOPS", array->iops, baseline->iops, kMinNbdRatio);
+  Cost cost =
+      ToCost(delta, "NBD 4 KiB random write QD32 (fio)", /*client_is_bench=*/false, settle_trouble);
+  SetBaselineCpu(&cost,
+                 nbdkit_cpu_at_start >= 0 && nbdkit_cpu >= 0 && baseline_writes > 0
+                     ? (nbdkit_cpu - nbdkit_cpu_at_start) / baseline_writes * 1e6
+                     : -1,
+                 "nbdkit memory, per write: the server process only (not fio)");
+  *row.add_costs() = std::move(cost);
   row.set_note(
       fmt::format("fio completion latency p50 {:.0f} µs vs {:.0f} µs; baseline: nbdkit "
                   "memory plugin, no mirror",

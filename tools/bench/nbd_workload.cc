@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -123,10 +125,22 @@ absl::StatusOr<FioResult> RunFio(const FioOptions& options) {
   // fio's own progress goes nowhere useful with JSON output, so count the time instead.
   ProgressLine progress(options.label, options.warmup + options.duration);
   std::atomic<bool> running{true};
+  const auto started = std::chrono::steady_clock::now();
   std::thread ticker([&] {
+    bool window_hook_due = static_cast<bool>(options.at_window_start);
     while (running.load()) {
+      if (window_hook_due && std::chrono::steady_clock::now() - started >= options.warmup) {
+        window_hook_due = false;
+        options.at_window_start();
+      }
       progress.Update("fio running");
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      using Seconds = std::chrono::duration<double>;
+      Seconds pause(0.2);
+      if (window_hook_due) {
+        pause =
+            std::min<Seconds>(pause, options.warmup - (std::chrono::steady_clock::now() - started));
+      }
+      std::this_thread::sleep_for(std::max<Seconds>(pause, Seconds(0)));
     }
   });
   const std::string err_file =

@@ -6,6 +6,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -23,6 +24,9 @@ struct FioOptions {
   int depth = 32;
   std::chrono::duration<double> warmup{1.0};  // fio's ramp_time
   std::chrono::duration<double> duration{5.0};
+  // Called once, from another thread, `warmup` after fio was started: about when fio's
+  // measured runtime begins (fio's own start-up makes it a little early).
+  std::function<void()> at_window_start;
 };
 
 struct FioResult {
@@ -45,6 +49,7 @@ class NbdkitMemory {
   NbdkitMemory& operator=(const NbdkitMemory&) = delete;
 
   const std::string& uri() const { return uri_; }
+  pid_t pid() const { return pid_; }
 
  private:
   NbdkitMemory() = default;

@@ -142,20 +142,15 @@ absl::Status LaunchedPair::StartDaemon(const PairOptions& options, const std::st
   return absl::OkStatus();
 }
 
-double LaunchedPair::PrimaryCpuSeconds() const {
-  // /proc/PID/stat: utime and stime are fields 14 and 15, counted after the ")" that ends
-  // the command name (which may itself hold spaces).
-  const std::string stat = ReadFile(absl::StrCat("/proc/", primary_process_.pid, "/stat"));
-  const size_t paren = stat.rfind(')');
-  if (primary_process_.pid <= 0 || paren == std::string::npos) return 0;
-  std::istringstream fields(stat.substr(paren + 2));
-  std::string field;
-  uint64_t utime = 0, stime = 0;
-  for (int i = 3; i <= 15 && fields >> field; ++i) {
-    if (i == 14) utime = std::stoull(field);
-    if (i == 15) stime = std::stoull(field);
-  }
-  return static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK);
+PairProbe LaunchedPair::Probe() const {
+  PairProbe probe;
+  probe.primary_admin = primary_.admin;
+  probe.primary_host = primary_.host;
+  probe.primary_pid = primary_process_.pid;
+  probe.mirror_admin = mirror_.admin;
+  probe.mirror_host = mirror_.host;
+  probe.mirror_pid = mirror_process_.pid;
+  return probe;
 }
 
 void LaunchedPair::Stop(Process& process) {

@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "tools/bench/admin_calls.h"
+#include "tools/bench/cost.h"
 
 namespace simarray::bench {
 
@@ -44,8 +45,10 @@ class LaunchedPair {
 
   const DaemonAddresses& primary() const { return primary_; }
   const DaemonAddresses& mirror() const { return mirror_; }
-  // CPU seconds (user + system) the primary daemon has used so far; 0 if unknown.
-  double PrimaryCpuSeconds() const;
+  pid_t primary_pid() const { return primary_process_.pid; }
+  pid_t mirror_pid() const { return mirror_process_.pid; }
+  // Both daemons' ports and pids, for sampling what a run costs them (cost.h).
+  PairProbe Probe() const;
 
  private:
   LaunchedPair() = default;

@@ -1,10 +1,12 @@
 #pragma once
-// The bench's one table: workload | simarray | baseline | ratio | target, plus a verdict
-// per row and notes under the table; or the same rows as JSON (bench.proto's Report).
+// The bench's table: workload | simarray | baseline | ratio | target, plus a verdict per row
+// and notes under the table, and under it what each run cost per write (CPU, bytes copied and
+// destaged, records per Ship message); or the same rows as JSON (bench.proto's Report).
 // Rows are built by the Make* functions from measured numbers, so the ratio and verdict of
 // every row follow one rule per kind. Pure formatting; thread-compatible.
 
 #include <string>
+#include <vector>
 
 #include "bench.pb.h"
 
@@ -21,20 +23,26 @@ Row MakeLatencyRow(const std::string& workload, double simarray_us, double basel
 // Throughput (`unit` "IOPS" or "MB/s"): ratio = simarray / baseline; met when >= `min_ratio`.
 Row MakeThroughputRow(const std::string& workload, const std::string& unit, double simarray,
                       double baseline, double min_ratio);
-// The holding pen's cost: with = IOPS with pen and validation, without = pen bypassed;
-// cost = 1 - with / without; met when cost <= `max_cost` (a fraction). `spread` is how far
-// apart the costs of the separate rounds were (max - min): when it exceeds twice `max_cost`
-// the machine's noise hides the answer and the verdict is "inconclusive", not met or missed.
-Row MakeCostRow(const std::string& workload, double with, double without, double max_cost,
-                double spread);
+// The holding pen's cost in CPU: `with_us` and `without_us` are the pair's CPU µs per write
+// with the pen and with it bypassed, over all rounds; `round_costs` holds each round's own
+// cost, (with - without) / without as a fraction. The row's cost is their median; met when it
+// is <= `max_cost`. When the rounds' costs are more than twice `max_cost` apart (their spread,
+// max - min) and do not all fall on one side of `max_cost`, the verdict is "inconclusive",
+// naming that spread: the machine's noise then hides the answer.
+Row MakeCostRow(const std::string& workload, double with_us, double without_us,
+                const std::vector<double>& round_costs, double max_cost);
 // A row whose simarray figure cannot be measured (`why`), with the baseline that was.
 Row MakeBaselineOnlyRow(const std::string& workload, const std::string& unit, double baseline,
                         const std::string& why, const std::string& target);
 // A row not measured at all (tool missing, workload failed).
 Row MakeSkippedRow(const std::string& workload, const std::string& why, const std::string& target);
 
-// The table with its verdict column and a numbered note per row that has one.
+// The table with its verdict column and a numbered note per row that has one, then the
+// cost per write table (FormatCostTable), then the remarks.
 std::string FormatTable(const Report& report);
+// One line per measured run that has a Cost (rows of one run share it), with a legend and
+// a lettered note per run that has one; "" when no row has a cost.
+std::string FormatCostTable(const Report& report);
 std::string FormatJson(const Report& report);
 
 }  // namespace simarray::bench

@@ -8,6 +8,7 @@
 #include "bench.grpc.pb.h"
 #include "fmt/format.h"
 #include "grpcpp/grpcpp.h"
+#include "tools/bench/cost.h"
 #include "tools/bench/progress.h"
 
 namespace simarray::bench {
@@ -60,6 +61,7 @@ absl::StatusOr<StreamResult> RunStream(const StreamOptions& options) {
   chunk.set_data(std::string(options.chunk_size, 's'));
   uint64_t sent = 0;
   uint64_t acked_at_start = 0;
+  double cpu_at_start = -1;
   bool window_started = false;
   bool broken = false;
   while (!broken) {
@@ -70,6 +72,7 @@ absl::StatusOr<StreamResult> RunStream(const StreamOptions& options) {
       if (!window_started && now >= window_start) {
         window_started = true;
         acked_at_start = acks.chunks;
+        cpu_at_start = SelfCpuSeconds();
       }
       acks.changed.wait(lock, [&] {
         return acks.ended || sent - acks.chunks < static_cast<uint64_t>(options.window);
@@ -89,12 +92,14 @@ absl::StatusOr<StreamResult> RunStream(const StreamOptions& options) {
     std::lock_guard lock(acks.mu);
     acked_at_end = acks.chunks;
   }
+  const double cpu_at_end = SelfCpuSeconds();
   stream->WritesDone();
   reader.join();
   grpc::Status status = stream->Finish();
   StreamResult result;
   result.chunks_acked = acked_at_end - acked_at_start;
   result.seconds = options.duration.count();
+  if (cpu_at_start >= 0) result.cpu_seconds = cpu_at_end - cpu_at_start;
   progress.Done(fmt::format("{:.0f} MB/s", result.MegabytesPerSecond(options.chunk_size)));
   if (broken || !status.ok()) {
     return absl::UnavailableError(

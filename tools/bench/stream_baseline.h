@@ -22,6 +22,9 @@ struct StreamOptions {
 struct StreamResult {
   uint64_t chunks_acked = 0;  // in the measured window
   double seconds = 0;
+  // The bench process's CPU seconds over the window (client and server both run in it);
+  // negative if the window never started.
+  double cpu_seconds = -1;
   double MegabytesPerSecond(size_t chunk_size) const {
     return seconds > 0 ? chunks_acked * chunk_size / seconds / 1e6 : 0;
   }
