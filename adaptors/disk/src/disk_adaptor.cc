@@ -19,7 +19,7 @@ namespace simarray::disk {
 namespace {
 constexpr size_t kDestageBatch = 64;
 // How long the destage lets writes gather once one is waiting (unless a flush waits).
-constexpr absl::Duration kDestageGather = absl::Milliseconds(5);
+constexpr absl::Duration kDestageGather = absl::Milliseconds(20);
 }  // namespace
 
 DiskAdaptor::DiskAdaptor(cache::CacheMemory* cache, VolumeCatalog* volumes)
