@@ -30,7 +30,8 @@ void CacheMemory::AddDirtyLocked(uint32_t slot, const DirtyBlocks& blocks, uint6
 }
 
 Published CacheMemory::Publish(StagedSlot staged, uint32_t offset, uint32_t length,
-                               uint64_t sequence, bool mirror_owed, Keep keep) {
+                               uint64_t sequence, bool mirror_owed, Keep keep,
+                               std::optional<TrackRange> changed) {
   const TrackKey key = staged.key();
   const TrackRange range{offset, length};
   Published out;
@@ -49,7 +50,8 @@ Published CacheMemory::Publish(StagedSlot staged, uint32_t offset, uint32_t leng
     WriteInPlaceLocked(std::move(staged), static_cast<uint32_t>(old), range, sequence, mirror_owed,
                        keep, &out);
   } else {
-    CopyOnWriteLocked(std::move(staged), old, range, sequence, mirror_owed, keep, &out);
+    CopyOnWriteLocked(std::move(staged), old, range, changed.value_or(range), sequence, mirror_owed,
+                      keep, &out);
   }
   return out;
 }
@@ -115,13 +117,15 @@ void CacheMemory::WriteInPlaceLocked(StagedSlot staged, uint32_t image, TrackRan
 }
 
 void CacheMemory::CopyOnWriteLocked(StagedSlot staged, int64_t old, TrackRange range,
-                                    uint64_t sequence, bool mirror_owed, Keep keep,
-                                    Published* out) {
+                                    TrackRange changed, uint64_t sequence, bool mirror_owed,
+                                    Keep keep, Published* out) {
   const TrackKey key = staged.key();
   const uint32_t s = staged.slot();
   std::span<uint8_t> data = Data(s);
   const uint32_t end = range.offset + range.length;
-  DirtyBlocks dirty = BlocksOf(range);
+  // A staged whole image filled from the current one differs from it only at `changed`; an
+  // image that replaces no cached one is dirty wherever it was written.
+  DirtyBlocks dirty = BlocksOf(old >= 0 ? changed : range);
   uint64_t since = sequence;
   if (range.length < track_size_) {
     if (old >= 0) {

@@ -251,6 +251,33 @@ TEST_CASE("the destage is given only the blocks a write changed", "[cache][in-pl
   }
 }
 
+TEST_CASE("a whole image filled out from the current one is dirty only where it changed",
+          "[cache][in-place]") {
+  FakeBackingStore store;
+  CacheOptions o;
+  o.size = RegionSizeFor(kSlots, kTrack);
+  o.track_size = kTrack;
+  o.persistent = false;
+  RecoveryReport report;
+  auto opened = CacheMemory::Open(o, &report);
+  REQUIRE(opened.ok());
+  CacheMemory& cache = **opened;
+  cache.SetBackingStore(&store);
+  REQUIRE(cache.ReadTrack(kKey).ok());  // clean: the same as the backing file
+  // As an async mirror applies a cycle record: the record's 100 bytes, filled out to the
+  // whole track from the current image, published as one image.
+  StagedSlot staged = Stage(cache, kKey, {0, kTrack}, FakeBackingStore::FillFor(kKey));
+  std::memset(staged.data().data() + 9000, 0x5E, 100);
+  REQUIRE(
+      cache.Publish(std::move(staged), 0, kTrack, 1, false, Keep::kNothing, TrackRange{9000, 100}));
+  std::vector<DirtyTrack> taken = cache.TakeDirty(8);
+  REQUIRE(taken.size() == 1);
+  std::vector<TrackRange> ranges = taken[0].Ranges(kTrack);
+  REQUIRE(ranges.size() == 1);
+  CHECK(ranges[0].offset == 8192);
+  CHECK(ranges[0].length == 4096);
+}
+
 TEST_CASE("readers never see part of a write that lands in place", "[cache][in-place]") {
   FakeBackingStore store;
   CacheOptions o;

@@ -43,6 +43,7 @@ absl::StatusOr<StagedRecord> RecordApplier::Stage(uint32_t volume_id, uint64_t t
   if (!staged.ok()) return staged.status();
   record.offset = offset;
   record.length = static_cast<uint32_t>(data.size());
+  record.changed = cache::TrackRange{record.offset, record.length};
   std::memcpy(staged->data().data() + offset, data.data(), data.size());
   record.staged = std::move(*staged);
   record.sequence = sequence;
@@ -51,10 +52,10 @@ absl::StatusOr<StagedRecord> RecordApplier::Stage(uint32_t volume_id, uint64_t t
 
 bool RecordApplier::PublishLocked(StagedRecord record) {
   cache_->ObserveSequence(record.sequence);
-  const bool applied =
-      cache_
-          ->Publish(std::move(record.staged), record.offset, record.length, record.sequence, false)
-          .applied;
+  const bool applied = cache_
+                           ->Publish(std::move(record.staged), record.offset, record.length,
+                                     record.sequence, false, cache::Keep::kNothing, record.changed)
+                           .applied;
   (applied ? records_applied_ : records_skipped_).fetch_add(1);
   return applied;
 }

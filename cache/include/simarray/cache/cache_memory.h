@@ -243,8 +243,11 @@ class CacheMemory {
   // commit). Not applied (and the staged slot dropped) when the track already holds a newer
   // sequence: a mirror uses this to never apply an older record over newer data.
   // The caller serialises Publish calls in sequence order.
+  // `changed`, when given, is where the staged bytes differ from the track's current image
+  // (a whole image filled out from it): only those blocks are marked dirty.
   Published Publish(StagedSlot staged, uint32_t offset, uint32_t length, uint64_t sequence,
-                    bool mirror_owed, Keep keep = Keep::kNothing);
+                    bool mirror_owed, Keep keep = Keep::kNothing,
+                    std::optional<TrackRange> changed = std::nullopt);
 
   // Pins the current image of `key`, staging it from the backing store on a miss.
   absl::StatusOr<SlotRef> ReadTrack(TrackKey key);
@@ -343,8 +346,8 @@ class CacheMemory {
   void WriteInPlaceLocked(StagedSlot staged, uint32_t image, TrackRange range, uint64_t sequence,
                           bool mirror_owed, Keep keep, Published* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void CopyOnWriteLocked(StagedSlot staged, int64_t old, TrackRange range, uint64_t sequence,
-                         bool mirror_owed, Keep keep, Published* out)
+  void CopyOnWriteLocked(StagedSlot staged, int64_t old, TrackRange range, TrackRange changed,
+                         uint64_t sequence, bool mirror_owed, Keep keep, Published* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Adds `blocks` to a write-pending image's dirty set; `since` is the oldest write they hold.
   void AddDirtyLocked(uint32_t slot, const DirtyBlocks& blocks, uint64_t since)

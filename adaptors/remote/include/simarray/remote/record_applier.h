@@ -33,6 +33,9 @@ struct StagedRecord {
   uint32_t offset = 0;
   uint32_t length = 0;
   uint64_t sequence = 0;
+  // The bytes the record changes, kept when ApplyCycle fills it out to a whole image (which
+  // then differs from the track's image only there, so only those blocks get destaged).
+  cache::TrackRange changed;
 };
 
 class RecordApplier {
