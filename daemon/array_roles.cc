@@ -46,11 +46,15 @@ absl::Status Array::BecomeMirror(bool graceful) {
   commit_->Close();     // and any already past that check do not commit
   if (remote_ != nullptr) {
     // Graceful: let what was queued or in flight reach the peer first, so nothing acked
-    // stays behind only on this side.
-    const absl::Time deadline = absl::Now() + absl::Seconds(10);
-    while (graceful && remote_->Counters().state == "up" && !remote_->Idle() &&
-           absl::Now() < deadline) {
-      absl::SleepFor(absl::Milliseconds(2));
+    // stays behind only on this side. Waits for: the link not up, or nothing queued, in
+    // flight or to resync (acks, link loss and queue changes notify the adaptor's events).
+    // It holds role_mu_ on purpose: the role change is half done (writes refused, the gate
+    // closed, the adaptor still shipping), and a BecomePrimary interleaved here would reopen
+    // the gate under a sender that is about to be stopped. Nothing the drain needs takes
+    // role_mu_; a Hello that teaches a peer address (LearnPeer) waits at most the deadline.
+    if (graceful) {
+      remote_->Await([this] { return !remote_->LinkUp() || remote_->Idle(); },
+                     absl::Now() + absl::Seconds(10));
     }
     remote_->Stop();          // what is left becomes owed
     remote_->DrainStopped();  // so does what reached the queue while it stopped
@@ -105,15 +109,19 @@ absl::StatusOr<uint64_t> Array::CopyBack(absl::Duration wait) {
   for (const cache::TrackKey& key : *theirs) owed_->NeedResync(key);
   const uint64_t before = owed_->tracks_resynced();
   remote_->Resume();
-  const absl::Time deadline = absl::Now() + wait;
-  while (!((remote_->PairState() == "Synchronized" || remote_->PairState() == "Consistent") &&
-           remote_->Idle())) {
-    if (absl::Now() >= deadline) {
-      return absl::DeadlineExceededError(absl::StrCat("copy-back not finished after ",
-                                                      absl::FormatDuration(wait), ": ",
-                                                      owed_->resync_pending(), " tracks left"));
-    }
-    absl::SleepFor(absl::Milliseconds(5));
+  // Waits for: the pair Synchronized (sync) or Consistent (async) with nothing queued, in
+  // flight or to resync; acks, the link coming up and the resync set shrinking notify the
+  // adaptor's events. No role_mu_ is held here.
+  const bool done = remote_->Await(
+      [this] {
+        const std::string state = remote_->PairState();
+        return (state == "Synchronized" || state == "Consistent") && remote_->Idle();
+      },
+      absl::Now() + wait);
+  if (!done) {
+    return absl::DeadlineExceededError(absl::StrCat("copy-back not finished after ",
+                                                    absl::FormatDuration(wait), ": ",
+                                                    owed_->resync_pending(), " tracks left"));
   }
   return owed_->tracks_resynced() - before;
 }

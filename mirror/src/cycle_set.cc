@@ -85,6 +85,12 @@ bool CycleSet::Resume() {
   return true;
 }
 
+absl::Time CycleSet::NextSwitch() {
+  absl::MutexLock lock(&mu_);
+  if (!cycling_ || transmit_.active) return absl::InfiniteFuture();
+  return capture_.opened + cycle_time_;
+}
+
 std::vector<MirrorRequest> CycleSet::TakeTransmit(size_t max) {
   std::vector<MirrorRequest> out;
   absl::MutexLock lock(&mu_);

@@ -56,6 +56,7 @@ void MirrorQueue::Push(Reservation& reservation, std::vector<MirrorRequest> requ
   for (MirrorRequest& r : requests) queue_.push_back(std::move(r));
   pushed_ += requests.size();
   peak_ = std::max<uint64_t>(peak_, queue_.size());
+  if (pushed_event_ != nullptr) pushed_event_->Notify();
 }
 
 std::vector<MirrorRequest> MirrorQueue::PopBatch(size_t max, absl::Duration wait) {
@@ -73,6 +74,12 @@ std::vector<MirrorRequest> MirrorQueue::PopBatch(size_t max, absl::Duration wait
 void MirrorQueue::Close() {
   absl::MutexLock lock(&mu_);
   closed_ = true;
+  if (pushed_event_ != nullptr) pushed_event_->Notify();
+}
+
+void MirrorQueue::SetPushEvent(EventCount* pushed) {
+  absl::MutexLock lock(&mu_);
+  pushed_event_ = pushed;
 }
 
 QueueCounters MirrorQueue::Counters() {

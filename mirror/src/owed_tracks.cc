@@ -52,6 +52,7 @@ absl::Status OwedTracks::AddVolume(uint32_t volume_id, uint64_t tracks) {
       resync_.emplace(volume_id, t);
     }
   }
+  if (b.set != 0) ResyncChangedLocked();
   return absl::OkStatus();
 }
 
@@ -67,6 +68,7 @@ void OwedTracks::DropVolume(uint32_t volume_id) {
   std::erase_if(taken_, in_volume);
   std::erase_if(again_, in_volume);
   std::erase_if(latest_, [volume_id](const auto& p) { return p.first.volume_id == volume_id; });
+  ResyncChangedLocked();
 }
 
 bool OwedTracks::TestLocked(cache::TrackKey key) {
@@ -98,6 +100,7 @@ void OwedTracks::Acked(cache::TrackKey key, uint64_t sequence, bool resync) {
   const std::pair<uint32_t, uint64_t> k{key.volume_id, key.track};
   if (resync) {
     taken_.erase(k);
+    ResyncChangedLocked();
     if (again_.erase(k)) return;  // written again while in flight: shipped whole again
     if (resync_.erase(k)) ++tracks_resynced_;
   } else if (resync_.count(k)) {
@@ -116,6 +119,7 @@ void OwedTracks::NeedResync(cache::TrackKey key) {
   const std::pair<uint32_t, uint64_t> k{key.volume_id, key.track};
   resync_.insert(k);
   if (taken_.count(k)) again_.insert(k);
+  ResyncChangedLocked();
 }
 
 void OwedTracks::NeedResyncAll(uint32_t volume_id, const std::vector<uint64_t>& tracks) {
@@ -125,6 +129,7 @@ void OwedTracks::NeedResyncAll(uint32_t volume_id, const std::vector<uint64_t>& 
     resync_.emplace(volume_id, t);
     if (taken_.count({volume_id, t})) again_.emplace(volume_id, t);
   }
+  ResyncChangedLocked();
 }
 
 std::vector<cache::TrackKey> OwedTracks::TakeResync(size_t max) {
@@ -143,6 +148,7 @@ void OwedTracks::UntakeAll() {
   absl::MutexLock lock(&mu_);
   taken_.clear();
   again_.clear();
+  ResyncChangedLocked();
 }
 
 std::vector<cache::TrackKey> OwedTracks::ListOwed() {
@@ -166,6 +172,16 @@ void OwedTracks::ClearAll() {
   resync_.clear();
   taken_.clear();
   again_.clear();
+  ResyncChangedLocked();
+}
+
+void OwedTracks::SetResyncEvent(EventCount* changed) {
+  absl::MutexLock lock(&mu_);
+  resync_event_ = changed;
+}
+
+void OwedTracks::ResyncChangedLocked() {
+  if (resync_event_ != nullptr) resync_event_->Notify();
 }
 
 uint64_t OwedTracks::owed() {

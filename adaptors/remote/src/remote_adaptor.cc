@@ -29,13 +29,21 @@ RemoteAdaptor::RemoteAdaptor(RemoteAdaptorOptions options, cache::CacheMemory* c
       commit_(commit),
       cycles_(commit != nullptr ? commit->cycles() : nullptr) {
   counters_.state = "stopped";
+  const mirror::QueueCounters q = queue_->Counters();
+  queue_taken_ = q.pushed - q.depth;
   if (!options_.peer_address.empty()) {
     channel_ = rpc::MakeChannel(options_.peer_address, options_.max_write, options_.tls);
     stub_ = v1::PeerService::NewStub(channel_);
   }
+  queue_->SetPushEvent(&events_);
+  owed_->SetResyncEvent(&events_);
 }
 
-RemoteAdaptor::~RemoteAdaptor() { Stop(); }
+RemoteAdaptor::~RemoteAdaptor() {
+  Stop();
+  queue_->SetPushEvent(nullptr);
+  owed_->SetResyncEvent(nullptr);
+}
 
 void RemoteAdaptor::Start() {
   if (running_ || !PeerStub()) return;
@@ -51,10 +59,14 @@ void RemoteAdaptor::Start() {
 
 void RemoteAdaptor::Stop() {
   stop_ = true;
+  events_.Notify();  // the sender may be waiting
   if (sender_.joinable()) sender_.join();
   running_ = false;
-  absl::MutexLock lock(&mu_);
-  counters_.state = "stopped";
+  {
+    absl::MutexLock lock(&mu_);
+    counters_.state = "stopped";
+  }
+  events_.Notify();
 }
 
 void RemoteAdaptor::SetPeerAddress(const std::string& address) {
@@ -80,10 +92,23 @@ void RemoteAdaptor::SetSelfAddress(const std::string& address) {
 bool RemoteAdaptor::split_brain() { return split_brain_.load(); }
 
 bool RemoteAdaptor::Idle() {
-  if (owed_->resyncing() || queue_->Counters().depth != 0) return false;
+  // Records move from the queue or a cycle to the sender (in_hand_, the delay line,
+  // in_flight_) and from there, or from a cycle, to the resync set. Read in that order, a
+  // record that moves between two reads is seen by the later one.
+  const mirror::QueueCounters q = queue_->Counters();
+  if (q.depth != 0) return false;
   if (cycles_ != nullptr && !cycles_->Idle()) return false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!in_flight_.empty() || !delay_line_.empty() || in_hand_ != 0) return false;
+    if (queue_taken_ != q.pushed) return false;  // popped, not yet anywhere else
+  }
+  return !owed_->resyncing();
+}
+
+bool RemoteAdaptor::LinkUp() {
   absl::MutexLock lock(&mu_);
-  return in_flight_.empty() && delay_line_.empty();
+  return counters_.state == "up";
 }
 
 std::shared_ptr<v1::PeerService::Stub> RemoteAdaptor::PeerStub() {
@@ -92,27 +117,41 @@ std::shared_ptr<v1::PeerService::Stub> RemoteAdaptor::PeerStub() {
 }
 
 void RemoteAdaptor::Suspend() {
-  absl::MutexLock lock(&mu_);
-  if (!suspended_)
-    spdlog::info("remote adaptor: link to {} suspended by the admin", options_.peer_address);
-  suspended_ = true;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!suspended_)
+      spdlog::info("remote adaptor: link to {} suspended by the admin", options_.peer_address);
+    suspended_ = true;
+  }
+  events_.Notify();
 }
 
 void RemoteAdaptor::Resume() {
-  absl::MutexLock lock(&mu_);
-  if (suspended_)
-    spdlog::info("remote adaptor: link to {} resumed by the admin", options_.peer_address);
-  suspended_ = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (suspended_)
+      spdlog::info("remote adaptor: link to {} resumed by the admin", options_.peer_address);
+    suspended_ = false;
+  }
+  events_.Notify();
 }
 
 void RemoteAdaptor::DropFor(absl::Duration duration) {
-  absl::MutexLock lock(&mu_);
-  held_until_ = absl::Now() + duration;
+  {
+    absl::MutexLock lock(&mu_);
+    held_until_ = absl::Now() + duration;
+  }
+  events_.Notify();
 }
 
 bool RemoteAdaptor::LinkHeld() {
   absl::MutexLock lock(&mu_);
   return suspended_ || absl::Now() < held_until_;
+}
+
+absl::Time RemoteAdaptor::HeldUntil() {
+  absl::MutexLock lock(&mu_);
+  return suspended_ ? absl::InfiniteFuture() : held_until_;
 }
 
 std::string RemoteAdaptor::PairState() {
@@ -236,12 +275,15 @@ bool RemoteAdaptor::Connect() {
   stream_ = stub->Ship(context_.get());
   stream_broken_ = false;
   receiver_ = std::thread([this, stream = stream_.get()] { ReceiverLoop(stream); });
-  absl::MutexLock lock(&mu_);
-  counters_.state = "up";
-  heartbeat_outstanding_ = false;
-  ++counters_.connects;
-  spdlog::info("remote adaptor: link to {} ({}) is up; {} tracks owed", options_.peer_address,
-               reply.daemon_id(), owed_->owed());
+  {
+    absl::MutexLock lock(&mu_);
+    counters_.state = "up";
+    heartbeat_outstanding_ = false;
+    ++counters_.connects;
+    spdlog::info("remote adaptor: link to {} ({}) is up; {} tracks owed", options_.peer_address,
+                 reply.daemon_id(), owed_->owed());
+  }
+  events_.Notify();
   return true;
 }
 
@@ -271,6 +313,7 @@ void RemoteAdaptor::TearDown(const std::string& why) {
     in_flight_.clear();
     for (auto& p : delay_line_) lost.push_back(InFlight{std::move(p.request), {}, p.resync});
     delay_line_.clear();
+    in_hand_ += lost.size();  // until they are owed tracks
     counters_.records_degraded += lost.size();
     counters_.state = "down";
     ++counters_.link_losses;
@@ -283,6 +326,11 @@ void RemoteAdaptor::TearDown(const std::string& why) {
   }
   // The mirror drops the cycle it was receiving; every track of the cycles becomes owed.
   if (cycles_ != nullptr) cycles_->LinkLost();
+  {
+    absl::MutexLock lock(&mu_);
+    in_hand_ -= lost.size();
+  }
+  events_.Notify();
   spdlog::warn("remote adaptor: link to {} is down ({}); {} tracks owed", options_.peer_address,
                why, owed_->owed());
 }
@@ -323,6 +371,7 @@ absl::StatusOr<uint64_t> RemoteAdaptor::ResendTracks(const std::vector<cache::Tr
     absl::MutexLock lock(&mu_);
     for (auto& r : requests) delay_line_.push_front(Pending{std::move(r), absl::InfinitePast()});
   }
+  events_.Notify();  // the sender sends them first
   if (!outcome->done.WaitForNotificationWithTimeout(timeout)) {
     return absl::DeadlineExceededError("repair records were not acknowledged in time");
   }
@@ -339,22 +388,21 @@ uint64_t RemoteAdaptor::AppliedSequenceLocked() {
 }
 
 bool RemoteAdaptor::WaitApplied(uint64_t sequence, absl::Time deadline) {
-  int idle_checks = 0;
-  while (absl::Now() < deadline) {
-    const bool resyncing = owed_->resyncing();
-    {
-      absl::MutexLock lock(&mu_);
-      if (AppliedSequenceLocked() >= sequence && !resyncing && counters_.state == "up") {
-        return true;
-      }
-      bool idle = in_flight_.empty() && delay_line_.empty() && !resyncing &&
-                  counters_.state == "up" && (cycles_ == nullptr || cycles_->Idle());
-      idle_checks = idle && queue_->Counters().depth == 0 ? idle_checks + 1 : 0;
-    }
-    if (idle_checks >= 2) return true;
-    absl::SleepFor(absl::Milliseconds(2));
-  }
-  return false;
+  // Waits for: the link up and either the mirror's acks reaching `sequence` with nothing
+  // left to resync, or nothing left to ship at all (Idle). Acks (HandleReply), the link
+  // coming up (Connect) and the resync set shrinking notify events_.
+  return Await(
+      [this, sequence] {
+        bool applied;
+        {
+          absl::MutexLock lock(&mu_);
+          if (counters_.state != "up") return false;
+          applied = AppliedSequenceLocked() >= sequence;
+        }
+        if (applied) return !owed_->resyncing();
+        return Idle() && LinkUp();
+      },
+      deadline);
 }
 
 LinkCounters RemoteAdaptor::Counters() {

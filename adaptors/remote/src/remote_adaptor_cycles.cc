@@ -17,7 +17,7 @@ std::vector<RemoteAdaptor::Outgoing> RemoteAdaptor::TakeAsyncBatch(bool resyncin
                   c.transmit_tracks, c.transmit_bytes);
   }
   std::vector<Outgoing> batch =
-      TakeNormalBatch([this](size_t max, absl::Duration) { return cycles_->TakeTransmit(max); });
+      TakeNormalBatch([this](size_t max) { return cycles_->TakeTransmit(max); }, Origin::kCycle);
   // Resync records go out beside cycles, except while a cycle closed consistent is in
   // transit: it makes the mirror claim the primary's image at its boundary, and a resync
   // record applied while it is staged could be newer than that boundary. (Beside a cycle
@@ -26,8 +26,7 @@ std::vector<RemoteAdaptor::Outgoing> RemoteAdaptor::TakeAsyncBatch(bool resyncin
   if (batch.empty() && resyncing && !cycles_->ConsistentTransmitOutstanding()) {
     batch = TakeResyncBatch();
   }
-  if (batch.empty()) absl::SleepFor(absl::Milliseconds(1));
-  return batch;
+  return batch;  // empty: the sender waits (SenderLoop)
 }
 
 void RemoteAdaptor::LogCycleEvents() {

@@ -26,6 +26,7 @@ void RemoteAdaptor::ReceiverLoop(Stream* stream) {
   v1::ShipReply reply;
   while (stream->Read(&reply)) HandleReply(reply);
   stream_broken_ = true;
+  events_.Notify();  // the sender tears the link down
 }
 
 void RemoteAdaptor::HandleReply(const v1::ShipReply& reply) {
@@ -65,10 +66,14 @@ void RemoteAdaptor::HandleReply(const v1::ShipReply& reply) {
     cache_->ClearMirrorOwed(f.request.slot, f.request.sequence);
     if (f.request.ticket) f.request.ticket->Ack();
   }
+  // After the acks took effect everywhere: the send and resync windows have room, a cycle
+  // may have applied (the next switch, cycles resuming), WaitApplied may be satisfied.
+  events_.Notify();
 }
 
 void RemoteAdaptor::DrainQueueDegraded() {
   std::vector<mirror::MirrorRequest> dropped = queue_->PopBatch(4096, absl::ZeroDuration());
+  const size_t from_queue = dropped.size();
   {
     absl::MutexLock lock(&mu_);
     // Resync and cycle records stay: their tracks are in the resync set or a cycle already
@@ -82,14 +87,21 @@ void RemoteAdaptor::DrainQueueDegraded() {
       }
     }
     delay_line_ = std::move(kept);
+    in_hand_ += dropped.size() - from_queue;  // until they are owed tracks
     counters_.records_degraded += dropped.size();
   }
+  if (dropped.empty()) return;
   for (auto& r : dropped) Degrade(r);
+  {
+    absl::MutexLock lock(&mu_);
+    in_hand_ -= dropped.size() - from_queue;
+    queue_taken_ += from_queue;
+  }
+  events_.Notify();
 }
 
 std::vector<RemoteAdaptor::Outgoing> RemoteAdaptor::TakeResyncBatch() {
-  return TakeNormalBatch([this](size_t max, absl::Duration) { return TakeResyncRecords(max); },
-                         /*resync=*/true);
+  return TakeNormalBatch([this](size_t max) { return TakeResyncRecords(max); }, Origin::kResync);
 }
 
 std::vector<mirror::MirrorRequest> RemoteAdaptor::TakeResyncRecords(size_t max) {
@@ -125,32 +137,27 @@ std::vector<mirror::MirrorRequest> RemoteAdaptor::TakeResyncRecords(size_t max) 
 }
 
 std::vector<RemoteAdaptor::Outgoing> RemoteAdaptor::TakeQueueBatch() {
-  return TakeNormalBatch(
-      [this](size_t max, absl::Duration wait) { return queue_->PopBatch(max, wait); });
+  return TakeNormalBatch([this](size_t max) { return queue_->PopBatch(max, absl::ZeroDuration()); },
+                         Origin::kQueue);
 }
 
 std::vector<RemoteAdaptor::Outgoing> RemoteAdaptor::TakeNormalBatch(const Source& source,
-                                                                    bool resync) {
+                                                                    Origin origin) {
+  const bool resync = origin == Origin::kResync;
   size_t room;
-  absl::Duration wait = absl::Milliseconds(5);
   {
     absl::MutexLock lock(&mu_);
     const size_t held = in_flight_.size() + delay_line_.size();
     room = held < options_.max_in_flight ? options_.max_in_flight - held : 0;
-    if (!delay_line_.empty()) {
-      wait = std::clamp(delay_line_.front().due - absl::Now(), absl::ZeroDuration(), wait);
-    }
   }
+  // Without room the sender waits for acks (HandleReply notifies events_).
   std::vector<mirror::MirrorRequest> popped;
-  if (room > 0) {
-    popped = source(std::min(room, options_.batch_records), wait);
-  } else {
-    absl::SleepFor(absl::Milliseconds(1));
-  }
+  if (room > 0) popped = source(std::min(room, options_.batch_records));
   const absl::Time now = absl::Now();
   const absl::Duration delay = absl::Milliseconds(faults_->record_delay_ms());
   std::vector<Outgoing> batch;
   absl::MutexLock lock(&mu_);
+  if (origin == Origin::kQueue) queue_taken_ += popped.size();
   // The delay fault holds records back without serialising them.
   for (auto& r : popped) delay_line_.push_back(Pending{std::move(r), now + delay, resync});
   size_t bytes = 0;
@@ -160,6 +167,7 @@ std::vector<RemoteAdaptor::Outgoing> RemoteAdaptor::TakeNormalBatch(const Source
     batch.push_back(Outgoing{std::move(delay_line_.front().request), delay_line_.front().resync});
     delay_line_.pop_front();
   }
+  in_hand_ += batch.size();  // until Send puts them in flight
   return batch;
 }
 
@@ -195,6 +203,7 @@ void RemoteAdaptor::Send(std::vector<Outgoing> batch) {
       in_flight_.emplace(first_id + i,
                          InFlight{std::move(batch[i].request), deadline, batch[i].resync, now});
     }
+    in_hand_ -= batch.size();
     counters_.records_shipped += batch.size();
     ++counters_.messages_shipped;
     counters_.bytes_shipped += bytes;
@@ -207,6 +216,18 @@ void RemoteAdaptor::Send(std::vector<Outgoing> batch) {
   }
   last_sent_ = now;
   if (!stream_->Write(message)) stream_broken_ = true;
+}
+
+absl::Time RemoteAdaptor::NextDeadline(absl::Duration heartbeat) {
+  absl::Time next = last_sent_ + heartbeat;                              // a heartbeat is due
+  if (cycles_ != nullptr) next = std::min(next, cycles_->NextSwitch());  // the cycle switch
+  absl::MutexLock lock(&mu_);
+  // A delayed record falls due.
+  if (!delay_line_.empty()) next = std::min(next, delay_line_.front().due);
+  // The oldest record in flight or the outstanding heartbeat is overdue (Overdue).
+  if (!in_flight_.empty()) next = std::min(next, in_flight_.begin()->second.deadline);
+  if (heartbeat_outstanding_) next = std::min(next, heartbeat_sent_ + options_.ack_timeout);
+  return next;
 }
 
 bool RemoteAdaptor::Overdue() {
@@ -228,16 +249,25 @@ bool RemoteAdaptor::Overdue() {
 void RemoteAdaptor::SenderLoop() {
   absl::Duration backoff = absl::Milliseconds(100);
   const absl::Duration heartbeat = HeartbeatInterval(options_.ack_timeout);
-  while (!stop_) {
+  for (;;) {
+    // Taken before looking at anything: a change notified from here on ends the wait below.
+    const uint64_t seen = events_.Token();
+    if (stop_) break;
     if (LinkHeld()) {
       if (stream_) TearDown("held down by the admin or a fault");
+      bool changed;
       {
         // Reported only now that nothing can be shipped any more.
         absl::MutexLock lock(&mu_);
-        counters_.state = suspended_ ? "suspended" : "down";
+        const char* state = suspended_ ? "suspended" : "down";
+        changed = counters_.state != state;
+        counters_.state = state;
       }
+      if (changed) events_.Notify();
       DrainQueueDegraded();
-      absl::SleepFor(absl::Milliseconds(2));
+      // Waits for: the hold to end (Resume, or the drop fault's time), Stop, or the queue
+      // gaining records (turned into owed tracks at once).
+      events_.WaitSince(seen, HeldUntil());
       continue;
     }
     if (!stream_) {
@@ -250,11 +280,15 @@ void RemoteAdaptor::SenderLoop() {
           absl::MutexLock lock(&mu_);
           counters_.state = "down";
         }
+        events_.Notify();
         // Writes must not wait for the next attempt: keep turning them into owed tracks.
         const absl::Time retry = absl::Now() + Jitter(backoff);
-        while (!stop_ && absl::Now() < retry) {
+        for (;;) {
+          const uint64_t waited = events_.Token();
+          if (stop_ || absl::Now() >= retry) break;
           DrainQueueDegraded();
-          absl::SleepFor(absl::Milliseconds(2));
+          // Waits for: the retry time, Stop, or the queue gaining records.
+          events_.WaitSince(waited, retry);
         }
         backoff = std::min(backoff * 2, absl::Seconds(2));
         continue;
@@ -292,7 +326,6 @@ void RemoteAdaptor::SenderLoop() {
     } else if (resyncing) {
       DrainQueueDegraded();  // their tracks join the resync
       batch = TakeResyncBatch();
-      if (batch.empty()) absl::SleepFor(absl::Milliseconds(1));
     } else {
       batch = TakeQueueBatch();
     }
@@ -300,6 +333,12 @@ void RemoteAdaptor::SenderLoop() {
       Send(std::move(batch));
     } else if (absl::Now() - last_sent_ >= heartbeat) {
       Send({});  // heartbeat: the mirror answers every message
+    } else {
+      // Nothing to send. Waits for: records to ship (the queue or the resync set gaining
+      // some), room in the send or resync window or a cycle applied (acks), the stream
+      // breaking, a hold, Stop, or the next deadline (heartbeat, ack timeout, delayed
+      // record, cycle switch).
+      events_.WaitSince(seen, NextDeadline(heartbeat));
     }
   }
   if (stream_) TearDown("daemon stopping");

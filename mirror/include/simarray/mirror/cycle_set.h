@@ -83,6 +83,10 @@ class CycleSet {
   // most slot_limit / 2 tracks left to resync, opens a capture cycle; every later write
   // joins it. Returns whether it is cycling.
   bool Resume();
+  // When Switch will next close the capture cycle (the remote adaptor waits until then):
+  // the capture cycle's opening plus the cycle time while cycling with no transmit cycle
+  // outstanding, else InfiniteFuture (an Applied, Resume or LinkLost changes it).
+  absl::Time NextSwitch();
 
   // Remote adaptor. Up to `max` records of the transmit cycle not taken yet, then (once
   // all are taken) its end marker. Each record pins its slot and covers the bytes the cycle

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "simarray/base/event_count.h"
 #include "simarray/mirror/mirror_request.h"
 
 namespace simarray::mirror {
@@ -71,6 +72,11 @@ class MirrorQueue {
   // Wakes every waiter; later Reserve calls fail and PopBatch returns what is left.
   void Close();
 
+  // `pushed` (may be null: none) is notified after each Push and at Close, under the
+  // queue's lock, so a consumer that waits on more than the queue (the remote adaptor's
+  // sender) can wait on one EventCount. It must outlive the queue or be unset first.
+  void SetPushEvent(EventCount* pushed);
+
   QueueCounters Counters();
 
  private:
@@ -84,6 +90,7 @@ class MirrorQueue {
   uint64_t peak_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t pushed_ ABSL_GUARDED_BY(mu_) = 0;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  EventCount* pushed_event_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
 }  // namespace simarray::mirror

@@ -23,6 +23,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "simarray/base/event_count.h"
 #include "simarray/cache/cache_memory.h"
 
 namespace simarray::mirror {
@@ -60,6 +61,12 @@ class OwedTracks {
   // Taken tracks whose records were lost (link down again): they can be taken again.
   void UntakeAll();
 
+  // `changed` (may be null: none) is notified, under this object's lock, whenever the
+  // resync set changes: tracks join or leave it or become takeable again (the remote
+  // adaptor's sender and those waiting for the resync to end wait on it). It must outlive
+  // this object or be unset first.
+  void SetResyncEvent(EventCount* changed);
+
   // Every track whose bit is set (what this side owes its peer).
   std::vector<cache::TrackKey> ListOwed();
   // Forgets everything owed (the peer was made identical by other means).
@@ -93,6 +100,8 @@ class OwedTracks {
   // Taken tracks marked for resync again since: shipped once more.
   std::set<std::pair<uint32_t, uint64_t>> again_ ABSL_GUARDED_BY(mu_);
   uint64_t tracks_resynced_ ABSL_GUARDED_BY(mu_) = 0;
+  void ResyncChangedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  EventCount* resync_event_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
 }  // namespace simarray::mirror

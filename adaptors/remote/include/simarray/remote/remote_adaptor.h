@@ -23,6 +23,14 @@
 //
 // Threads: a sender thread (connect, resync, queue -> delay line -> stream, timeouts) and,
 // per stream, a receiver thread (acks). Public methods are thread-safe.
+//
+// Nothing polls: the sender and every wait for progress (WaitApplied, Await) wait on one
+// EventCount, notified when the mirror queue gains records, the resync set changes, acks
+// arrive, the stream breaks, the link goes up or down, the admin suspends, resumes or
+// drops it, or Stop is called; the sender also wakes at its next deadline (heartbeat, ack
+// timeout, delayed record, cycle switch, reconnect). The adaptor registers that EventCount
+// with the mirror queue and the owed tracks, so one queue or owed-tracks object serves one
+// adaptor.
 
 #include <atomic>
 #include <cstdint>
@@ -38,6 +46,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "simarray/base/event_count.h"
 #include "simarray/base/fault_injector.h"
 #include "simarray/base/histogram.h"
 #include "simarray/cache/cache_memory.h"
@@ -112,8 +121,19 @@ class RemoteAdaptor {
   void Start();
   void Stop();
   bool running() const { return running_; }
-  // Nothing queued, waiting, in flight or to resync.
+  // Nothing queued, waiting, in flight or to resync (exact: a record the sender holds
+  // between two of those places counts too).
   bool Idle();
+  // The link is up (connected and not torn down since).
+  bool LinkUp();
+  // Waits until `condition` holds, checking it again whenever the link's state, the queue,
+  // the resync set, the cycles or the acks change; false if `deadline` came first. For
+  // conditions over this adaptor's state (Idle, LinkUp, PairState, Counters); `condition`
+  // runs with no lock held.
+  template <typename Condition>
+  bool Await(Condition condition, absl::Time deadline) {
+    return events_.Await(condition, deadline);
+  }
   // After Stop: turns requests still in the queue into owed tracks (writes that committed
   // while the adaptor stopped).
   void DrainStopped() { DrainQueueDegraded(); }
@@ -201,10 +221,11 @@ class RemoteAdaptor {
   // Whole tracks of the resync set (at most resync_window in flight), through the delay line.
   std::vector<Outgoing> TakeResyncBatch();
   std::vector<mirror::MirrorRequest> TakeResyncRecords(size_t max);
-  // Records from `source` (the mirror queue, the transmit cycle, or the resync set when
-  // `resync`) through the delay line, and whatever there is due.
-  using Source = std::function<std::vector<mirror::MirrorRequest>(size_t max, absl::Duration wait)>;
-  std::vector<Outgoing> TakeNormalBatch(const Source& source, bool resync = false);
+  // Records from `source` (taking at most `max`, without waiting) through the delay line,
+  // and whatever there is due.
+  enum class Origin { kQueue, kCycle, kResync };
+  using Source = std::function<std::vector<mirror::MirrorRequest>(size_t max)>;
+  std::vector<Outgoing> TakeNormalBatch(const Source& source, Origin origin);
   std::vector<Outgoing> TakeQueueBatch();
 
   // remote_adaptor_cycles.cc: async mode.
@@ -215,6 +236,11 @@ class RemoteAdaptor {
   void LogCycleEvents();
   void Send(std::vector<Outgoing> batch);
   bool Overdue();
+  // When the sender must look again even if nothing is notified: the next heartbeat, ack
+  // or heartbeat-reply timeout, delayed record falling due, or cycle switch.
+  absl::Time NextDeadline(absl::Duration heartbeat);
+  // Until when the link is held down (InfiniteFuture while suspended).
+  absl::Time HeldUntil();
   uint64_t AppliedSequenceLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   RemoteAdaptorOptions options_;  // peer/self address change only while stopped
@@ -247,7 +273,16 @@ class RemoteAdaptor {
   absl::Time resync_started_ ABSL_GUARDED_BY(mu_);
   uint64_t resynced_at_start_ ABSL_GUARDED_BY(mu_) = 0;
 
+  // Notified on every change the sender or a waiter may wait for (see the top).
+  EventCount events_;
+
   absl::Mutex mu_;
+  // Records the sender holds outside the queue, the delay line, in_flight_ and the owed
+  // tracks (taken for a Send, or being turned into owed tracks): Idle counts them.
+  size_t in_hand_ ABSL_GUARDED_BY(mu_) = 0;
+  // Records popped from the mirror queue that are now in the delay line, in flight, acked
+  // or owed: with the queue's pushed and depth it tells Idle whether the sender holds any.
+  uint64_t queue_taken_ ABSL_GUARDED_BY(mu_) = 0;
   std::string session_ ABSL_GUARDED_BY(mu_);  // with the peer's PeerService; empty: none
   bool suspended_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time held_until_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
