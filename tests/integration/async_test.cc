@@ -303,7 +303,7 @@ TEST_CASE("async: a mirror killed halfway through applying a cycle redoes it at 
   CHECK(checker.MirrorEqualsPrimary());
 }
 
-TEST_CASE("async: swap while writes go on; the new primary's cycles reach the old one",
+TEST_CASE("async: swap while writes go on, and the new primary's cycles reach the old one",
           "[async][role]") {
   Pair pair = AsyncPair(100);
   Daemon& a = *pair.primary;

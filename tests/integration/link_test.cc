@@ -143,7 +143,7 @@ TEST_CASE("kill -9 of the mirror mid-workload: it catches up after restart",
 
 namespace simarray::testing {
 
-TEST_CASE("kill -9 of the primary mid-workload loses no acknowledged write; the mirror catches up",
+TEST_CASE("kill -9 of the primary mid-workload loses no acknowledged write, and the mirror catches up",
           "[integration][link][restart]") {
   Pair pair;
   pair.CreateVolume("vol", 64 * kTrack);

@@ -244,7 +244,7 @@ TEST_CASE("two writes commit in sequence order and reach the queue write by writ
   CHECK(AllEqual(queued[2].data.data(), 16, kTrack, 0xA1));
 }
 
-TEST_CASE("a closed gate commits nothing and takes nothing; reopened, the write commits",
+TEST_CASE("a closed gate commits nothing and takes nothing, and reopened, the write commits",
           "[mirror][commit]") {
   FakeBackingStore store;
   auto cache = MustOpenCache(8, &store);

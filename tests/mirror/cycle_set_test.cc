@@ -141,7 +141,7 @@ TEST_CASE("the mirror's ack of the marker acknowledges the cycle's tracks", "[mi
   CHECK(c.cycles_applied == 1);
 }
 
-TEST_CASE("link loss turns both cycles into owed tracks; commits then only mark resync",
+TEST_CASE("link loss turns both cycles into owed tracks, and commits then only mark resync",
           "[mirror][cycles]") {
   AsyncPrimary p;
   REQUIRE(p.commit->ResumeCycles());
