@@ -143,8 +143,9 @@ TEST_CASE("kill -9 of the mirror mid-workload: it catches up after restart",
 
 namespace simarray::testing {
 
-TEST_CASE("kill -9 of the primary mid-workload loses no acknowledged write, and the mirror catches up",
-          "[integration][link][restart]") {
+TEST_CASE(
+    "kill -9 of the primary mid-workload loses no acknowledged write, and the mirror catches up",
+    "[integration][link][restart]") {
   Pair pair;
   pair.CreateVolume("vol", 64 * kTrack);
   // Each write goes to its own 16 KiB slot, so a write whose outcome the kill hides cannot
