@@ -76,6 +76,21 @@ void CacheMemory::MarkClean(uint32_t slot, uint64_t sequence) {
   absl::MutexLock lock(&mu_);
   EndDestageLocked(slot);
   SlotMeta& m = slots_[slot];
+  if (m.superseded && m.state == SlotState::kWritePending && m.sequence == sequence) {
+    // Copied on write while it was written out: its successor kept its dirty blocks (in
+    // case this destage failed), but every write up to `sequence` is on disk now, so a flush
+    // need not wait for the successor on their account. Without this, a track written
+    // faster than it destages would hold a flush forever.
+    auto it = directory_.find(m.key);
+    if (it != directory_.end() && it->second.live >= 0) {
+      SlotMeta& next = slots_[it->second.live];
+      if (next.state == SlotState::kWritePending && next.dirty_since <= sequence) {
+        next.dirty_since = sequence + 1;
+        if (!next.destaging) dirty_.emplace_back(it->second.live, next.dirty_since);
+      }
+    }
+    return;
+  }
   if (m.state != SlotState::kWritePending || m.sequence != sequence || m.superseded) return;
   m.state = SlotState::kClean;
   m.dirty.reset();

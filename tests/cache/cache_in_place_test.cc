@@ -237,6 +237,17 @@ TEST_CASE("the destage is given only the blocks a write changed", "[cache][in-pl
     CHECK(all[1].offset == 12288);
     CHECK(all[1].length == 4096);
   }
+  SECTION("once the pinned image is destaged, a flush up to it waits for no newer write") {
+    REQUIRE_FALSE(Write(cache, kKey, {0, 100}, 0x33, 3).in_place);
+    CHECK_FALSE(cache.WaitDestaged(2, absl::Now()));  // writes 1 and 2 are still going out
+    cache.MarkClean(taken[0].slot.slot(), taken[0].sequence);
+    taken.clear();
+    CHECK(cache.WaitDestaged(2, absl::Now()));        // on disk with the old image
+    CHECK_FALSE(cache.WaitDestaged(3, absl::Now()));  // write 3 is not
+    std::vector<DirtyTrack> again = cache.TakeDirty(8);
+    REQUIRE(again.size() == 1);
+    CHECK(again[0].sequence == 3);
+  }
   SECTION("after the destage, a new write dirties its own block only") {
     cache.MarkClean(taken[0].slot.slot(), taken[0].sequence);
     taken.clear();
