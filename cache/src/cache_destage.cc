@@ -143,7 +143,7 @@ bool CacheMemory::WaitDestaged(uint64_t sequence, absl::Time deadline) {
   bool done = true;
   while (pending()) {
     if (all_clean_.WaitWithDeadline(&mu_, deadline) && absl::Now() >= deadline) {
-      done = false;
+      done = !pending();
       break;
     }
   }

@@ -256,7 +256,7 @@ void CacheMemory::DropVolume(uint32_t volume_id) {
     SlotMeta& m = slots_[s];
     if (m.key.volume_id != volume_id || m.superseded) continue;
     if (m.state != SlotState::kClean && m.state != SlotState::kWritePending) continue;
-    if (m.state == SlotState::kWritePending && --write_pending_ == 0) all_clean_.SignalAll();
+    if (m.state == SlotState::kWritePending) --write_pending_;
     m.superseded = true;
     if (m.refs == 0) FreeSlotLocked(s);
   }
@@ -268,6 +268,7 @@ void CacheMemory::DropVolume(uint32_t volume_id) {
       ++it;
     }
   }
+  all_clean_.SignalAll();  // a flush waiting on the volume's images waits no more
 }
 
 uint64_t CacheMemory::NextSequence() {

@@ -169,7 +169,14 @@ void CacheMemory::CopyOnWriteLocked(StagedSlot staged, int64_t old, TrackRange r
     SlotMeta& o = slots_[old];
     if (o.state == SlotState::kWritePending) --write_pending_;
     o.superseded = true;
-    if (o.refs == 0) FreeSlotLocked(old);
+    if (o.refs == 0) {
+      FreeSlotLocked(old);
+    } else {
+      // Still pinned, but no longer an image: its entry goes now (after the new image's), so
+      // that a restart never weighs it against the new image, whose own entry a later kill
+      // may tear (the seal then rebuilds the new image, and nothing older may win).
+      region_->WriteEntry(old, SlotEntry{});
+    }
   }
   out->image_slot = s;
 }

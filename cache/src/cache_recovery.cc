@@ -164,9 +164,15 @@ void CacheMemory::RedoSealsLocked(std::vector<uint32_t> sealed,
     if (image_torn) {
       // Killed while the image's own entry was being written: the seal says what it is.
       if (it != best->end()) {
-        ++report->staging_dropped;  // yet another image of the track won: keep that one
-        FreeSlotLocked(s);
-        continue;
+        if (slots_[it->second].sequence >= sequence) {
+          ++report->staging_dropped;  // a newer image of the track won: keep that one
+          FreeSlotLocked(s);
+          continue;
+        }
+        // An older copy (the image was the live one when sealed): the rebuilt image wins.
+        ++report->superseded;
+        FreeSlotLocked(it->second);
+        best->erase(it);
       }
       --report->torn_entries;
       m = SlotMeta();

@@ -193,6 +193,48 @@ TEST_CASE("a kill that tears the image's entry is repaired from the seal", "[cac
   CHECK(cache->DirtyCount() == 1);
 }
 
+TEST_CASE("an image copied on write while pinned never wins over the new one at a restart",
+          "[cache][in-place]") {
+  TempDir dir;
+  REQUIRE(dir.ok());
+  FakeBackingStore store;
+  const CacheOptions o = FileOptions(dir.File("cache.region"));
+  CacheOptions killed = o;
+  killed.path = dir.File("killed.region");
+  uint32_t image_slot = 0;
+  {
+    RecoveryReport report;
+    auto cache = MustOpen(o, &store, &report);
+    REQUIRE(cache->ReadTrack(kKey).ok());
+    Write(*cache, kKey, {0, 4096}, 0x10, 1);
+    // A reader (or the destage) pins the image: the next write copies it on write.
+    uint64_t seq = 0;
+    SlotRef reader = cache->PeekTrack(kKey, &seq);
+    Published cow = Write(*cache, kKey, {4096, 4096}, 0x11, 2);
+    REQUIRE_FALSE(cow.in_place);
+    image_slot = cow.image_slot;
+    // Then a write in place into the new image, killed after its copy.
+    cache->SetCommitStepHook([&](CommitStep now) {
+      if (now == CommitStep::kCopied) REQUIRE(testing::SnapshotFile(o.path, killed.path));
+    });
+    REQUIRE(Write(*cache, kKey, {8192, 4096}, 0x12, 3).in_place);
+  }
+  // The kill tore the new image's entry as it was being written.
+  REQUIRE(testing::FlipByte(killed.path,
+                            testing::EntryOffset(image_slot) + offsetof(SlotEntry, sequence)));
+  RecoveryReport report;
+  auto cache = MustOpen(killed, &store, &report);
+  uint64_t seq = 0;
+  std::vector<uint8_t> image = Image(*cache, kKey, &seq);
+  CHECK(seq == 3);
+  CHECK(AllEqual(image, 0, 4096, 0x10));
+  CHECK(AllEqual(image, 4096, 8192, 0x11));  // the acknowledged write 2 is not lost
+  CHECK(AllEqual(image, 8192, 12288, 0x12));
+  CHECK(AllEqual(image, 12288, kTrack, FakeBackingStore::FillFor(kKey)));
+  CHECK(report.redone == 1);
+  CHECK(cache->Counts().free == kSlots - 1);
+}
+
 TEST_CASE("the destage is given only the blocks a write changed", "[cache][in-place]") {
   FakeBackingStore store;
   CacheOptions o;

@@ -20,6 +20,9 @@ namespace {
 constexpr size_t kDestageBatch = 64;
 // How long the destage lets writes gather once one is waiting (unless a flush waits).
 constexpr absl::Duration kDestageGather = absl::Milliseconds(20);
+// After a batch whose writes failed: wait this long before the next, doubling up to the max.
+constexpr absl::Duration kMinBackoff = absl::Milliseconds(2);
+constexpr absl::Duration kMaxBackoff = absl::Seconds(1);
 }  // namespace
 
 DiskAdaptor::DiskAdaptor(cache::CacheMemory* cache, VolumeCatalog* volumes)
@@ -32,6 +35,11 @@ void DiskAdaptor::Start() {
 }
 
 void DiskAdaptor::Stop() {
+  {
+    absl::MutexLock lock(&stop_mu_);
+    stopping_ = true;
+    stop_cv_.SignalAll();
+  }
   cache_->StopDirtyWaits();
   if (thread_.joinable()) thread_.join();
 }
@@ -86,7 +94,7 @@ bool WriteAll(int fd, std::vector<iovec> iov, off_t at) {
 
 }  // namespace
 
-size_t DiskAdaptor::DestageBatch() {
+size_t DiskAdaptor::DestageBatch(size_t* failed_count) {
   std::vector<cache::DirtyTrack> batch = cache_->TakeDirty(kDestageBatch);
   if (batch.empty()) return 0;
   // In file order, so that dirty ranges that meet across a track boundary go out as one
@@ -161,13 +169,24 @@ size_t DiskAdaptor::DestageBatch() {
   }
   tracks_destaged_.fetch_add(count);
   bytes_destaged_.fetch_add(bytes);
+  if (failed_count != nullptr) *failed_count = batch.size() - count;
   return count;
 }
 
 void DiskAdaptor::DestageLoop() {
+  absl::Duration backoff = kMinBackoff;
   while (cache_->WaitDirty(kDestageGather, kDestageBatch)) {
-    while (DestageBatch() != 0) {
+    size_t failed = 0;
+    while (DestageBatch(&failed) != 0 && failed == 0) {
     }
+    if (failed == 0) {
+      backoff = kMinBackoff;
+      continue;
+    }
+    // The disk is failing: the tracks went back in line, and retrying at once would spin.
+    absl::MutexLock lock(&stop_mu_);
+    if (!stopping_) stop_cv_.WaitWithTimeout(&stop_mu_, backoff);
+    backoff = std::min(backoff * 2, kMaxBackoff);
   }
   while (DestageBatch() != 0) {
   }

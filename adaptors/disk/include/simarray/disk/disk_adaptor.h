@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "simarray/cache/cache_memory.h"
 #include "simarray/disk/volume_catalog.h"
 
@@ -59,10 +60,15 @@ class DiskAdaptor : public cache::BackingStore {
 
  private:
   void DestageLoop();
-  // Destages up to one batch; returns how many tracks it wrote.
-  size_t DestageBatch();
+  // Destages up to one batch; returns how many tracks it wrote, and in `failed` how many
+  // went back in line (a write or fdatasync failed).
+  size_t DestageBatch(size_t* failed = nullptr);
 
   cache::CacheMemory* const cache_;
+  // Stop() ends the back-off the destage waits out after a failed batch.
+  absl::Mutex stop_mu_;
+  absl::CondVar stop_cv_;
+  bool stopping_ ABSL_GUARDED_BY(stop_mu_) = false;
   VolumeCatalog* const volumes_;
   std::thread thread_;
   std::atomic<uint64_t> tracks_destaged_{0};
