@@ -137,6 +137,9 @@ void CacheMemory::CopyOnWriteLocked(StagedSlot staged, int64_t old, TrackRange r
       // to keep disk reads out of the commit).
       std::vector<uint8_t> prev(track_size_);
       if (!backing_->ReadTrack(key, prev).ok()) std::fill(prev.begin(), prev.end(), 0);
+      // What was read (or zeros, if the read failed) goes back to disk whole, so that the
+      // cache and the backing file never disagree outside the range.
+      dirty = BlocksOf(TrackRange{0, track_size_});
       std::memcpy(data.data(), prev.data(), range.offset);
       std::memcpy(data.data() + end, prev.data() + end, track_size_ - end);
     }
