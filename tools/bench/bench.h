@@ -33,7 +33,7 @@ struct BenchFlags {
   std::string mirror_admin;
   std::string primary_token_file;  // admin tokens of an existing pair, if it has them
   std::string mirror_token_file;
-  // Rows to run ("qd1", "qd32", "async", "nbd", "pen"); empty: all of them.
+  // Rows to run ("qd1", "qd32", "async", "nbd", "flush", "pen"); empty: all of them.
   std::vector<std::string> only;
 
   bool Wants(const std::string& row) const {
@@ -74,6 +74,9 @@ class Bench {
   // and 4 KiB QD1 latency (no peer round trip) beside the two-hop echo.
   void AsyncSequential();
   void NbdRandomWrite();  // nbd_row.cc
+  // nbd_row.cc: 4 KiB random writes at QD1 with a FLUSH after every 16th, beside nbdkit
+  // doing the same (no target: shows what a flush costs on a persistent cache).
+  void NbdFlushWrite();
   // Adds a remark per volume: is the mirror consistent with what the bench wrote?
   void CheckMirror();
   // pen_cost_row.cc. Stops the pair the others measured, so it runs last.

@@ -110,18 +110,19 @@ std::string FindTool(const std::string& name) {
 absl::StatusOr<FioResult> RunFio(const FioOptions& options) {
   const std::string fio = FindTool("fio");
   if (fio.empty()) return absl::FailedPreconditionError("fio is not installed");
-  const std::vector<std::string> argv = {fio,
-                                         "--name=bench",
-                                         "--ioengine=nbd",
-                                         "--uri=" + options.uri,
-                                         "--rw=randwrite",
-                                         "--bs=4k",
-                                         fmt::format("--iodepth={}", options.depth),
-                                         fmt::format("--size={}", options.size),
-                                         "--time_based",
-                                         fmt::format("--ramp_time={:.1f}", options.warmup.count()),
-                                         fmt::format("--runtime={:.1f}", options.duration.count()),
-                                         "--output-format=json"};
+  std::vector<std::string> argv = {fio,
+                                   "--name=bench",
+                                   "--ioengine=nbd",
+                                   "--uri=" + options.uri,
+                                   "--rw=randwrite",
+                                   "--bs=4k",
+                                   fmt::format("--iodepth={}", options.depth),
+                                   fmt::format("--size={}", options.size),
+                                   "--time_based",
+                                   fmt::format("--ramp_time={:.1f}", options.warmup.count()),
+                                   fmt::format("--runtime={:.1f}", options.duration.count()),
+                                   "--output-format=json"};
+  if (options.flush_every > 0) argv.push_back(fmt::format("--fsync={}", options.flush_every));
   // fio's own progress goes nowhere useful with JSON output, so count the time instead.
   ProgressLine progress(options.label, options.warmup + options.duration);
   std::atomic<bool> running{true};

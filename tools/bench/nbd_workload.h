@@ -22,6 +22,8 @@ struct FioOptions {
   std::string uri;           // nbd://host:port/export
   uint64_t size = 64 << 20;  // bytes of the export fio spreads its writes over
   int depth = 32;
+  // fio's --fsync: a FLUSH after every this many writes (0: none).
+  int flush_every = 0;
   std::chrono::duration<double> warmup{1.0};  // fio's ramp_time
   std::chrono::duration<double> duration{5.0};
   // Called once, from another thread, `warmup` after fio was started: about when fio's

@@ -89,8 +89,13 @@ Row MakeThroughputRow(const std::string& workload, const std::string& unit, doub
   const double ratio = baseline > 0 ? simarray / baseline : 0;
   row.set_ratio_value(ratio);
   row.set_ratio(fmt::format("{:.2f}×", ratio));
-  row.set_target(AtLeastTarget(min_ratio));
-  row.set_verdict(ratio >= min_ratio ? "met" : "missed");
+  if (min_ratio > 0) {
+    row.set_target(AtLeastTarget(min_ratio));
+    row.set_verdict(ratio >= min_ratio ? "met" : "missed");
+  } else {
+    row.set_target("—");
+    row.set_verdict("no target");
+  }
   return row;
 }
 

@@ -20,7 +20,8 @@ std::string CostTarget(double max_cost);
 // Latency: ratio = simarray / baseline; met when ratio <= `max_ratio` (0: no target).
 Row MakeLatencyRow(const std::string& workload, double simarray_us, double baseline_us,
                    double max_ratio);
-// Throughput (`unit` "IOPS" or "MB/s"): ratio = simarray / baseline; met when >= `min_ratio`.
+// Throughput (`unit` "IOPS" or "MB/s"): ratio = simarray / baseline; met when >= `min_ratio`
+// (0: no target).
 Row MakeThroughputRow(const std::string& workload, const std::string& unit, double simarray,
                       double baseline, double min_ratio);
 // The holding pen's cost in CPU: `with_us` and `without_us` are the pair's CPU µs per write
