@@ -49,12 +49,14 @@ CacheMemory::~CacheMemory() = default;
 void CacheMemory::Recover(uint64_t redo_write_id, RecoveryReport* report) {
   std::unordered_map<TrackKey, uint32_t, TrackKeyHash> best;
   std::vector<uint32_t> sealed;  // in-place commits a kill interrupted: redone below
+  std::vector<uint32_t> torn;
   uint64_t max_sequence = 0;
   for (uint32_t s = 0; s < slot_count_; ++s) {
     SlotEntry e;
     if (!region_->ReadEntry(s, &e)) {
       // A seal names its image slot: that image is rebuilt from the seal (RedoSealsLocked).
       ++report->torn_entries;
+      torn.push_back(s);
       continue;
     }
     auto state = static_cast<SlotState>(e.state);
@@ -93,10 +95,8 @@ void CacheMemory::Recover(uint64_t redo_write_id, RecoveryReport* report) {
     }
   }
   RedoSealsLocked(std::move(sealed), &best, report);
-  for (uint32_t s = 0; s < slot_count_; ++s) {
-    // Torn entries nobody's seal claimed, and seals (redone or not): free.
-    SlotEntry e;
-    if (!region_->ReadEntry(s, &e) && slots_[s].state == SlotState::kFree) FreeSlotLocked(s);
+  for (uint32_t s : torn) {
+    if (slots_[s].state == SlotState::kFree) FreeSlotLocked(s);  // no seal rebuilt it
   }
   for (uint64_t i = 0; i < region_->pen_records(); ++i) {
     PenRecord rec;
@@ -127,16 +127,21 @@ void CacheMemory::Recover(uint64_t redo_write_id, RecoveryReport* report) {
 void CacheMemory::RedoSealsLocked(std::vector<uint32_t> sealed,
                                   std::unordered_map<TrackKey, uint32_t, TrackKeyHash>* best,
                                   RecoveryReport* report) {
-  std::vector<std::pair<uint64_t, uint32_t>> order;  // (sequence, slot): oldest first
+  struct Seal {
+    uint32_t slot;
+    SlotEntry entry;
+  };
+  std::vector<Seal> seals;
   for (uint32_t s : sealed) {
-    SlotEntry e;
-    region_->ReadEntry(s, &e);
-    order.emplace_back(e.sequence, s);
+    seals.push_back(Seal{s, {}});
+    region_->ReadEntry(s, &seals.back().entry);  // read (and checked) by Recover already
   }
-  std::sort(order.begin(), order.end());
-  for (auto [sequence, s] : order) {
-    SlotEntry e;
-    region_->ReadEntry(s, &e);
+  std::sort(seals.begin(), seals.end(),
+            [](const Seal& a, const Seal& b) { return a.entry.sequence < b.entry.sequence; });
+  for (const Seal& seal : seals) {
+    const uint32_t s = seal.slot;
+    const SlotEntry& e = seal.entry;
+    const uint64_t sequence = e.sequence;
     const TrackKey key{e.volume_id, e.track};
     const uint32_t offset = SealedOffset(e), length = SealedLength(e);
     const uint32_t image = e.seal_image;

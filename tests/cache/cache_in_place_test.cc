@@ -14,7 +14,6 @@ namespace {
 
 using testing::AllEqual;
 using testing::FakeBackingStore;
-using testing::RegionSizeFor;
 using testing::TempDir;
 
 constexpr uint32_t kTrack = 16384;
@@ -22,22 +21,18 @@ constexpr uint64_t kSlots = 8;
 constexpr absl::Duration kHangGuard = absl::Seconds(60);
 const TrackKey kKey{1, 2};
 
+using testing::MustOpen;
+
 CacheOptions FileOptions(const std::string& path) {
-  CacheOptions o;
-  o.path = path;
-  o.size = RegionSizeFor(kSlots, kTrack);
-  o.track_size = kTrack;
-  o.persistent = true;
-  return o;
+  return testing::OptionsFor(kSlots, kTrack, path);
 }
 
-std::unique_ptr<CacheMemory> MustOpen(const CacheOptions& o, FakeBackingStore* store,
-                                      RecoveryReport* report) {
-  auto cache = CacheMemory::Open(o, report);
-  INFO(cache.status().ToString());
-  REQUIRE(cache.ok());
-  (*cache)->SetBackingStore(store);
-  return std::move(*cache);
+// A cache in anonymous memory (not persistent) with kKey's image staged from `store`.
+std::unique_ptr<CacheMemory> OpenWithTrack(FakeBackingStore* store) {
+  RecoveryReport report;
+  auto cache = MustOpen(testing::OptionsFor(kSlots, kTrack), store, &report);
+  REQUIRE(cache->ReadTrack(kKey).ok());  // clean: the same as the backing file
+  return cache;
 }
 
 StagedSlot Stage(CacheMemory& cache, TrackKey key, TrackRange r, uint8_t value) {
@@ -237,16 +232,8 @@ TEST_CASE("an image copied on write while pinned never wins over the new one at 
 
 TEST_CASE("the destage is given only the blocks a write changed", "[cache][in-place]") {
   FakeBackingStore store;
-  CacheOptions o;
-  o.size = RegionSizeFor(kSlots, kTrack);
-  o.track_size = kTrack;
-  o.persistent = false;
-  RecoveryReport report;
-  auto opened = CacheMemory::Open(o, &report);
-  REQUIRE(opened.ok());
-  CacheMemory& cache = **opened;
-  cache.SetBackingStore(&store);
-  REQUIRE(cache.ReadTrack(kKey).ok());
+  auto opened = OpenWithTrack(&store);
+  CacheMemory& cache = *opened;
 
   // Block 1 whole, then 200 bytes of block 3: two ranges of whole blocks.
   const uint64_t copied_before = cache.bytes_copied();
@@ -307,16 +294,8 @@ TEST_CASE("the destage is given only the blocks a write changed", "[cache][in-pl
 TEST_CASE("a whole image filled out from the current one is dirty only where it changed",
           "[cache][in-place]") {
   FakeBackingStore store;
-  CacheOptions o;
-  o.size = RegionSizeFor(kSlots, kTrack);
-  o.track_size = kTrack;
-  o.persistent = false;
-  RecoveryReport report;
-  auto opened = CacheMemory::Open(o, &report);
-  REQUIRE(opened.ok());
-  CacheMemory& cache = **opened;
-  cache.SetBackingStore(&store);
-  REQUIRE(cache.ReadTrack(kKey).ok());  // clean: the same as the backing file
+  auto opened = OpenWithTrack(&store);
+  CacheMemory& cache = *opened;
   // As an async mirror applies a cycle record: the record's 100 bytes, filled out to the
   // whole track from the current image, published as one image.
   StagedSlot staged = Stage(cache, kKey, {0, kTrack}, FakeBackingStore::FillFor(kKey));
@@ -333,15 +312,8 @@ TEST_CASE("a whole image filled out from the current one is dirty only where it 
 
 TEST_CASE("readers never see part of a write that lands in place", "[cache][in-place]") {
   FakeBackingStore store;
-  CacheOptions o;
-  o.size = RegionSizeFor(kSlots, kTrack);
-  o.track_size = kTrack;
-  o.persistent = false;
-  RecoveryReport report;
-  auto opened = CacheMemory::Open(o, &report);
-  REQUIRE(opened.ok());
-  CacheMemory& cache = **opened;
-  cache.SetBackingStore(&store);
+  auto opened = OpenWithTrack(&store);
+  CacheMemory& cache = *opened;
   auto pin = cache.PinTrack(kKey);
   REQUIRE(pin.ok());
 

@@ -24,23 +24,10 @@ constexpr uint32_t kTrack = 4096;
 constexpr uint64_t kSlots = 8;
 constexpr absl::Duration kHangGuard = absl::Seconds(60);
 
-CacheOptions FileOptions(const std::string& path, uint64_t pen_records = 0) {
-  CacheOptions o;
-  o.path = path;
-  o.size = RegionSizeFor(kSlots, kTrack, pen_records);
-  o.track_size = kTrack;
-  o.pen_records = pen_records;
-  o.persistent = true;
-  return o;
-}
+using testing::MustOpen;
 
-std::unique_ptr<CacheMemory> MustOpen(const CacheOptions& o, FakeBackingStore* store,
-                                      RecoveryReport* report) {
-  auto cache = CacheMemory::Open(o, report);
-  INFO(cache.status().ToString());
-  REQUIRE(cache.ok());
-  (*cache)->SetBackingStore(store);
-  return std::move(*cache);
+CacheOptions FileOptions(const std::string& path, uint64_t pen_records = 0) {
+  return testing::OptionsFor(kSlots, kTrack, path, pen_records);
 }
 
 // Publishes [offset, offset + length) of `key` filled with `value`; returns the slot used.

@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 
+#include <catch2/catch.hpp>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -67,6 +68,29 @@ class TempDir : public simarray::testing::ScratchDir {
 inline uint64_t RegionSizeFor(uint64_t slots, uint32_t track_size, uint64_t pen_records = 0) {
   return kRegionHeaderBytes + pen_records * sizeof(PenRecord) + 4096 +
          slots * (track_size + sizeof(SlotEntry));
+}
+
+// Options for a cache of exactly `slots` slots: persistent in the region file `path`, or
+// anonymous memory (not persistent) when `path` is empty.
+inline CacheOptions OptionsFor(uint64_t slots, uint32_t track_size, const std::string& path = "",
+                               uint64_t pen_records = 0) {
+  CacheOptions o;
+  o.path = path;
+  o.size = RegionSizeFor(slots, track_size, pen_records);
+  o.track_size = track_size;
+  o.pen_records = pen_records;
+  o.persistent = !path.empty();
+  return o;
+}
+
+// Opens (or recovers) the cache, reading misses from `store`; fails the test on error.
+inline std::unique_ptr<CacheMemory> MustOpen(const CacheOptions& o, BackingStore* store,
+                                             RecoveryReport* report) {
+  auto cache = CacheMemory::Open(o, report);
+  INFO(cache.status().ToString());
+  REQUIRE(cache.ok());
+  (*cache)->SetBackingStore(store);
+  return std::move(*cache);
 }
 
 // Byte offset of a slot's entry in the region file (header, then the slot table).
