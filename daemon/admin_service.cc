@@ -108,7 +108,7 @@ grpc::Status AdminServiceImpl::Status(grpc::ServerContext* context,
   reply->set_daemon_id(a.config().name);
   reply->set_role(a.role());
   reply->set_mode(a.config().mode);
-  reply->set_pair_state(a.PairState());
+  reply->set_pair_state(std::string(remote::PairStateName(a.pair_state())));
   reply->set_sequence(a.cache().LastSequence());
   reply->set_generation(a.cache().region().header().generation);
   cache::SlotCounts slots = a.cache().Counts();
@@ -152,7 +152,7 @@ grpc::Status AdminServiceImpl::Status(grpc::ServerContext* context,
   if (a.remote() != nullptr) {
     remote::LinkCounters l = a.remote()->Counters();
     ls->set_peer(a.config().peer_address);
-    ls->set_state(l.state);
+    ls->set_state(std::string(remote::LinkStateName(l.state)));
     ls->set_records_shipped(l.records_shipped);
     ls->set_messages_shipped(l.messages_shipped);
     ls->set_records_acked(l.records_acked);
@@ -369,7 +369,7 @@ grpc::Status RoleReply(Array& array, const absl::StatusOr<RoleChange>& change,
                        v1::RoleChangeReply* reply) {
   if (!change.ok()) return rpc::ToGrpc(change.status());
   reply->set_role(array.role());
-  reply->set_pair_state(array.PairState());
+  reply->set_pair_state(std::string(remote::PairStateName(array.pair_state())));
   reply->set_tracks_copied(change->tracks_copied);
   reply->set_description(change->description);
   return grpc::Status::OK;

@@ -308,16 +308,21 @@ void Array::Shutdown() {
   if (data_dir_lock_ >= 0) close(data_dir_lock_);
 }
 
-std::string Array::PairState() {
+remote::PairState Array::pair_state() {
+  remote::PairFacts facts;
   if (!is_primary_) {
-    if (peer_service_->open_streams() == 0) return "Partitioned";
-    if (config_.mode != "async") return "Synchronized";
-    return applier_->consistent() ? "Consistent" : "SyncInProg";
+    facts.primary = false;
+    facts.receiving = peer_service_->open_streams() != 0;
+    facts.async = config_.mode == "async";
+    facts.applied_consistent = applier_->consistent();
+  } else if (!remote_) {
+    facts.has_peer = false;
+  } else {
+    facts = remote_->Facts();
+    facts.split_brain |= peer_service_->split_brain_refusals() > split_brain_seen_;
+    facts.failed_over = failed_over_;
   }
-  if (!remote_) return "NotPaired";
-  if (peer_service_->split_brain_refusals() > split_brain_seen_) return "SplitBrain";
-  if (failed_over_) return "FailedOver";
-  return remote_->PairState();
+  return remote::ComputePairState(facts);
 }
 
 absl::Status Array::AdmitWrite() {
@@ -327,7 +332,8 @@ absl::Status Array::AdmitWrite() {
   }
   if (remote_ && !failed_over_ && !remote_->AdmitsWrites()) {
     return absl::UnavailableError(
-        absl::StrCat("link.policy is \"fail\" and the pair is ", remote_->PairState(),
+        absl::StrCat("link.policy is \"fail\" and the pair is ",
+                     std::string(remote::PairStateName(remote_->pair_state())),
                      ": writes are refused until the mirror is synchronized"));
   }
   return absl::OkStatus();

@@ -59,7 +59,7 @@ class Array {
   const DaemonConfig& config() const { return config_; }
   std::string role() const { return is_primary_.load() ? "primary" : "mirror"; }
   bool is_primary() const { return is_primary_.load(); }
-  std::string PairState();
+  remote::PairState pair_state();
 
   cache::CacheMemory& cache() { return *cache_; }
   disk::VolumeCatalog& volumes() { return *volumes_; }

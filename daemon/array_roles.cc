@@ -114,8 +114,10 @@ absl::StatusOr<uint64_t> Array::CopyBack(absl::Duration wait) {
   // adaptor's events. No role_mu_ is held here.
   const bool done = remote_->Await(
       [this] {
-        const std::string state = remote_->PairState();
-        return (state == "Synchronized" || state == "Consistent") && remote_->Idle();
+        const remote::PairState state = remote_->pair_state();
+        return (state == remote::PairState::kSynchronized ||
+                state == remote::PairState::kConsistent) &&
+               remote_->Idle();
       },
       absl::Now() + wait);
   if (!done) {

@@ -206,11 +206,13 @@ void Link(MetricsWriter& w, Array& a) {
   remote::RemoteAdaptor& ra = *a.remote();
   remote::LinkCounters l = ra.Counters();
   w.Family("simarray_link_state", "gauge", "Peer link state: 1 for the current state.");
-  for (const char* state : {"up", "connecting", "down", "suspended"}) {
-    w.Sample("simarray_link_state", MetricsWriter::Label("state", state),
+  for (remote::LinkState state : remote::kLinkStates) {
+    w.Sample("simarray_link_state",
+             MetricsWriter::Label("state", std::string(remote::LinkStateName(state))),
              uint64_t{l.state == state});
   }
-  w.Single("simarray_link_up", "gauge", "1 while the peer link is up.", uint64_t{l.state == "up"});
+  w.Single("simarray_link_up", "gauge", "1 while the peer link is up.",
+           uint64_t{l.state == remote::LinkState::kUp});
   w.Family("simarray_link_records_total", "counter",
            "Records on the peer link by event: shipped, acked, refused (bad CRC on the way, "
            "resent), failed, degraded (dropped to owed tracks).");
@@ -312,7 +314,8 @@ std::string RenderMetrics(Array& a) {
            Join(Join(MetricsWriter::Label("daemon", a.config().name),
                      MetricsWriter::Label("role", a.role())),
                 Join(MetricsWriter::Label("mode", a.config().mode),
-                     MetricsWriter::Label("pair_state", a.PairState()))),
+                     MetricsWriter::Label("pair_state",
+                                          std::string(remote::PairStateName(a.pair_state()))))),
            uint64_t{1});
   w.Single("simarray_sequence", "gauge", "Last sequence number given to a committed write.",
            a.cache().LastSequence());

@@ -14,6 +14,20 @@
 #include "spdlog/spdlog.h"
 
 namespace simarray::remote {
+namespace {
+
+// The Ship stream, as the shipper writes on it.
+class StreamTransport final : public ShipTransport {
+ public:
+  explicit StreamTransport(grpc::ClientReaderWriter<v1::ShipRequest, v1::ShipReply>* stream)
+      : stream_(stream) {}
+  bool Write(const v1::ShipRequest& message) override { return stream_->Write(message); }
+
+ private:
+  grpc::ClientReaderWriter<v1::ShipRequest, v1::ShipReply>* const stream_;
+};
+
+}  // namespace
 
 RemoteAdaptor::RemoteAdaptor(RemoteAdaptorOptions options, cache::CacheMemory* cache,
                              mirror::MirrorQueue* queue, mirror::OwedTracks* owed,
@@ -27,8 +41,18 @@ RemoteAdaptor::RemoteAdaptor(RemoteAdaptorOptions options, cache::CacheMemory* c
       disk_(disk),
       faults_(faults),
       commit_(commit),
-      cycles_(commit != nullptr ? commit->cycles() : nullptr) {
-  counters_.state = "stopped";
+      cycles_(commit != nullptr ? commit->cycles() : nullptr),
+      shipper_(
+          ShipperOptions{
+              .batch_records = options_.batch_records,
+              .batch_bytes = options_.batch_bytes,
+              .max_in_flight = options_.max_in_flight,
+              .ack_timeout = options_.ack_timeout,
+              // Often enough that a dead link shows well within ack_timeout.
+              .heartbeat =
+                  std::clamp(options_.ack_timeout / 4, absl::Milliseconds(20), absl::Seconds(1)),
+          },
+          [] { return absl::Now(); }) {
   const mirror::QueueCounters q = queue_->Counters();
   queue_taken_ = q.pushed - q.depth;
   if (!options_.peer_address.empty()) {
@@ -50,10 +74,7 @@ void RemoteAdaptor::Start() {
   stop_ = false;
   split_brain_ = false;
   running_ = true;
-  {
-    absl::MutexLock lock(&mu_);
-    counters_.state = "connecting";
-  }
+  SetState(LinkState::kConnecting);
   sender_ = std::thread([this] { SenderLoop(); });
 }
 
@@ -62,9 +83,14 @@ void RemoteAdaptor::Stop() {
   events_.Notify();  // the sender may be waiting
   if (sender_.joinable()) sender_.join();
   running_ = false;
+  SetState(LinkState::kStopped);
+}
+
+void RemoteAdaptor::SetState(LinkState state) {
   {
     absl::MutexLock lock(&mu_);
-    counters_.state = "stopped";
+    if (state_ == state) return;
+    state_ = state;
   }
   events_.Notify();
 }
@@ -92,23 +118,23 @@ void RemoteAdaptor::SetSelfAddress(const std::string& address) {
 bool RemoteAdaptor::split_brain() { return split_brain_.load(); }
 
 bool RemoteAdaptor::Idle() {
-  // Records move from the queue or a cycle to the sender (in_hand_, the delay line,
-  // in_flight_) and from there, or from a cycle, to the resync set. Read in that order, a
-  // record that moves between two reads is seen by the later one.
+  // Records move from the queue or a cycle to the shipper (queued, in flight, or handed
+  // back and not yet released) and from there, or from a cycle, to the resync set. Read in that
+  // order, a record that moves between two reads is seen by the later one.
   const mirror::QueueCounters q = queue_->Counters();
   if (q.depth != 0) return false;
   if (cycles_ != nullptr && !cycles_->Idle()) return false;
   {
     absl::MutexLock lock(&mu_);
-    if (!in_flight_.empty() || !delay_line_.empty() || in_hand_ != 0) return false;
     if (queue_taken_ != q.pushed) return false;  // popped, not yet anywhere else
   }
+  if (shipper_.held() != 0) return false;
   return !owed_->resyncing();
 }
 
 bool RemoteAdaptor::LinkUp() {
   absl::MutexLock lock(&mu_);
-  return counters_.state == "up";
+  return state_ == LinkState::kUp;
 }
 
 std::shared_ptr<v1::PeerService::Stub> RemoteAdaptor::PeerStub() {
@@ -154,22 +180,25 @@ absl::Time RemoteAdaptor::HeldUntil() {
   return suspended_ ? absl::InfiniteFuture() : held_until_;
 }
 
-std::string RemoteAdaptor::PairState() {
-  absl::MutexLock lock(&mu_);
-  if (split_brain_) return "SplitBrain";
-  if (counters_.state == "suspended") return "Suspended";
-  if (counters_.state != "up") return "Partitioned";
+PairFacts RemoteAdaptor::Facts() {
+  PairFacts f;
+  f.split_brain = split_brain_;
+  f.resyncing = owed_->resyncing();
   if (cycles_ != nullptr) {
     const mirror::CycleCounters c = cycles_->Counters();
-    return c.cycling && c.consistent && !owed_->resyncing() ? "Consistent" : "SyncInProg";
+    f.async = true;
+    f.cycling = c.cycling;
+    f.cycles_consistent = c.consistent;
   }
-  return owed_->resyncing() ? "SyncInProg" : "Synchronized";
+  absl::MutexLock lock(&mu_);
+  f.link = state_;
+  return f;
 }
 
 bool RemoteAdaptor::AdmitsWrites() {
   if (!options_.fail_writes_when_down) return true;
   absl::MutexLock lock(&mu_);
-  return !suspended_ && absl::Now() >= held_until_ && counters_.state == "up" &&
+  return !suspended_ && absl::Now() >= held_until_ && state_ == LinkState::kUp &&
          !owed_->resyncing();
 }
 
@@ -274,11 +303,12 @@ bool RemoteAdaptor::Connect() {
   context_->AddMetadata(kSessionMetadata, reply.session());
   stream_ = stub->Ship(context_.get());
   stream_broken_ = false;
+  transport_ = std::make_unique<StreamTransport>(stream_.get());
+  shipper_.Reset();
   receiver_ = std::thread([this, stream = stream_.get()] { ReceiverLoop(stream); });
   {
     absl::MutexLock lock(&mu_);
-    counters_.state = "up";
-    heartbeat_outstanding_ = false;
+    state_ = LinkState::kUp;
     ++counters_.connects;
     spdlog::info("remote adaptor: link to {} ({}) is up; {} tracks owed", options_.peer_address,
                  reply.daemon_id(), owed_->owed());
@@ -304,32 +334,24 @@ void RemoteAdaptor::TearDown(const std::string& why) {
   if (context_) context_->TryCancel();
   if (receiver_.joinable()) receiver_.join();
   if (stream_) stream_->Finish();
+  transport_.reset();
   stream_.reset();
   context_.reset();
-  std::vector<InFlight> lost;
+  std::vector<ShippedRecord> lost = shipper_.LoseAll();
   {
     absl::MutexLock lock(&mu_);
-    for (auto& [id, f] : in_flight_) lost.push_back(std::move(f));
-    in_flight_.clear();
-    for (auto& p : delay_line_) lost.push_back(InFlight{std::move(p.request), {}, p.resync});
-    delay_line_.clear();
-    in_hand_ += lost.size();  // until they are owed tracks
     counters_.records_degraded += lost.size();
-    counters_.state = "down";
+    state_ = LinkState::kDown;
     ++counters_.link_losses;
-    heartbeat_outstanding_ = false;
   }
   owed_->UntakeAll();  // resync records in flight are taken again later
-  for (InFlight& f : lost) {
+  for (ShippedRecord& s : lost) {
     // A cycle's records are owed through the cycle set, below.
-    if (!f.resync && f.request.cycle == 0) Degrade(f.request);
+    if (s.origin == Origin::kQueue) Degrade(s.request);
   }
   // The mirror drops the cycle it was receiving; every track of the cycles becomes owed.
   if (cycles_ != nullptr) cycles_->LinkLost();
-  {
-    absl::MutexLock lock(&mu_);
-    in_hand_ -= lost.size();
-  }
+  shipper_.Released(lost.size());
   events_.Notify();
   spdlog::warn("remote adaptor: link to {} is down ({}); {} tracks owed", options_.peer_address,
                why, owed_->owed());
@@ -367,10 +389,7 @@ absl::StatusOr<uint64_t> RemoteAdaptor::ResendTracks(const std::vector<cache::Tr
     r.ticket = ticket;
     requests.push_back(std::move(r));
   }
-  {
-    absl::MutexLock lock(&mu_);
-    for (auto& r : requests) delay_line_.push_front(Pending{std::move(r), absl::InfinitePast()});
-  }
+  shipper_.QueueFirst(std::move(requests), Origin::kQueue);
   events_.Notify();  // the sender sends them first
   if (!outcome->done.WaitForNotificationWithTimeout(timeout)) {
     return absl::DeadlineExceededError("repair records were not acknowledged in time");
@@ -379,27 +398,14 @@ absl::StatusOr<uint64_t> RemoteAdaptor::ResendTracks(const std::vector<cache::Tr
   return keys.size();
 }
 
-uint64_t RemoteAdaptor::AppliedSequenceLocked() {
-  uint64_t applied = last_acked_sequence_;
-  for (const auto& [id, f] : in_flight_) {
-    if (!f.resync) return std::min(applied, f.request.sequence - 1);
-  }
-  return applied;
-}
-
 bool RemoteAdaptor::WaitApplied(uint64_t sequence, absl::Time deadline) {
   // Waits for: the link up and either the mirror's acks reaching `sequence` with nothing
   // left to resync, or nothing left to ship at all (Idle). Acks (HandleReply), the link
   // coming up (Connect) and the resync set shrinking notify events_.
   return Await(
       [this, sequence] {
-        bool applied;
-        {
-          absl::MutexLock lock(&mu_);
-          if (counters_.state != "up") return false;
-          applied = AppliedSequenceLocked() >= sequence;
-        }
-        if (applied) return !owed_->resyncing();
+        if (!LinkUp()) return false;
+        if (shipper_.AppliedSequence() >= sequence) return !owed_->resyncing();
         return Idle() && LinkUp();
       },
       deadline);
@@ -407,11 +413,22 @@ bool RemoteAdaptor::WaitApplied(uint64_t sequence, absl::Time deadline) {
 
 LinkCounters RemoteAdaptor::Counters() {
   const bool resyncing = owed_->resyncing();
+  const ShipperCounters sc = shipper_.Counters();
+  const uint64_t applied = shipper_.AppliedSequence();
   absl::MutexLock lock(&mu_);
   LinkCounters c = counters_;
+  c.state = state_;
   c.resyncing = resyncing;
-  c.in_flight = in_flight_.size() + delay_line_.size();
-  c.mirror_applied_sequence = AppliedSequenceLocked();
+  c.records_shipped = sc.records_shipped;
+  c.messages_shipped = sc.messages_shipped;
+  c.records_acked = sc.records_acked;
+  c.records_refused = sc.records_refused;
+  c.bytes_shipped = sc.bytes_shipped;
+  c.in_flight = sc.in_flight;
+  c.in_flight_peak = sc.in_flight_peak;
+  c.ack_timeouts = sc.ack_timeouts;
+  c.heartbeat_timeouts = sc.heartbeat_timeouts;
+  c.mirror_applied_sequence = applied;
   if (resyncing) {
     const double elapsed = absl::ToDoubleSeconds(absl::Now() - resync_started_);
     const uint64_t done = owed_->tracks_resynced() - resynced_at_start_;

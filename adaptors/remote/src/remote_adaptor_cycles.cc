@@ -5,7 +5,7 @@
 
 namespace simarray::remote {
 
-std::vector<RemoteAdaptor::Outgoing> RemoteAdaptor::TakeAsyncBatch(bool resyncing) {
+void RemoteAdaptor::FillAsync(bool resyncing) {
   LogCycleEvents();
   if (!cycles_->cycling() && commit_->ResumeCycles()) {
     spdlog::info("remote adaptor: cycles resume at cycle {} ({} tracks left to resync)",
@@ -16,17 +16,14 @@ std::vector<RemoteAdaptor::Outgoing> RemoteAdaptor::TakeAsyncBatch(bool resyncin
     spdlog::debug("remote adaptor: cycle {} closed: {} tracks, {} bytes to ship", c.transmit_cycle,
                   c.transmit_tracks, c.transmit_bytes);
   }
-  std::vector<Outgoing> batch =
-      TakeNormalBatch([this](size_t max) { return cycles_->TakeTransmit(max); }, Origin::kCycle);
+  const size_t from_cycle =
+      Fill([this](size_t max) { return cycles_->TakeTransmit(max); }, Origin::kCycle);
   // Resync records go out beside cycles, except while a cycle closed consistent is in
   // transit: it makes the mirror claim the primary's image at its boundary, and a resync
   // record applied while it is staged could be newer than that boundary. (Beside a cycle
   // that is not consistent they are safe: a resync image read after the switch is stamped
   // at or above the boundary, so the cycle's older record for that track is skipped.)
-  if (batch.empty() && resyncing && !cycles_->ConsistentTransmitOutstanding()) {
-    batch = TakeResyncBatch();
-  }
-  return batch;  // empty: the sender waits (SenderLoop)
+  if (from_cycle == 0 && resyncing && !cycles_->ConsistentTransmitOutstanding()) FillResync();
 }
 
 void RemoteAdaptor::LogCycleEvents() {

@@ -21,7 +21,13 @@
 // cycle) acknowledges every track of it. A link loss turns the cycles into owed tracks;
 // after the resync, cycles resume (remote_adaptor_cycles.cc).
 //
-// Threads: a sender thread (connect, resync, queue -> delay line -> stream, timeouts) and,
+// Parts: the Shipper (shipper.h) keeps each record's life on the link (queued, in flight,
+// acked, refused, lost) with its timeouts and heartbeats; this class is the link around it
+// (connect, pair volumes, resync, tear down; a typed LinkState) and what each record
+// means to the array (tickets, owed tracks, cycles). The peer calls the admin service and
+// role changes make are in remote_adaptor_calls.cc.
+//
+// Threads: a sender thread (connect, resync, queue -> shipper -> stream, timeouts) and,
 // per stream, a receiver thread (acks). Public methods are thread-safe.
 //
 // Nothing polls: the sender and every wait for progress (WaitApplied, Await) wait on one
@@ -55,6 +61,8 @@
 #include "simarray/mirror/commit_point.h"
 #include "simarray/mirror/mirror_queue.h"
 #include "simarray/mirror/owed_tracks.h"
+#include "simarray/remote/pair_state.h"
+#include "simarray/remote/shipper.h"
 #include "simarray/rpc/rpc.h"
 #include "simarray/v1/peer.grpc.pb.h"
 
@@ -82,7 +90,7 @@ struct RemoteAdaptorOptions {
 };
 
 struct LinkCounters {
-  std::string state;  // "up", "connecting", "down", "suspended"
+  LinkState state = LinkState::kStopped;
   bool resyncing = false;
   uint64_t records_shipped = 0;
   uint64_t messages_shipped = 0;  // Ship messages those records went in
@@ -151,9 +159,10 @@ class RemoteAdaptor {
 
   // False while writes must be refused (policy "fail" and the pair not synchronized).
   bool AdmitsWrites();
-  // "Synchronized" (sync) or "Consistent" (async: the mirror holds a cycle boundary and
-  // cycles flow), "SyncInProg", "Suspended", "Partitioned" or "SplitBrain".
-  std::string PairState();
+  // What this adaptor knows of the pair (a primary's view; the daemon adds failover).
+  PairFacts Facts();
+  // ComputePairState(Facts()).
+  PairState pair_state() { return ComputePairState(Facts()); }
 
   // Peer calls used by the admin service and role changes (synchronous, with a deadline;
   // UNAVAILABLE when no peer address is known).
@@ -179,21 +188,6 @@ class RemoteAdaptor {
   const Histogram& ship_latency() const { return ship_latency_; }
 
  private:
-  struct Pending {
-    mirror::MirrorRequest request;
-    absl::Time due;       // delay fault: not sent before this
-    bool resync = false;  // a whole-track resync record (resent after a CRC refusal)
-  };
-  struct InFlight {
-    mirror::MirrorRequest request;
-    absl::Time deadline;
-    bool resync = false;
-    absl::Time sent = absl::InfinitePast();  // for ship_latency_
-  };
-  struct Outgoing {
-    mirror::MirrorRequest request;
-    bool resync = false;
-  };
   using Stream = grpc::ClientReaderWriter<v1::ShipRequest, v1::ShipReply>;
 
   // remote_adaptor.cc: the link's life.
@@ -218,30 +212,27 @@ class RemoteAdaptor {
   void ReceiverLoop(Stream* stream);
   void HandleReply(const v1::ShipReply& reply);
   void DrainQueueDegraded();
-  // Whole tracks of the resync set (at most resync_window in flight), through the delay line.
-  std::vector<Outgoing> TakeResyncBatch();
-  std::vector<mirror::MirrorRequest> TakeResyncRecords(size_t max);
-  // Records from `source` (taking at most `max`, without waiting) through the delay line,
-  // and whatever there is due.
-  enum class Origin { kQueue, kCycle, kResync };
+  // Records from `source` (at most the shipper's room and one batch, without waiting) into
+  // the shipper, behind the delay fault's delay; returns how many.
   using Source = std::function<std::vector<mirror::MirrorRequest>(size_t max)>;
-  std::vector<Outgoing> TakeNormalBatch(const Source& source, Origin origin);
-  std::vector<Outgoing> TakeQueueBatch();
+  size_t Fill(const Source& source, Origin origin);
+  size_t FillFromQueue();
+  // Whole tracks of the resync set (at most resync_window queued or in flight).
+  size_t FillResync();
+  std::vector<mirror::MirrorRequest> TakeResyncRecords(size_t max);
 
   // remote_adaptor_cycles.cc: async mode.
-  // The next batch: the transmit cycle first (whole, before any resync record, so the
+  // The next records: the transmit cycle first (whole, before any resync record, so the
   // mirror never mixes the two), then the resync, then resuming or switching cycles.
-  std::vector<Outgoing> TakeAsyncBatch(bool resyncing);
+  void FillAsync(bool resyncing);
   // Logs what the cycles did since the last call (pull-ahead).
   void LogCycleEvents();
-  void Send(std::vector<Outgoing> batch);
-  bool Overdue();
-  // When the sender must look again even if nothing is notified: the next heartbeat, ack
-  // or heartbeat-reply timeout, delayed record falling due, or cycle switch.
-  absl::Time NextDeadline(absl::Duration heartbeat);
+  // When the sender must look again even if nothing is notified: the shipper's next
+  // deadline (heartbeat, ack timeout, delayed record) or the cycle switch.
+  absl::Time NextDeadline();
   // Until when the link is held down (InfiniteFuture while suspended).
   absl::Time HeldUntil();
-  uint64_t AppliedSequenceLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SetState(LinkState state);
 
   RemoteAdaptorOptions options_;  // peer/self address change only while stopped
   cache::CacheMemory* const cache_;
@@ -263,36 +254,29 @@ class RemoteAdaptor {
   // Owned by the sender thread.
   std::unique_ptr<grpc::ClientContext> context_;
   std::unique_ptr<Stream> stream_;
+  std::unique_ptr<ShipTransport> transport_;  // writes on stream_
   std::thread receiver_;
   std::atomic<bool> stream_broken_{false};
-  uint64_t next_record_id_ = 1;
-  absl::Time last_sent_ = absl::InfinitePast();
   bool was_resyncing_ = false;
   std::string last_refusal_;
   uint64_t pull_aheads_seen_ = 0;
-  absl::Time resync_started_ ABSL_GUARDED_BY(mu_);
-  uint64_t resynced_at_start_ ABSL_GUARDED_BY(mu_) = 0;
 
   // Notified on every change the sender or a waiter may wait for (see the top).
   EventCount events_;
+  Shipper shipper_;
 
   absl::Mutex mu_;
-  // Records the sender holds outside the queue, the delay line, in_flight_ and the owed
-  // tracks (taken for a Send, or being turned into owed tracks): Idle counts them.
-  size_t in_hand_ ABSL_GUARDED_BY(mu_) = 0;
-  // Records popped from the mirror queue that are now in the delay line, in flight, acked
-  // or owed: with the queue's pushed and depth it tells Idle whether the sender holds any.
+  // Records popped from the mirror queue that are now in the shipper, acked or owed: with
+  // the queue's pushed and depth it tells Idle whether the sender holds any between two
+  // places.
   uint64_t queue_taken_ ABSL_GUARDED_BY(mu_) = 0;
+  LinkState state_ ABSL_GUARDED_BY(mu_) = LinkState::kStopped;
   std::string session_ ABSL_GUARDED_BY(mu_);  // with the peer's PeerService; empty: none
   bool suspended_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time held_until_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
-  absl::Time heartbeat_sent_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
-  bool heartbeat_outstanding_ ABSL_GUARDED_BY(mu_) = false;
-  std::deque<Pending> delay_line_ ABSL_GUARDED_BY(mu_);
-  std::deque<mirror::MirrorRequest> repair_ ABSL_GUARDED_BY(mu_);
-  std::map<uint64_t, InFlight> in_flight_ ABSL_GUARDED_BY(mu_);
-  uint64_t last_acked_sequence_ ABSL_GUARDED_BY(mu_) = 0;
-  LinkCounters counters_ ABSL_GUARDED_BY(mu_);
+  absl::Time resync_started_ ABSL_GUARDED_BY(mu_);
+  uint64_t resynced_at_start_ ABSL_GUARDED_BY(mu_) = 0;
+  LinkCounters counters_ ABSL_GUARDED_BY(mu_);  // the link's own; the shipper keeps its
   Histogram ship_latency_;
 };
 

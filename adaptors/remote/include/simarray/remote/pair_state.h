@@ -1,0 +1,59 @@
+#pragma once
+// The peer link's state and the pair's state, as types (docs/pair.md). Code compares the
+// enums; the names below are what the admin service, simarrayctl and /metrics show, and are
+// produced only at that edge.
+
+#include <string_view>
+
+namespace simarray::remote {
+
+// The primary's side of the peer link.
+enum class LinkState {
+  kStopped,     // the adaptor is not running (a mirror-role daemon, or stopping)
+  kConnecting,  // saying Hello, pairing volumes
+  kUp,          // the Ship stream is open
+  kDown,        // lost or refused; reconnecting with back-off
+  kSuspended,   // an admin suspended it (SuspendLink); nothing is shipped until ResumeLink
+};
+inline constexpr LinkState kLinkStates[] = {LinkState::kStopped, LinkState::kConnecting,
+                                            LinkState::kUp, LinkState::kDown,
+                                            LinkState::kSuspended};
+// "stopped", "connecting", "up", "down", "suspended".
+std::string_view LinkStateName(LinkState state);
+
+enum class PairState {
+  kNotPaired,     // a primary without a peer
+  kSynchronized,  // sync: every acknowledged write is on the mirror
+  kConsistent,    // async: the mirror holds a cycle boundary and cycles flow
+  kSyncInProg,    // a resync or initial copy runs, or async cycles have not settled yet
+  kSuspended,     // the admin suspended the link
+  kPartitioned,   // the link is down
+  kSplitBrain,    // the peer is a primary too
+  kFailedOver,    // this former mirror took over (Failover); its old primary is not back
+};
+// "NotPaired", "Synchronized", "Consistent", "SyncInProg", "Suspended", "Partitioned",
+// "SplitBrain", "FailedOver".
+std::string_view PairStateName(PairState state);
+
+// What the pair state is computed from: everything a daemon knows about its pair.
+struct PairFacts {
+  bool primary = true;
+  // Primary side.
+  bool has_peer = true;  // a peer is configured (else kNotPaired)
+  bool split_brain = false;
+  bool failed_over = false;
+  LinkState link = LinkState::kStopped;
+  bool resyncing = false;  // owed tracks are being shipped whole
+  bool async = false;
+  bool cycling = false;            // async: cycles flow (not pulled ahead to owed tracks)
+  bool cycles_consistent = false;  // async: the mirror holds a cycle boundary
+  // Mirror side.
+  bool receiving = false;          // a primary's Ship stream is open
+  bool applied_consistent = true;  // async: the last cycle applied was consistent
+};
+
+// The one function that says what state a pair is in (docs/pair.md lists the states and
+// what moves a pair between them).
+PairState ComputePairState(const PairFacts& facts);
+
+}  // namespace simarray::remote

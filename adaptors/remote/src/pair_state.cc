@@ -1,0 +1,63 @@
+// Link and pair states: names, and the pair state from the facts (pair_state.h).
+#include "simarray/remote/pair_state.h"
+
+namespace simarray::remote {
+
+std::string_view LinkStateName(LinkState state) {
+  switch (state) {
+    case LinkState::kStopped:
+      return "stopped";
+    case LinkState::kConnecting:
+      return "connecting";
+    case LinkState::kUp:
+      return "up";
+    case LinkState::kDown:
+      return "down";
+    case LinkState::kSuspended:
+      return "suspended";
+  }
+  return "unknown";
+}
+
+std::string_view PairStateName(PairState state) {
+  switch (state) {
+    case PairState::kNotPaired:
+      return "NotPaired";
+    case PairState::kSynchronized:
+      return "Synchronized";
+    case PairState::kConsistent:
+      return "Consistent";
+    case PairState::kSyncInProg:
+      return "SyncInProg";
+    case PairState::kSuspended:
+      return "Suspended";
+    case PairState::kPartitioned:
+      return "Partitioned";
+    case PairState::kSplitBrain:
+      return "SplitBrain";
+    case PairState::kFailedOver:
+      return "FailedOver";
+  }
+  return "Unknown";
+}
+
+PairState ComputePairState(const PairFacts& f) {
+  if (!f.primary) {
+    // A mirror sees the pair through the stream its primary ships on.
+    if (!f.receiving) return PairState::kPartitioned;
+    if (!f.async) return PairState::kSynchronized;
+    return f.applied_consistent ? PairState::kConsistent : PairState::kSyncInProg;
+  }
+  if (!f.has_peer) return PairState::kNotPaired;
+  if (f.split_brain) return PairState::kSplitBrain;
+  if (f.failed_over) return PairState::kFailedOver;
+  if (f.link == LinkState::kSuspended) return PairState::kSuspended;
+  if (f.link != LinkState::kUp) return PairState::kPartitioned;
+  if (f.resyncing) return PairState::kSyncInProg;
+  if (f.async) {
+    return f.cycling && f.cycles_consistent ? PairState::kConsistent : PairState::kSyncInProg;
+  }
+  return PairState::kSynchronized;
+}
+
+}  // namespace simarray::remote

@@ -1,0 +1,71 @@
+// The pair state from the facts: one case per state, and the precedence between them.
+#include "simarray/remote/pair_state.h"
+
+#include <catch2/catch.hpp>
+
+namespace simarray::remote {
+namespace {
+
+PairFacts UpSync() {
+  PairFacts f;
+  f.link = LinkState::kUp;
+  return f;
+}
+
+TEST_CASE("pair state: a primary's pair by link, resync and cycles", "[remote][pair]") {
+  PairFacts f = UpSync();
+  CHECK(ComputePairState(f) == PairState::kSynchronized);
+  f.resyncing = true;
+  CHECK(ComputePairState(f) == PairState::kSyncInProg);
+  f.link = LinkState::kDown;
+  CHECK(ComputePairState(f) == PairState::kPartitioned);
+  f.link = LinkState::kConnecting;
+  CHECK(ComputePairState(f) == PairState::kPartitioned);
+  f.link = LinkState::kSuspended;
+  CHECK(ComputePairState(f) == PairState::kSuspended);
+
+  PairFacts a = UpSync();
+  a.async = true;
+  CHECK(ComputePairState(a) == PairState::kSyncInProg);  // not cycling yet
+  a.cycling = true;
+  a.cycles_consistent = true;
+  CHECK(ComputePairState(a) == PairState::kConsistent);
+  a.resyncing = true;
+  CHECK(ComputePairState(a) == PairState::kSyncInProg);
+}
+
+TEST_CASE("pair state: split brain and failover win over the link", "[remote][pair]") {
+  PairFacts f = UpSync();
+  f.link = LinkState::kSuspended;
+  f.failed_over = true;
+  CHECK(ComputePairState(f) == PairState::kFailedOver);
+  f.split_brain = true;
+  CHECK(ComputePairState(f) == PairState::kSplitBrain);
+  PairFacts none;
+  none.has_peer = false;
+  none.split_brain = true;
+  CHECK(ComputePairState(none) == PairState::kNotPaired);
+}
+
+TEST_CASE("pair state: a mirror's pair by its incoming stream", "[remote][pair]") {
+  PairFacts m;
+  m.primary = false;
+  CHECK(ComputePairState(m) == PairState::kPartitioned);
+  m.receiving = true;
+  CHECK(ComputePairState(m) == PairState::kSynchronized);
+  m.async = true;
+  m.applied_consistent = false;
+  CHECK(ComputePairState(m) == PairState::kSyncInProg);
+  m.applied_consistent = true;
+  CHECK(ComputePairState(m) == PairState::kConsistent);
+}
+
+TEST_CASE("pair state: names are what the admin service and metrics show", "[remote][pair]") {
+  CHECK(PairStateName(PairState::kSyncInProg) == "SyncInProg");
+  CHECK(PairStateName(PairState::kFailedOver) == "FailedOver");
+  CHECK(LinkStateName(LinkState::kStopped) == "stopped");
+  CHECK(LinkStateName(LinkState::kUp) == "up");
+}
+
+}  // namespace
+}  // namespace simarray::remote
