@@ -46,7 +46,16 @@ void MirrorQueue::Unreserve(size_t places) {
 }
 
 void MirrorQueue::Push(Reservation& reservation, std::vector<MirrorRequest> requests) {
-  absl::MutexLock lock(&mu_);
+  std::function<void()> hook;
+  {
+    absl::MutexLock lock(&mu_);
+    PushLocked(reservation, std::move(requests));
+    hook = pushed_hook_;
+  }
+  if (hook) hook();
+}
+
+void MirrorQueue::PushLocked(Reservation& reservation, std::vector<MirrorRequest> requests) {
   size_t used = std::min(requests.size(), reservation.places_);
   reserved_ -= reservation.places_;
   reservation.queue_ = nullptr;
@@ -56,7 +65,6 @@ void MirrorQueue::Push(Reservation& reservation, std::vector<MirrorRequest> requ
   for (MirrorRequest& r : requests) queue_.push_back(std::move(r));
   pushed_ += requests.size();
   peak_ = std::max<uint64_t>(peak_, queue_.size());
-  if (pushed_event_ != nullptr) pushed_event_->Notify();
 }
 
 std::vector<MirrorRequest> MirrorQueue::PopBatch(size_t max, absl::Duration wait) {
@@ -72,14 +80,18 @@ std::vector<MirrorRequest> MirrorQueue::PopBatch(size_t max, absl::Duration wait
 }
 
 void MirrorQueue::Close() {
-  absl::MutexLock lock(&mu_);
-  closed_ = true;
-  if (pushed_event_ != nullptr) pushed_event_->Notify();
+  std::function<void()> hook;
+  {
+    absl::MutexLock lock(&mu_);
+    closed_ = true;
+    hook = pushed_hook_;
+  }
+  if (hook) hook();
 }
 
-void MirrorQueue::SetPushEvent(EventCount* pushed) {
+void MirrorQueue::SetPushHook(std::function<void()> pushed) {
   absl::MutexLock lock(&mu_);
-  pushed_event_ = pushed;
+  pushed_hook_ = std::move(pushed);
 }
 
 QueueCounters MirrorQueue::Counters() {

@@ -15,9 +15,9 @@ namespace {
 // What the link would carry: every message written, or a broken stream.
 class FakeTransport : public ShipTransport {
  public:
-  bool Write(const v1::ShipRequest& message) override {
+  bool Write(v1::ShipRequest message) override {
     if (broken) return false;
-    sent.push_back(message);
+    sent.push_back(std::move(message));
     return true;
   }
   // Record ids and sequences of message `i`.
@@ -190,7 +190,11 @@ TEST_CASE("shipper: a delayed record waits for its due time without holding back
   REQUIRE(f.shipper.SendDue(f.transport) == Shipper::Sent::kHeartbeat);  // not the record
   CHECK(f.transport.sent.at(0).records_size() == 0);
   CHECK(f.shipper.NextDeadline() == f.now + absl::Milliseconds(300));
+  // While a message is on the wire only the answer's deadline counts.
+  CHECK(f.shipper.NextDeadline(/*can_send=*/false) == f.now + absl::Seconds(5));
+  CHECK_FALSE(f.shipper.HasDue());
   f.now += absl::Milliseconds(300);
+  CHECK(f.shipper.HasDue());
   REQUIRE(f.shipper.SendDue(f.transport) == Shipper::Sent::kRecords);
   CHECK(f.transport.Sequences(1) == std::vector<uint64_t>{1});
 }

@@ -8,26 +8,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "ship_stream.h"
 #include "simarray/base/secret.h"
 #include "simarray/remote/peer_auth.h"
 #include "simarray/rpc/rpc.h"
 #include "spdlog/spdlog.h"
 
 namespace simarray::remote {
-namespace {
-
-// The Ship stream, as the shipper writes on it.
-class StreamTransport final : public ShipTransport {
- public:
-  explicit StreamTransport(grpc::ClientReaderWriter<v1::ShipRequest, v1::ShipReply>* stream)
-      : stream_(stream) {}
-  bool Write(const v1::ShipRequest& message) override { return stream_->Write(message); }
-
- private:
-  grpc::ClientReaderWriter<v1::ShipRequest, v1::ShipReply>* const stream_;
-};
-
-}  // namespace
 
 RemoteAdaptor::RemoteAdaptor(RemoteAdaptorOptions options, cache::CacheMemory* cache,
                              mirror::MirrorQueue* queue, mirror::OwedTracks* owed,
@@ -59,13 +46,13 @@ RemoteAdaptor::RemoteAdaptor(RemoteAdaptorOptions options, cache::CacheMemory* c
     channel_ = rpc::MakeChannel(options_.peer_address, options_.max_write, options_.tls);
     stub_ = v1::PeerService::NewStub(channel_);
   }
-  queue_->SetPushEvent(&events_);
-  owed_->SetResyncEvent(&events_);
+  queue_->SetPushHook([this] { OnPush(); });
+  owed_->SetResyncEvent(&wake_);
 }
 
 RemoteAdaptor::~RemoteAdaptor() {
   Stop();
-  queue_->SetPushEvent(nullptr);
+  queue_->SetPushHook(nullptr);
   owed_->SetResyncEvent(nullptr);
 }
 
@@ -80,7 +67,7 @@ void RemoteAdaptor::Start() {
 
 void RemoteAdaptor::Stop() {
   stop_ = true;
-  events_.Notify();  // the sender may be waiting
+  Changed();  // the sender may be waiting
   if (sender_.joinable()) sender_.join();
   running_ = false;
   SetState(LinkState::kStopped);
@@ -92,6 +79,11 @@ void RemoteAdaptor::SetState(LinkState state) {
     if (state_ == state) return;
     state_ = state;
   }
+  Changed();
+}
+
+void RemoteAdaptor::Changed() {
+  wake_.Notify();
   events_.Notify();
 }
 
@@ -149,7 +141,7 @@ void RemoteAdaptor::Suspend() {
       spdlog::info("remote adaptor: link to {} suspended by the admin", options_.peer_address);
     suspended_ = true;
   }
-  events_.Notify();
+  Changed();
 }
 
 void RemoteAdaptor::Resume() {
@@ -159,7 +151,7 @@ void RemoteAdaptor::Resume() {
       spdlog::info("remote adaptor: link to {} resumed by the admin", options_.peer_address);
     suspended_ = false;
   }
-  events_.Notify();
+  Changed();
 }
 
 void RemoteAdaptor::DropFor(absl::Duration duration) {
@@ -167,7 +159,12 @@ void RemoteAdaptor::DropFor(absl::Duration duration) {
     absl::MutexLock lock(&mu_);
     held_until_ = absl::Now() + duration;
   }
-  events_.Notify();
+  Changed();
+}
+
+bool RemoteAdaptor::LinkOpen() {
+  absl::MutexLock lock(&send_mu_);
+  return stream_ != nullptr;
 }
 
 bool RemoteAdaptor::LinkHeld() {
@@ -299,13 +296,28 @@ bool RemoteAdaptor::Connect() {
                  std::string(s.message()));
     return false;
   }
-  context_ = std::make_unique<grpc::ClientContext>();
-  context_->AddMetadata(kSessionMetadata, reply.session());
-  stream_ = stub->Ship(context_.get());
-  stream_broken_ = false;
-  transport_ = std::make_unique<StreamTransport>(stream_.get());
   shipper_.Reset();
-  receiver_ = std::thread([this, stream = stream_.get()] { ReceiverLoop(stream); });
+  stream_broken_ = false;
+  on_wire_ = false;
+  {
+    absl::MutexLock lock(&send_mu_);
+    ship_stub_ = stub;
+    stream_ = std::make_unique<ShipStream>(
+        reply.session(), ShipStreamHandlers{
+                             .on_reply = [this](const v1::ShipReply& r) { HandleReply(r); },
+                             .on_write_done =
+                                 [this] {
+                                   on_wire_ = false;
+                                   Kick();
+                                 },
+                             .on_broken =
+                                 [this] {
+                                   stream_broken_ = true;
+                                   wake_.Notify();  // the sender tears the link down
+                                 },
+                         });
+    stream_->Start(*ship_stub_);
+  }
   {
     absl::MutexLock lock(&mu_);
     state_ = LinkState::kUp;
@@ -313,7 +325,7 @@ bool RemoteAdaptor::Connect() {
     spdlog::info("remote adaptor: link to {} ({}) is up; {} tracks owed", options_.peer_address,
                  reply.daemon_id(), owed_->owed());
   }
-  events_.Notify();
+  Changed();
   return true;
 }
 
@@ -331,12 +343,18 @@ void RemoteAdaptor::Degrade(mirror::MirrorRequest& request) {
 }
 
 void RemoteAdaptor::TearDown(const std::string& why) {
-  if (context_) context_->TryCancel();
-  if (receiver_.joinable()) receiver_.join();
-  if (stream_) stream_->Finish();
-  transport_.reset();
-  stream_.reset();
-  context_.reset();
+  std::unique_ptr<ShipStream> stream;
+  {
+    // From here on nobody sends: Kick finds no stream.
+    absl::MutexLock lock(&send_mu_);
+    steady_ = false;
+    stream = std::move(stream_);
+  }
+  if (stream) {
+    stream->Cancel();
+    stream->WaitDone();  // every reply read is handled: each record is acked or lost below
+    stream.reset();
+  }
   std::vector<ShippedRecord> lost = shipper_.LoseAll();
   {
     absl::MutexLock lock(&mu_);
@@ -352,7 +370,7 @@ void RemoteAdaptor::TearDown(const std::string& why) {
   // The mirror drops the cycle it was receiving; every track of the cycles becomes owed.
   if (cycles_ != nullptr) cycles_->LinkLost();
   shipper_.Released(lost.size());
-  events_.Notify();
+  Changed();
   spdlog::warn("remote adaptor: link to {} is down ({}); {} tracks owed", options_.peer_address,
                why, owed_->owed());
 }
@@ -390,7 +408,7 @@ absl::StatusOr<uint64_t> RemoteAdaptor::ResendTracks(const std::vector<cache::Tr
     requests.push_back(std::move(r));
   }
   shipper_.QueueFirst(std::move(requests), Origin::kQueue);
-  events_.Notify();  // the sender sends them first
+  Changed();  // the sender sends them first
   if (!outcome->done.WaitForNotificationWithTimeout(timeout)) {
     return absl::DeadlineExceededError("repair records were not acknowledged in time");
   }

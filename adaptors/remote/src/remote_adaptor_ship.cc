@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "ship_stream.h"
 #include "simarray/remote/remote_adaptor.h"
 #include "spdlog/spdlog.h"
 
@@ -16,13 +17,6 @@ absl::Duration Jitter(absl::Duration d) {
 }
 
 }  // namespace
-
-void RemoteAdaptor::ReceiverLoop(Stream* stream) {
-  v1::ShipReply reply;
-  while (stream->Read(&reply)) HandleReply(reply);
-  stream_broken_ = true;
-  events_.Notify();  // the sender tears the link down
-}
 
 void RemoteAdaptor::HandleReply(const v1::ShipReply& reply) {
   std::vector<ShippedRecord> acked = shipper_.OnReply(reply);
@@ -39,13 +33,65 @@ void RemoteAdaptor::HandleReply(const v1::ShipReply& reply) {
     cache_->ClearMirrorOwed(r.slot, r.sequence);
     if (r.ticket) r.ticket->Ack();
   }
-  // After the acks took effect everywhere: the send and resync windows have room, a cycle
-  // may have applied (the next switch, cycles resuming), WaitApplied may be satisfied. A
-  // reply also answers the outstanding heartbeat.
+  // After the acks took effect everywhere: WaitApplied may be satisfied, the pair may be
+  // idle; the window has room again (Kick ships, or wakes the sender outside the steady
+  // state: the resync window, a cycle applied and the next switch).
   events_.Notify();
+  Kick();
+}
+
+void RemoteAdaptor::OnPush() { Kick(); }
+
+void RemoteAdaptor::Kick() {
+  for (;;) {
+    if (!steady_) {
+      wake_.Notify();  // the sender's work
+      return;
+    }
+    if (!send_mu_.TryLock()) return;  // the holder looks again once it lets go
+    if (steady_ && stream_ != nullptr) {
+      FillFromQueue();
+      if (SendLocked() == Shipper::Sent::kBroken) {
+        stream_broken_ = true;
+        wake_.Notify();
+      }
+    }
+    send_mu_.Unlock();
+    // With a message on the wire, its completion looks again. Else look again if records
+    // came while the lock was held (whoever pushed them found it taken).
+    if (on_wire_) return;
+    if (!shipper_.HasDue() && (queue_->Counters().depth == 0 || shipper_.Room() == 0)) return;
+  }
+}
+
+Shipper::Sent RemoteAdaptor::SendLocked() {
+  if (stream_ == nullptr || on_wire_) return Shipper::Sent::kNothing;
+  on_wire_ = true;  // cleared by the write's completion (Connect sets up the stream)
+  const Shipper::Sent sent = shipper_.SendDue(*stream_);
+  if (sent == Shipper::Sent::kNothing || sent == Shipper::Sent::kBroken) on_wire_ = false;
+  return sent;
+}
+
+Shipper::Sent RemoteAdaptor::Pump(bool resyncing) {
+  Shipper::Sent sent;
+  {
+    absl::MutexLock lock(&send_mu_);
+    steady_ = cycles_ == nullptr && !resyncing;
+    if (cycles_ != nullptr) {
+      FillAsync(resyncing);
+    } else if (resyncing) {
+      FillResync();
+    } else {
+      FillFromQueue();
+    }
+    sent = SendLocked();
+  }
+  if (steady_) Kick();  // records pushed while the lock was held
+  return sent;
 }
 
 void RemoteAdaptor::DrainQueueDegraded() {
+  absl::MutexLock send_lock(&send_mu_);  // nobody fills the shipper meanwhile
   std::vector<mirror::MirrorRequest> dropped = queue_->PopBatch(4096, absl::ZeroDuration());
   const size_t from_queue = dropped.size();
   // Resync and cycle records stay: their tracks are in the resync set or a cycle already
@@ -61,11 +107,11 @@ void RemoteAdaptor::DrainQueueDegraded() {
     queue_taken_ += from_queue;
   }
   shipper_.Released(unsent.size());
-  events_.Notify();
+  Changed();
 }
 
 size_t RemoteAdaptor::Fill(const Source& source, Origin origin) {
-  // Without room the sender waits for acks (HandleReply notifies events_).
+  // Without room: acks make some (HandleReply).
   const size_t room = std::min(shipper_.Room(), options_.batch_records);
   if (room == 0) return 0;
   std::vector<mirror::MirrorRequest> popped = source(room);
@@ -116,7 +162,9 @@ std::vector<mirror::MirrorRequest> RemoteAdaptor::TakeResyncRecords(size_t max) 
 }
 
 absl::Time RemoteAdaptor::NextDeadline() {
-  absl::Time next = shipper_.NextDeadline();
+  // A message on the wire: its completion wakes the sender or ships (Kick); until then
+  // only the timeouts matter.
+  absl::Time next = shipper_.NextDeadline(/*can_send=*/!on_wire_);
   if (cycles_ != nullptr) next = std::min(next, cycles_->NextSwitch());
   return next;
 }
@@ -125,10 +173,10 @@ void RemoteAdaptor::SenderLoop() {
   absl::Duration backoff = absl::Milliseconds(100);
   for (;;) {
     // Taken before looking at anything: a change notified from here on ends the wait below.
-    const uint64_t seen = events_.Token();
+    const uint64_t seen = wake_.Token();
     if (stop_) break;
     if (LinkHeld()) {
-      if (stream_) TearDown("held down by the admin or a fault");
+      if (LinkOpen()) TearDown("held down by the admin or a fault");
       bool suspended;
       {
         absl::MutexLock lock(&mu_);
@@ -139,10 +187,10 @@ void RemoteAdaptor::SenderLoop() {
       DrainQueueDegraded();
       // Waits for: the hold to end (Resume, or the drop fault's time), Stop, or the queue
       // gaining records (turned into owed tracks at once).
-      events_.WaitSince(seen, HeldUntil());
+      wake_.WaitSince(seen, HeldUntil());
       continue;
     }
-    if (!stream_) {
+    if (!LinkOpen()) {
       {
         absl::MutexLock lock(&mu_);
         if (state_ != LinkState::kDown) state_ = LinkState::kConnecting;
@@ -152,11 +200,11 @@ void RemoteAdaptor::SenderLoop() {
         // Writes must not wait for the next attempt: keep turning them into owed tracks.
         const absl::Time retry = absl::Now() + Jitter(backoff);
         for (;;) {
-          const uint64_t waited = events_.Token();
+          const uint64_t waited = wake_.Token();
           if (stop_ || absl::Now() >= retry) break;
           DrainQueueDegraded();
           // Waits for: the retry time, Stop, or the queue gaining records.
-          events_.WaitSince(waited, retry);
+          wake_.WaitSince(waited, retry);
         }
         backoff = std::min(backoff * 2, absl::Seconds(2));
         continue;
@@ -188,27 +236,21 @@ void RemoteAdaptor::SenderLoop() {
       }
       was_resyncing_ = resyncing;
     }
-    if (cycles_ != nullptr) {
-      FillAsync(resyncing);
-    } else if (resyncing) {
-      DrainQueueDegraded();  // their tracks join the resync
-      FillResync();
-    } else {
-      FillFromQueue();
-    }
+    if (cycles_ == nullptr && resyncing) DrainQueueDegraded();  // their tracks join the resync
     // Records due, else a heartbeat if one is due (the mirror answers every message).
-    const Shipper::Sent sent = shipper_.SendDue(*transport_);
+    const Shipper::Sent sent = Pump(resyncing);
     if (sent == Shipper::Sent::kBroken) {
       stream_broken_ = true;
     } else if (sent == Shipper::Sent::kNothing) {
-      // Nothing to send. Waits for: records to ship (the queue or the resync set gaining
-      // some), room in the send or resync window or a cycle applied (acks), the stream
-      // breaking, a hold, Stop, or the next deadline (heartbeat, ack timeout, delayed
-      // record, cycle switch).
-      events_.WaitSince(seen, NextDeadline());
+      // Nothing to send, or a message on the wire. Waits for: records to ship outside the
+      // steady state (the queue or the resync set gaining some), room in the send or
+      // resync window or a cycle applied (acks), the stream breaking, a hold, Stop, or the
+      // next deadline (heartbeat, ack timeout, delayed record, cycle switch). In the steady
+      // state, Kick ships (see remote_adaptor.h).
+      wake_.WaitSince(seen, NextDeadline());
     }
   }
-  if (stream_) TearDown("daemon stopping");
+  if (LinkOpen()) TearDown("daemon stopping");
   DrainQueueDegraded();
   if (cycles_ != nullptr) cycles_->LinkLost();
 }

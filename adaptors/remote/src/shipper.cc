@@ -105,8 +105,14 @@ Shipper::Sent Shipper::SendDue(ShipTransport& transport) {
     if (answer_due_ == absl::InfiniteFuture()) answer_due_ = deadline;
     last_sent_ = now;
   }
-  if (!transport.Write(message)) return Sent::kBroken;
+  if (!transport.Write(std::move(message))) return Sent::kBroken;
   return records != 0 ? Sent::kRecords : Sent::kHeartbeat;
+}
+
+bool Shipper::HasDue() {
+  const absl::Time now = clock_();
+  absl::MutexLock lock(&mu_);
+  return !line_.empty() && line_.front().due <= now;
 }
 
 std::vector<ShippedRecord> Shipper::OnReply(const v1::ShipReply& reply) {
@@ -150,10 +156,11 @@ Shipper::Overdue Shipper::CheckOverdue() {
   return Overdue::kNo;
 }
 
-absl::Time Shipper::NextDeadline() {
+absl::Time Shipper::NextDeadline(bool can_send) {
   absl::MutexLock lock(&mu_);
-  absl::Time next = std::min(last_sent_ + options_.heartbeat, answer_due_);
-  if (!line_.empty()) next = std::min(next, line_.front().due);
+  absl::Time next = answer_due_;
+  if (can_send) next = std::min(next, last_sent_ + options_.heartbeat);
+  if (can_send && !line_.empty()) next = std::min(next, line_.front().due);
   if (!in_flight_.empty()) next = std::min(next, in_flight_.begin()->second.deadline);
   return next;
 }

@@ -10,13 +10,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "simarray/base/event_count.h"
 #include "simarray/mirror/mirror_request.h"
 
 namespace simarray::mirror {
@@ -72,16 +72,19 @@ class MirrorQueue {
   // Wakes every waiter; later Reserve calls fail and PopBatch returns what is left.
   void Close();
 
-  // `pushed` (may be null: none) is notified after each Push and at Close, under the
-  // queue's lock, so a consumer that waits on more than the queue (the remote adaptor's
-  // sender) can wait on one EventCount. It must outlive the queue or be unset first.
-  void SetPushEvent(EventCount* pushed);
+  // `pushed` (may be empty: none) is called after each Push and at Close, on the pushing
+  // thread, with no lock held (it may pop), so the consumer (the remote adaptor) can ship
+  // at once or wake its sender. It must stay callable until the last Push returned: unset
+  // it only once nothing pushes any more.
+  void SetPushHook(std::function<void()> pushed);
 
   QueueCounters Counters();
 
  private:
   friend class Reservation;
   void Unreserve(size_t places);
+  void PushLocked(Reservation& reservation, std::vector<MirrorRequest> requests)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const size_t capacity_;
   absl::Mutex mu_;
@@ -90,7 +93,7 @@ class MirrorQueue {
   uint64_t peak_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t pushed_ ABSL_GUARDED_BY(mu_) = 0;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  EventCount* pushed_event_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::function<void()> pushed_hook_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace simarray::mirror

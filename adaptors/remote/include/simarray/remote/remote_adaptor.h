@@ -27,17 +27,15 @@
 // means to the array (tickets, owed tracks, cycles). The peer calls the admin service and
 // role changes make are in remote_adaptor_calls.cc.
 //
-// Threads: a sender thread (connect, resync, queue -> shipper -> stream, timeouts) and,
-// per stream, a receiver thread (acks). Public methods are thread-safe.
+// Threads. In the steady state of sync mode (link up, nothing to resync) nothing hands a
+// write to another thread: the committing thread's push into the mirror queue ships at
+// once if no message is on the wire (Kick), and when one is, its completion ships whatever
+// accumulated meanwhile, so batching follows the load. Replies complete the writes' tickets
+// on the gRPC thread that read them. The Ship call runs on gRPC's callback API
+// (ship_stream.h), so none of that waits. A sender thread does everything else: connect,
+// resync (which reads tracks), async cycles, the delay fault's due records, heartbeats and
+// timeouts, tearing the link down. Public methods are thread-safe.
 //
-// Nothing polls: the sender and every wait for progress (WaitApplied, Await) wait on one
-// EventCount, notified when the mirror queue gains records, the resync set changes, acks
-// arrive, the stream breaks, the link goes up or down, the admin suspends, resumes or
-// drops it, or Stop is called; the sender also wakes at its next deadline (heartbeat, ack
-// timeout, delayed record, cycle switch, reconnect). The adaptor registers that EventCount
-// with the mirror queue and the owed tracks, so one queue or owed-tracks object serves one
-// adaptor.
-
 #include <atomic>
 #include <cstdint>
 #include <deque>
@@ -112,6 +110,8 @@ struct LinkCounters {
   double resync_tracks_per_second = 0;
   double resync_seconds_left = 0;
 };
+
+class ShipStream;
 
 class RemoteAdaptor {
  public:
@@ -188,8 +188,6 @@ class RemoteAdaptor {
   const Histogram& ship_latency() const { return ship_latency_; }
 
  private:
-  using Stream = grpc::ClientReaderWriter<v1::ShipRequest, v1::ShipReply>;
-
   // remote_adaptor.cc: the link's life.
   v1::HelloRequest MakeHello(const std::string& role, bool ships);
   // Challenge + signed Hello (`ships`: the pairing Hello before Ship); checks the reply's
@@ -201,6 +199,8 @@ class RemoteAdaptor {
   template <typename Call>
   absl::Status CallPeer(absl::Duration timeout, Call call);
   bool LinkHeld();
+  // A Ship stream is open (the sender thread).
+  bool LinkOpen();
   bool Connect();
   absl::Status PairVolumes(const v1::HelloReply& reply);
   std::vector<uint64_t> TracksWithData(const disk::VolumeInfo& volume);
@@ -209,22 +209,35 @@ class RemoteAdaptor {
 
   // remote_adaptor_ship.cc: shipping.
   void SenderLoop();
-  void ReceiverLoop(Stream* stream);
+  // The sender's turn, link up: fills the shipper from the queue, the cycles or the resync
+  // set, and sends if no message is on the wire. Returns what SendDue did (kNothing when a
+  // message was on the wire).
+  Shipper::Sent Pump(bool resyncing);
+  // Steady-state shipping on any thread (see the top): never waits. Returns at once if
+  // another thread is sending (it looks again when it is done).
+  void Kick();
+  // SendDue on the stream if none is on the wire; kNothing if one is or there is no stream.
+  Shipper::Sent SendLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_mu_);
+  // A reply from the mirror (a gRPC thread).
   void HandleReply(const v1::ShipReply& reply);
+  // The mirror queue gained records (the pushing thread).
+  void OnPush();
+  // Something changed that the sender and waiters may wait for.
+  void Changed();
   void DrainQueueDegraded();
   // Records from `source` (at most the shipper's room and one batch, without waiting) into
   // the shipper, behind the delay fault's delay; returns how many.
   using Source = std::function<std::vector<mirror::MirrorRequest>(size_t max)>;
-  size_t Fill(const Source& source, Origin origin);
-  size_t FillFromQueue();
+  size_t Fill(const Source& source, Origin origin) ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_mu_);
+  size_t FillFromQueue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_mu_);
   // Whole tracks of the resync set (at most resync_window queued or in flight).
-  size_t FillResync();
+  size_t FillResync() ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_mu_);
   std::vector<mirror::MirrorRequest> TakeResyncRecords(size_t max);
 
   // remote_adaptor_cycles.cc: async mode.
   // The next records: the transmit cycle first (whole, before any resync record, so the
   // mirror never mixes the two), then the resync, then resuming or switching cycles.
-  void FillAsync(bool resyncing);
+  void FillAsync(bool resyncing) ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_mu_);
   // Logs what the cycles did since the last call (pull-ahead).
   void LogCycleEvents();
   // When the sender must look again even if nothing is notified: the shipper's next
@@ -252,18 +265,23 @@ class RemoteAdaptor {
   std::thread sender_;
 
   // Owned by the sender thread.
-  std::unique_ptr<grpc::ClientContext> context_;
-  std::unique_ptr<Stream> stream_;
-  std::unique_ptr<ShipTransport> transport_;  // writes on stream_
-  std::thread receiver_;
-  std::atomic<bool> stream_broken_{false};
   bool was_resyncing_ = false;
   std::string last_refusal_;
   uint64_t pull_aheads_seen_ = 0;
 
-  // Notified on every change the sender or a waiter may wait for (see the top).
-  EventCount events_;
+  EventCount wake_;    // the sender's (see the top)
+  EventCount events_;  // waiters' (see the top)
   Shipper shipper_;
+
+  // Held by whoever fills the shipper or sends (the sender blocks on it; other threads only
+  // try it), and while the stream is set up or torn down.
+  absl::Mutex send_mu_;
+  std::shared_ptr<v1::PeerService::Stub> ship_stub_ ABSL_GUARDED_BY(send_mu_);
+  std::unique_ptr<ShipStream> stream_ ABSL_GUARDED_BY(send_mu_);
+  // Sync mode, link up, nothing to resync: Kick may fill from the queue and send.
+  std::atomic<bool> steady_{false};
+  std::atomic<bool> stream_broken_{false};
+  std::atomic<bool> on_wire_{false};  // a message is being written on stream_
 
   absl::Mutex mu_;
   // Records popped from the mirror queue that are now in the shipper, acked or owed: with

@@ -49,12 +49,13 @@ enum class Origin {
   kResync,  // a whole track of the resync set
 };
 
-// Writes one message on the link. False: the stream is broken (the owner tears the link
-// down; the message's records are in flight and come back from LoseAll).
+// Writes one message on the link (it may return before the message is on the wire). False:
+// the stream is broken (the owner tears the link down; the message's records are in flight
+// and come back from LoseAll).
 class ShipTransport {
  public:
   virtual ~ShipTransport() = default;
-  virtual bool Write(const v1::ShipRequest& message) = 0;
+  virtual bool Write(v1::ShipRequest message) = 0;
 };
 
 using Clock = std::function<absl::Time()>;
@@ -108,6 +109,9 @@ class Shipper {
   // transport refused the message.
   Sent SendDue(ShipTransport& transport);
 
+  // A queued record is due now (SendDue would send records).
+  bool HasDue();
+
   // acked | refused: the mirror's answer. Records whose ids are at most acked_through are
   // returned (acked, in id order); refused ids go back to the front of the line.
   std::vector<ShippedRecord> OnReply(const v1::ShipReply& reply);
@@ -117,7 +121,8 @@ class Shipper {
   Overdue CheckOverdue();
   // When CheckOverdue or SendDue may next have something to do: the next heartbeat, a
   // queued record falling due, the oldest in-flight record's or the heartbeat's deadline.
-  absl::Time NextDeadline();
+  // With `can_send` false (a message is still on the wire), only the deadlines.
+  absl::Time NextDeadline(bool can_send = true);
 
   // lost: every record queued or in flight, in flight first (the link went down). The
   // records count as held until Released(n).
