@@ -152,7 +152,7 @@ void NbdConnection::ReadOptionData(uint32_t option, uint32_t length) {
               shared_->id, number_, peer_, session_.export_name, session_.size, session_.flags,
               session_.structured ? ", structured replies" : "",
               session_.base_allocation ? ", base:allocation" : "");
-          ReadRequest();
+          ParseRequests();
         }));
   };
   option_data_.assign(length, '\0');
@@ -202,7 +202,11 @@ void NbdConnection::ReplyStatus(const Request& r, const absl::Status& status, ui
 void NbdConnection::Send(Outgoing out) {
   if (closed_) return;
   out_.push_back(std::move(out));
-  if (!writing_) WriteNext();
+  if (writing_ || parsing_) return;  // gathered by the next write, or when the parse ends
+  // Write once the handlers already queued on the strand ran: replies posted back from other
+  // threads at about the same time go out together.
+  writing_ = true;
+  PostToStrand([this] { WriteNext(); });
 }
 
 void NbdConnection::WriteNext() {
@@ -229,7 +233,7 @@ void NbdConnection::WriteNext() {
                       }
                       if (reader_waiting_) {
                         reader_waiting_ = false;
-                        ReadRequest();
+                        ParseRequests();
                       }
                       WriteNext();
                     }));

@@ -1,22 +1,38 @@
 #pragma once
 // NbdConnection: one client of an NbdServer, from the greeting to the close. The handshake
 // runs as a sequence of reads and writes on the socket, driven by a Handshake; then the
-// transmission phase reads one request header at a time and answers out of order:
+// transmission phase reads the socket into a bounded ReceiveBuffer (kReceiveBuffer bytes,
+// one async_read_some at a time), parses every complete request in it, and only then reads
+// again. Requests are answered out of order:
 //
 //   READ, BLOCK_STATUS, FLUSH  run on the host adaptor's work pool; the reply is queued;
-//   WRITE                      streams its payload in chunks: each chunk is added to the
-//                              CRC-32C as it arrives, then appended to the HostWrite on the
-//                              work pool; the last chunk finishes the write (and FUA
-//                              flushes); the next request is read meanwhile;
+//   WRITE whose header and     buffered whole: its CRC-32C is taken from the buffer, then it
+//     payload fit the buffer   is staged, validated and committed right here on the I/O
+//                              thread when nothing has to wait (Waits::kNever, as the gRPC
+//                              adaptor does); when something would wait it is copied out and
+//                              run on the work pool. A FUA flush runs on the pool after it;
+//   larger WRITE               streams its payload in chunks: each chunk (the first one
+//                              starting with what is buffered) is added to the CRC-32C as it
+//                              arrives, then appended to the HostWrite on the work pool; the
+//                              last chunk finishes the write (and FUA flushes); the next
+//                              request is parsed meanwhile;
 //   TRIM, WRITE_ZEROES         writes of zeros of at most max_write each, one after another;
-//   DISC                       stops reading; the connection closes once replies drained.
+//   DISC                       stops parsing; the connection closes once replies drained;
+//   bad request magic          a protocol error: parsing stops there, the requests before it
+//                              are still answered, then the connection closes.
 //
-// A connection lost in the middle of a write payload cancels the write: nothing of it is
-// visible and its mirror requests leave the pen (counted as cancelled).
+// Replies wait in a queue; one socket write gathers up to kMaxBatch of them, and the replies
+// made while parsing one buffer go out together once it is parsed. Bounded: at most
+// max_requests requests and max_bytes of payload in flight (parsing pauses, with what is left
+// buffered, until replies go out), plus the receive buffer and one chunk of a streamed write.
 //
-// Code: the life cycle, the handshake and the reply queue in nbd_connection.cc; reading and
-// dispatching requests, READ, FLUSH and BLOCK_STATUS in nbd_requests.cc; WRITE, TRIM and
-// WRITE_ZEROES in nbd_write.cc.
+// A connection lost in the middle of a write payload, buffered or streamed, cancels the
+// write: nothing of it is visible and its mirror requests leave the pen (counted as
+// cancelled). docs/life-of-a-write.md follows an NBD write through these steps.
+//
+// Code: the life cycle, the handshake and the reply queue in nbd_connection.cc; reading,
+// parsing and dispatching requests, READ, FLUSH and BLOCK_STATUS in nbd_requests.cc; WRITE,
+// TRIM and WRITE_ZEROES in nbd_write.cc.
 //
 // Thread-safety: every member is used on the I/O thread (through the connection's strand)
 // only; work-pool jobs touch nothing but what they were handed and post their results back.
@@ -35,6 +51,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -42,6 +59,7 @@
 #include "absl/strings/str_cat.h"
 #include "simarray/nbd/nbd_handshake.h"
 #include "simarray/nbd/nbd_protocol.h"
+#include "simarray/nbd/nbd_receive_buffer.h"
 #include "simarray/nbd/nbd_server.h"
 #include "spdlog/spdlog.h"
 
@@ -63,6 +81,10 @@ struct NbdShared {
 
 class NbdConnection : public std::enable_shared_from_this<NbdConnection> {
  public:
+  // What one connection buffers of its requests: a WRITE whose header and payload fit in it
+  // is handled whole, a larger one streams.
+  static constexpr size_t kReceiveBuffer = 256 << 10;
+
   using Strand = boost::asio::strand<boost::asio::any_io_executor>;
 
   NbdConnection(boost::asio::ip::tcp::socket socket, std::shared_ptr<NbdShared> shared,
@@ -105,8 +127,19 @@ class NbdConnection : public std::enable_shared_from_this<NbdConnection> {
   void ProtocolError(const std::string& what);
 
   // --- transmission ---
-  void ReadRequest();
-  void OnRequest();
+  // Parses and dispatches every complete request buffered (within the in-flight limits),
+  // sends the replies that made, and reads the socket again when it needs more bytes.
+  void ParseRequests();
+  void ReceiveMore();
+  // The client stopped sending (`ec`): a WRITE whose payload was partly buffered is
+  // cancelled like a streamed one, then the reader stops.
+  void OnReceiveEnd(const boost::system::error_code& ec);
+  // Whether what is buffered starts with a whole request: a header, and for a WRITE that
+  // fits the buffer its whole payload (larger ones stream).
+  bool RequestBuffered() const;
+  void OnRequest(const Request& request);
+  // Bad request magic: parsing stops, what came before is answered, then the close.
+  void BadRequest(const std::string& what);
   // 0 when `request` may go on; else the NBD error to answer with (and `why`): EINVAL for
   // flags outside `allowed_flags`, length 0 or a range outside the export (ENOSPC for
   // WRITE and WRITE_ZEROES), EPERM when it `modifies` the volume on a mirror-role daemon.
@@ -114,9 +147,20 @@ class NbdConnection : public std::enable_shared_from_this<NbdConnection> {
                  std::string* why) const;
   void Read(const Request& request);
   void StartWrite(const Request& request);
+  // A WRITE whose payload is all in the receive buffer (`payload`, consumed by the caller).
+  void WriteBuffered(std::shared_ptr<WriteState> w, std::span<const uint8_t> payload);
+  // Runs the whole write on this thread with Waits::kNever; false when it would have to
+  // wait (nothing done: run it on the pool).
+  bool TryWriteNow(const WriteState& w, std::span<const uint8_t> payload);
   void ReadWriteChunk();
   void OnWriteChunk(const boost::system::error_code& ec, size_t got);
   void StoreChunk(std::shared_ptr<WriteState> w, std::vector<uint8_t> data, bool last);
+  // The client went away after `partial` of `w`'s payload: counted, and the write staged
+  // and cancelled on the pool so that it is dropped like a cancelled stream.
+  void LoseWrite(std::shared_ptr<WriteState> w, std::vector<uint8_t> partial);
+  // The same for a WRITE left in the receive buffer waiting for the rest of its payload, if
+  // there is one; empties the buffer.
+  void LoseBufferedWrite();
   void Zero(const Request& request);
   void ZeroPiece(std::shared_ptr<ZeroState> z);
   void Flush(const Request& request);
@@ -158,7 +202,9 @@ class NbdConnection : public std::enable_shared_from_this<NbdConnection> {
   Session session_;
 
   // Transmission: the reader.
-  std::array<uint8_t, kRequestSize> request_bytes_{};
+  ReceiveBuffer received_{kReceiveBuffer};
+  bool receiving_ = false;  // a read into received_ is pending
+  bool parsing_ = false;    // in ParseRequests: replies wait until it ends
   bool reader_stopped_ = false;
   bool reader_waiting_ = false;        // paused by the in-flight limits
   std::shared_ptr<WriteState> write_;  // the write whose payload is being read

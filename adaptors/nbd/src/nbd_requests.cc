@@ -1,5 +1,6 @@
-// NbdConnection, transmission phase: reading request headers and dispatching them; READ,
-// FLUSH and BLOCK_STATUS. Writes are in nbd_write.cc.
+// NbdConnection, transmission phase: reading the socket into the receive buffer, parsing
+// and dispatching the requests in it; READ, FLUSH and BLOCK_STATUS. Writes are in
+// nbd_write.cc.
 #include "nbd_connection.h"
 
 // clang-format off
@@ -31,18 +32,59 @@ bool Normal(const error_code& ec) {
 
 }  // namespace
 
-void NbdConnection::ReadRequest() {
-  if (closed_ || reader_stopped_) return;
-  if (in_flight_ >= shared_->options.max_requests ||
-      in_flight_bytes_ >= shared_->options.max_bytes) {
-    reader_waiting_ = true;  // resumed when a reply goes out
-    return;
+void NbdConnection::ParseRequests() {
+  if (closed_ || parsing_) return;
+  parsing_ = true;
+  bool need_bytes = false;
+  while (!closed_ && !reader_stopped_ && !write_) {
+    if (in_flight_ >= shared_->options.max_requests ||
+        in_flight_bytes_ >= shared_->options.max_bytes) {
+      reader_waiting_ = true;  // resumed when a reply goes out
+      break;
+    }
+    if (!RequestBuffered()) {
+      need_bytes = true;
+      break;
+    }
+    const Request r = ParseRequest(received_.Data().first<kRequestSize>());
+    if (r.magic != kRequestMagic) {
+      BadRequest(absl::StrFormat("bad request magic 0x%08x", r.magic));
+      break;
+    }
+    received_.Consume(kRequestSize);
+    OnRequest(r);
   }
-  asio::async_read(socket_, asio::buffer(request_bytes_),
-                   Handler([this](const error_code& ec, size_t) {
-                     if (ec) return StopReading(ec);
-                     OnRequest();
-                   }));
+  parsing_ = false;
+  // The replies made while parsing (errors, writes committed here) leave in one write.
+  if (!closed_ && !writing_ && !out_.empty()) WriteNext();
+  if (need_bytes) ReceiveMore();
+}
+
+bool NbdConnection::RequestBuffered() const {
+  const std::span<const uint8_t> data = received_.Data();
+  if (data.size() < kRequestSize) return false;
+  const Request r = ParseRequest(data.first<kRequestSize>());
+  if (r.magic != kRequestMagic || r.type != kCmdWrite) return true;
+  return kRequestSize + uint64_t{r.length} > received_.capacity() ||
+         data.size() - kRequestSize >= r.length;
+}
+
+void NbdConnection::ReceiveMore() {
+  if (closed_ || reader_stopped_ || receiving_) return;
+  receiving_ = true;
+  const std::span<uint8_t> space = received_.Space();
+  socket_.async_read_some(asio::buffer(space.data(), space.size()),
+                          Handler([this](const error_code& ec, size_t got) {
+                            receiving_ = false;
+                            if (ec) return OnReceiveEnd(ec);
+                            received_.Filled(got);
+                            ParseRequests();
+                          }));
+}
+
+void NbdConnection::OnReceiveEnd(const error_code& ec) {
+  LoseBufferedWrite();
+  StopReading(ec);
 }
 
 void NbdConnection::StopReading(const error_code& ec) {
@@ -54,36 +96,34 @@ void NbdConnection::StopReading(const error_code& ec) {
   MaybeFinish();
 }
 
-void NbdConnection::OnRequest() {
-  const Request r = ParseRequest(request_bytes_);
-  if (r.magic != kRequestMagic) {
-    return ProtocolError(absl::StrFormat("bad request magic 0x%08x", r.magic));
-  }
+void NbdConnection::BadRequest(const std::string& what) {
+  shared_->protocol_errors.fetch_add(1);
+  spdlog::warn("host adaptor {}: nbd connection {} from {}: {}; closing once answered", shared_->id,
+               number_, peer_, what);
+  reader_stopped_ = true;
+  MaybeFinish();
+}
+
+void NbdConnection::OnRequest(const Request& r) {
   switch (r.type) {
     case kCmdRead:
-      Read(r);
-      break;
+      return Read(r);
     case kCmdWrite:
-      return StartWrite(r);  // reads the payload, then the next request
+      return StartWrite(r);  // takes its payload from the buffer, or streams it
     case kCmdDisc:
       reader_stopped_ = true;
       return MaybeFinish();
     case kCmdFlush:
-      Flush(r);
-      break;
+      return Flush(r);
     case kCmdTrim:
     case kCmdWriteZeroes:
-      Zero(r);
-      break;
+      return Zero(r);
     case kCmdBlockStatus:
-      BlockStatus(r);
-      break;
+      return BlockStatus(r);
     default:
       Admit(0);
-      ReplyError(r, kEinval, absl::StrCat("unknown command ", r.type));
-      break;
+      return ReplyError(r, kEinval, absl::StrCat("unknown command ", r.type));
   }
-  ReadRequest();
 }
 
 uint32_t NbdConnection::Check(const Request& r, uint16_t allowed_flags, bool modifies,

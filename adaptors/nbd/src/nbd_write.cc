@@ -1,5 +1,7 @@
-// NbdConnection, transmission phase: WRITE (the payload streamed into a HostWrite as it
-// arrives, its CRC-32C taken on the way), TRIM and WRITE_ZEROES (writes of zeros), FUA.
+// NbdConnection, transmission phase: WRITE (a buffered payload staged and committed on the
+// I/O thread when nothing has to wait, else on the work pool; a larger one streamed into a
+// HostWrite as it arrives, its CRC-32C taken on the way), TRIM and WRITE_ZEROES (writes of
+// zeros), FUA.
 #include "nbd_connection.h"
 
 // clang-format off
@@ -8,6 +10,7 @@
 #include <algorithm>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/read.hpp>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "simarray/base/crc32c.h"
@@ -21,7 +24,7 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-// A write payload is read and staged in chunks of this size: what one connection buffers.
+// A payload too large for the receive buffer is read and staged in chunks of this size.
 constexpr size_t kChunk = 512 << 10;
 // Payloads up to this size are read and thrown away when the write is refused (the protocol
 // asks servers not to disconnect below 32 MiB); a longer one closes the connection.
@@ -89,12 +92,52 @@ void NbdConnection::StartWrite(const Request& r) {
                           shared_->catalog.max_payload);
   }
   Admit(r.length);
-  if (r.length == 0) {
-    ReplyError(r, w->error, w->why, 0);
-    return ReadRequest();
+  if (r.length == 0) return ReplyError(r, w->error, w->why, 0);
+  if (received_.size() >= r.length) {  // the whole payload is buffered
+    const std::span<const uint8_t> payload = received_.Data().first(r.length);
+    if (w->error != 0) {
+      ReplyError(r, w->error, w->why, r.length);
+    } else {
+      WriteBuffered(std::move(w), payload);
+    }
+    return received_.Consume(r.length);
   }
-  write_ = std::move(w);
+  write_ = std::move(w);  // the parser waits until the payload is read
   ReadWriteChunk();
+}
+
+void NbdConnection::WriteBuffered(std::shared_ptr<WriteState> w, std::span<const uint8_t> payload) {
+  w->received = payload.size();
+  w->crc = Crc32cExtend(w->crc, payload);
+  if (TryWriteNow(*w, payload)) return;
+  StoreChunk(std::move(w), {payload.begin(), payload.end()}, /*last=*/true);
+}
+
+bool NbdConnection::TryWriteNow(const WriteState& w, std::span<const uint8_t> payload) {
+  const Request& r = w.request;
+  auto begun = shared_->parts.host->BeginWrite(w.export_name, r.offset, r.length,
+                                               Crc32cFinish(w.crc), host::Waits::kNever);
+  if (!begun.ok()) {
+    if (host::IsWouldWait(begun.status())) return false;
+    ReplyStatus(r, begun.status(), r.length);
+    return true;
+  }
+  if (absl::Status s = (*begun)->Append(payload); !s.ok()) {
+    if (host::IsWouldWait(s)) {
+      (*begun)->Abandon();
+      return false;
+    }
+    (*begun)->Cancel();
+    ReplyStatus(r, s, r.length);
+    return true;
+  }
+  // Finish validates and commits here; its reply may come at once (async mode) or from the
+  // thread that gets the mirror's ack (sync mode).
+  std::weak_ptr<NbdConnection> weak = weak_from_this();
+  (*begun)->Finish([weak, r](absl::StatusOr<host::WriteResult> result) {
+    CompleteWrite(weak, r, result.status());
+  });
+  return true;
 }
 
 void NbdConnection::ReadWriteChunk() {
@@ -106,8 +149,18 @@ void NbdConnection::ReadWriteChunk() {
   const size_t n = std::min<uint64_t>(kChunk, write_->request.length - write_->received);
   chunk_.clear();
   chunk_.resize(n);
-  asio::async_read(socket_, asio::buffer(chunk_),
-                   Handler([this](const error_code& ec, size_t got) { OnWriteChunk(ec, got); }));
+  // What the receive buffer holds of the payload comes first, the rest straight off the socket.
+  const size_t buffered = std::min(n, received_.size());
+  if (buffered > 0) std::memcpy(chunk_.data(), received_.Data().data(), buffered);
+  received_.Consume(buffered);
+  if (buffered == n) {
+    PostToStrand([this, n] { OnWriteChunk(error_code(), n); });
+    return;
+  }
+  asio::async_read(socket_, asio::buffer(chunk_.data() + buffered, n - buffered),
+                   Handler([this, buffered](const error_code& ec, size_t got) {
+                     OnWriteChunk(ec, buffered + got);
+                   }));
 }
 
 void NbdConnection::OnWriteChunk(const error_code& ec, size_t got) {
@@ -116,25 +169,9 @@ void NbdConnection::OnWriteChunk(const error_code& ec, size_t got) {
   if (ec) {
     write_.reset();
     if (w->error == 0) {
-      // The client went away in the middle of the payload: stage what came, then cancel the
-      // write, so it is dropped and counted like a cancelled stream.
-      shared_->writes_dropped.fetch_add(1);
-      spdlog::info(
-          "host adaptor {}: nbd connection {} lost after {} of {} payload bytes of a WRITE at {}; "
-          "the write is cancelled",
-          shared_->id, number_, w->received + got, w->request.length, w->request.offset);
       chunk_.resize(got);
-      auto self = shared_from_this();
-      PostToPool([self, w, partial = std::move(chunk_)] {
-        if (!w->write) {
-          auto begun = self->shared_->parts.host->BeginWrite(w->export_name, w->request.offset,
-                                                             w->request.length, 0);
-          if (!begun.ok()) return;
-          w->write = std::move(*begun);
-        }
-        (void)w->write->Append(partial);
-        w->write->Cancel();
-      });
+      LoseWrite(std::move(w), std::move(chunk_));
+      chunk_ = {};
     }
     return StopReading(ec);
   }
@@ -145,13 +182,53 @@ void NbdConnection::OnWriteChunk(const error_code& ec, size_t got) {
     if (!last) return ReadWriteChunk();
     write_.reset();
     ReplyError(w->request, w->error, w->why, w->request.length);
-    return ReadRequest();
+    return ParseRequests();
   }
   std::vector<uint8_t> data = std::move(chunk_);
   chunk_ = {};
   if (last) write_.reset();
   StoreChunk(w, std::move(data), last);
-  if (last) ReadRequest();  // the next request is read while this write commits
+  if (last) ParseRequests();  // the next requests are parsed while this write commits
+}
+
+void NbdConnection::LoseBufferedWrite() {
+  const std::span<const uint8_t> data = received_.Data();
+  if (data.size() >= kRequestSize) {
+    // What ParseRequests left: a WRITE that fits the buffer, waiting for the rest of its
+    // payload. One it would have refused is not a lost write.
+    const Request r = ParseRequest(data.first<kRequestSize>());
+    std::string why;
+    if (r.magic == kRequestMagic && r.type == kCmdWrite &&
+        r.length <= shared_->catalog.max_payload &&
+        Check(r, kCmdFlagFua, /*modifies=*/true, &why) == 0) {
+      auto w = std::make_shared<WriteState>();
+      w->request = r;
+      w->export_name = session_.export_name;
+      LoseWrite(std::move(w), {data.begin() + kRequestSize, data.end()});
+    }
+  }
+  received_.Consume(data.size());
+}
+
+void NbdConnection::LoseWrite(std::shared_ptr<WriteState> w, std::vector<uint8_t> partial) {
+  // Stage what came, then cancel the write, so it is dropped and counted like a cancelled
+  // stream.
+  shared_->writes_dropped.fetch_add(1);
+  spdlog::info(
+      "host adaptor {}: nbd connection {} lost after {} of {} payload bytes of a WRITE at {}; "
+      "the write is cancelled",
+      shared_->id, number_, w->received + partial.size(), w->request.length, w->request.offset);
+  auto self = shared_from_this();
+  PostToPool([self, w, partial = std::move(partial)] {
+    if (!w->write) {
+      auto begun = self->shared_->parts.host->BeginWrite(w->export_name, w->request.offset,
+                                                         w->request.length, 0);
+      if (!begun.ok()) return;
+      w->write = std::move(*begun);
+    }
+    (void)w->write->Append(partial);
+    w->write->Cancel();
+  });
 }
 
 void NbdConnection::StoreChunk(std::shared_ptr<WriteState> w, std::vector<uint8_t> data,
@@ -209,7 +286,11 @@ void NbdConnection::CompleteWrite(std::weak_ptr<NbdConnection> weak, Request req
   std::shared_ptr<NbdConnection> self = weak.lock();
   if (!self) return;  // closed: nobody to answer
   const uint64_t bytes = request.type == kCmdWrite ? request.length : 0;
-  if (status.ok() && (request.flags & kCmdFlagFua) != 0) {
+  const bool fua = (request.flags & kCmdFlagFua) != 0;
+  if ((!status.ok() || !fua) && self->strand_.running_in_this_thread()) {
+    return self->ReplyStatus(request, status, bytes);  // a write that finished on the strand
+  }
+  if (status.ok() && fua) {
     bool posted = self->PostToPool([self, request, bytes] {
       absl::Status flushed = self->shared_->parts.disk->Persist();
       self->PostToStrand(

@@ -10,12 +10,15 @@
 //
 // Threads: one Boost.Asio I/O thread owns every socket; anything that may wait (queue
 // places, cache slots, disk reads, flushes) runs on the host adaptor's work pool and hands
-// its result back to the connection's strand. No exception leaves an Asio handler: it is
-// logged and the connection closed.
+// its result back to the connection's strand. A small WRITE whose bytes are all buffered
+// runs on the I/O thread itself when nothing has to wait (Waits::kNever), as the gRPC host
+// adaptor's unary write does. No exception leaves an Asio handler: it is logged and the
+// connection closed.
 //
 // Bounded: at most `max_connections` connections (more are closed on accept), per
-// connection at most `max_requests` requests and `max_bytes` of payload in flight (the
-// connection stops reading requests until replies drain), payloads of at most max_write.
+// connection a 256 KiB receive buffer and at most `max_requests` requests and `max_bytes` of
+// payload in flight (the connection stops parsing requests until replies drain), payloads
+// of at most max_write.
 //
 // Thread-safe. Lifetime: the parts are borrowed. Stop() before the host adaptor's work pool
 // is stopped; destroy the server after that pool has stopped (its jobs hold connections)
