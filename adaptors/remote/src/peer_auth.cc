@@ -92,7 +92,7 @@ absl::StatusOr<PeerGate::Admission> PeerGate::Admit(const v1::HelloRequest& hell
   return out;
 }
 
-grpc::Status PeerGate::Check(const grpc::ServerContext& context) {
+grpc::Status PeerGate::Check(const grpc::ServerContextBase& context) {
   const auto& metadata = context.client_metadata();
   auto it = metadata.find(kSessionMetadata);
   if (it == metadata.end()) {

@@ -1,7 +1,7 @@
 #include "simarray/remote/peer_service.h"
 
 #include "absl/strings/str_cat.h"
-#include "simarray/base/crc32c.h"
+#include "ship_receiver.h"
 #include "simarray/remote/cycle_receiver.h"
 #include "simarray/rpc/rpc.h"
 #include "spdlog/spdlog.h"
@@ -9,10 +9,6 @@
 namespace simarray::remote {
 namespace {
 constexpr uint64_t kMaxDigestsPerCall = 1 << 16;
-
-std::span<const uint8_t> Bytes(const std::string& s) {
-  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
 }  // namespace
 
 grpc::Status PeerServiceImpl::Challenge(grpc::ServerContext* context,
@@ -76,59 +72,18 @@ grpc::Status PeerServiceImpl::Hello(grpc::ServerContext* context, const v1::Hell
   return grpc::Status::OK;
 }
 
-grpc::Status PeerServiceImpl::Ship(
-    grpc::ServerContext* context,
-    grpc::ServerReaderWriter<v1::ShipReply, v1::ShipRequest>* stream) {
-  if (grpc::Status denied = parts_.gate->Check(*context); !denied.ok()) return denied;
+grpc::ServerBidiReactor<v1::ShipRequest, v1::ShipReply>* PeerServiceImpl::Ship(
+    grpc::CallbackServerContext* context) {
+  if (grpc::Status denied = parts_.gate->Check(*context); !denied.ok()) {
+    return new RefusedShip(std::move(denied));
+  }
   if (parts_.is_primary && parts_.is_primary()) {
-    return grpc::Status(grpc::StatusCode::ABORTED,
-                        "this daemon is a primary: it ships, it does "
-                        "not apply");
+    return new RefusedShip(grpc::Status(grpc::StatusCode::ABORTED,
+                                        "this daemon is a primary: it ships, it does "
+                                        "not apply"));
   }
-  spdlog::info("peer service: Ship stream from {} opened", context->peer());
-  open_streams_.fetch_add(1);
-  CycleReceiver cycles(parts_.applier);  // async mode; discards an unfinished cycle at the end
-  grpc::Status status = grpc::Status::OK;
-  uint64_t received = 0;
-  v1::ShipRequest request;
-  while (status.ok() && stream->Read(&request)) {
-    v1::ShipReply reply;
-    for (const v1::ShipRecord& rec : request.records()) {
-      if (Crc32c(Bytes(rec.data())) != rec.crc32c()) {
-        reply.add_refused(rec.record_id());
-        records_refused_.fetch_add(1);
-        spdlog::warn("peer service: record {} (track {}) failed its CRC check; refused",
-                     rec.record_id(), rec.track());
-        continue;
-      }
-      if (rec.cycle() != 0) {
-        absl::Status s = rec.cycle_end() ? cycles.End(rec) : cycles.Stage(rec);
-        if (!s.ok()) {
-          // The cycle cannot be completed: end the stream; the primary resyncs.
-          spdlog::error("peer service: record {} of cycle {} not staged: {}", rec.record_id(),
-                        rec.cycle(), std::string(s.message()));
-          status = rpc::ToGrpc(s);
-          break;
-        }
-      } else {
-        auto applied = parts_.applier->Apply(rec.volume_id(), rec.track(), rec.offset(),
-                                             Bytes(rec.data()), rec.sequence());
-        if (!applied.ok()) {
-          // Nothing a resend could fix (e.g. the volume is gone): acknowledged and logged.
-          spdlog::warn("peer service: record {} not applied: {}", rec.record_id(),
-                       std::string(applied.status().message()));
-        }
-      }
-      received = rec.record_id();
-    }
-    if (!status.ok()) break;
-    reply.set_acked_through(cycles.AckThrough(received));
-    reply.set_applied_sequence(parts_.applier->applied_sequence());
-    if (!stream->Write(reply)) break;
-  }
-  open_streams_.fetch_sub(1);
-  spdlog::info("peer service: Ship stream from {} closed", context->peer());
-  return status;
+  return new ShipReceiver(context->peer(), parts_.applier, &apply_pool_,
+                          ShipReceiver::Counters{&records_refused_, &open_streams_});
 }
 
 grpc::Status PeerServiceImpl::TrackDigests(grpc::ServerContext* context,

@@ -22,6 +22,12 @@ RecordApplier::RecordApplier(cache::CacheMemory* cache, disk::VolumeCatalog* vol
 absl::StatusOr<StagedRecord> RecordApplier::Stage(uint32_t volume_id, uint64_t track,
                                                   uint32_t offset, std::span<const uint8_t> data,
                                                   uint64_t sequence) {
+  return *StageRecord(volume_id, track, offset, data, sequence, /*may_wait=*/true);
+}
+
+std::optional<absl::StatusOr<StagedRecord>> RecordApplier::StageRecord(
+    uint32_t volume_id, uint64_t track, uint32_t offset, std::span<const uint8_t> data,
+    uint64_t sequence, bool may_wait) {
   auto volume = volumes_->FindById(volume_id);
   if (volume == nullptr) return absl::NotFoundError(absl::StrCat("no volume with id ", volume_id));
   const uint32_t track_size = cache_->track_size();
@@ -33,14 +39,24 @@ absl::StatusOr<StagedRecord> RecordApplier::Stage(uint32_t volume_id, uint64_t t
   const cache::TrackKey key{volume_id, track};
   StagedRecord record;
   if (data.size() < track_size) {
-    auto pin = cache_->PinTrack(key);
-    if (!pin.ok()) return pin.status();
-    record.pin = std::move(*pin);
+    if (may_wait) {
+      auto pin = cache_->PinTrack(key);
+      if (!pin.ok()) return pin.status();
+      record.pin = std::move(*pin);
+    } else {
+      std::optional<cache::TrackPin> pin = cache_->TryPinTrack(key);
+      if (!pin) return std::nullopt;  // the image is on disk only: a read
+      record.pin = std::move(*pin);
+    }
   }
   // Write id 0: the slot table learns the cycle's id only with the seal (ApplyCycle), so a
   // slot staged but never sealed is dropped at restart, never redone.
-  auto staged = cache_->AllocateStaging(key, 0, absl::Now() + absl::Seconds(30));
-  if (!staged.ok()) return staged.status();
+  auto staged = cache_->AllocateStaging(
+      key, 0, may_wait ? absl::Now() + absl::Seconds(30) : absl::InfinitePast());
+  if (!staged.ok()) {
+    if (!may_wait && absl::IsDeadlineExceeded(staged.status())) return std::nullopt;
+    return staged.status();
+  }
   record.offset = offset;
   record.length = static_cast<uint32_t>(data.size());
   record.changed = cache::TrackRange{record.offset, record.length};
@@ -78,7 +94,33 @@ absl::StatusOr<bool> RecordApplier::Apply(uint32_t volume_id, uint64_t track, ui
     // From now on the image mixes moments: a restart must not claim a boundary.
     Note(CycleNote{{}, {applied_cycle_.load(), applied_sequence_.load(), false}});
   }
-  const bool applied = PublishLocked(*std::move(record));
+  return ApplyStagedLocked(*std::move(record));
+}
+
+std::optional<absl::StatusOr<bool>> RecordApplier::TryApply(uint32_t volume_id, uint64_t track,
+                                                            uint32_t offset,
+                                                            std::span<const uint8_t> data,
+                                                            uint64_t sequence) {
+  if (consistent_.load()) return std::nullopt;  // Apply writes a journal note first
+  auto record = StageRecord(volume_id, track, offset, data, sequence, /*may_wait=*/false);
+  if (!record) return std::nullopt;
+  if (!record->ok()) return record->status();
+  // A host read copying from the image holds it shared; its staged slot is dropped (freed)
+  // if the lock is taken, and the caller applies again where waiting is allowed.
+  if (!image_mu_.TryLock()) return std::nullopt;
+  absl::MutexLock lock(&mu_);
+  if (consistent_.load()) {
+    image_mu_.Unlock();
+    return std::nullopt;
+  }
+  const bool applied = ApplyStagedLocked(*std::move(*record));
+  image_mu_.Unlock();
+  return applied;
+}
+
+bool RecordApplier::ApplyStagedLocked(StagedRecord record) {
+  const uint64_t sequence = record.sequence;
+  const bool applied = PublishLocked(std::move(record));
   if (sequence > applied_sequence_.load()) applied_sequence_.store(sequence);
   outside_sequence_ = std::max(outside_sequence_, sequence);
   return applied;

@@ -61,7 +61,7 @@ class PeerGate {
   absl::StatusOr<Admission> Admit(const v1::HelloRequest& hello);
 
   // OK when the call carries an open session; UNAUTHENTICATED otherwise.
-  grpc::Status Check(const grpc::ServerContext& context);
+  grpc::Status Check(const grpc::ServerContextBase& context);
 
   // Hellos and calls refused.
   uint64_t refusals() const { return refusals_.load(); }

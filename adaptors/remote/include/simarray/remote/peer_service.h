@@ -3,13 +3,16 @@
 // receiving side of the link. Ship verifies each record's CRC-32C before applying it
 // (a record that fails is refused and resent, never applied), applies records in the order
 // they arrive (the primary's sequence order) and acknowledges cumulatively once the data
-// is in this daemon's cache. Synchronous gRPC service: one thread per Ship stream (one per
-// peer). Thread-safe; everything borrowed must outlive the server.
+// is in this daemon's cache. Ship runs on gRPC's callback API (ShipReceiver, in
+// src/ship_receiver.h): records are applied in the reaction when that needs no waiting,
+// else on the service's one apply thread. The other calls are synchronous. Thread-safe;
+// everything borrowed must outlive the server.
 
 #include <atomic>
 #include <functional>
 #include <string>
 
+#include "simarray/base/work_pool.h"
 #include "simarray/cache/cache_memory.h"
 #include "simarray/disk/disk_adaptor.h"
 #include "simarray/disk/volume_catalog.h"
@@ -40,7 +43,8 @@ struct PeerServiceParts {
   std::function<absl::Status(const std::string& address, uint64_t generation)> promote;
 };
 
-class PeerServiceImpl final : public v1::PeerService::Service {
+class PeerServiceImpl final
+    : public v1::PeerService::WithCallbackMethod_Ship<v1::PeerService::Service> {
  public:
   explicit PeerServiceImpl(PeerServiceParts parts) : parts_(std::move(parts)) {}
 
@@ -48,8 +52,8 @@ class PeerServiceImpl final : public v1::PeerService::Service {
                          v1::ChallengeReply* reply) override;
   grpc::Status Hello(grpc::ServerContext* context, const v1::HelloRequest* request,
                      v1::HelloReply* reply) override;
-  grpc::Status Ship(grpc::ServerContext* context,
-                    grpc::ServerReaderWriter<v1::ShipReply, v1::ShipRequest>* stream) override;
+  grpc::ServerBidiReactor<v1::ShipRequest, v1::ShipReply>* Ship(
+      grpc::CallbackServerContext* context) override;
   grpc::Status TrackDigests(grpc::ServerContext* context, const v1::TrackDigestsRequest* request,
                             v1::TrackDigestsReply* reply) override;
   grpc::Status CreateVolume(grpc::ServerContext* context, const v1::PeerVolume* request,
@@ -74,6 +78,8 @@ class PeerServiceImpl final : public v1::PeerService::Service {
   std::atomic<uint64_t> records_refused_{0};
   std::atomic<int> open_streams_{0};
   std::atomic<uint64_t> split_brain_refusals_{0};
+  // Applies that may wait (ship_receiver.h); one thread keeps a stream's records in order.
+  WorkPool apply_pool_{1, 64};
 };
 
 }  // namespace simarray::remote

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -54,6 +55,13 @@ class RecordApplier {
   absl::StatusOr<bool> Apply(uint32_t volume_id, uint64_t track, uint32_t offset,
                              std::span<const uint8_t> data, uint64_t sequence);
 
+  // Apply, without waiting: nullopt (and nothing done) when it would have to wait for a
+  // free cache slot, a disk read of a partial record's track, a host read holding the image
+  // lock, or a journal note (the first apply after a cycle boundary). The Ship stream's
+  // reaction tries this and hands the record to a thread that may wait only when it fails.
+  std::optional<absl::StatusOr<bool>> TryApply(uint32_t volume_id, uint64_t track, uint32_t offset,
+                                               std::span<const uint8_t> data, uint64_t sequence);
+
   // Copies a record into a staging slot (pinning its track when partial); the same errors
   // as Apply.
   absl::StatusOr<StagedRecord> Stage(uint32_t volume_id, uint64_t track, uint32_t offset,
@@ -87,6 +95,13 @@ class RecordApplier {
   bool consistent() const { return consistent_.load(); }
 
  private:
+  // Stage; with `may_wait` false, nullopt where it would wait (TryApply).
+  std::optional<absl::StatusOr<StagedRecord>> StageRecord(uint32_t volume_id, uint64_t track,
+                                                          uint32_t offset,
+                                                          std::span<const uint8_t> data,
+                                                          uint64_t sequence, bool may_wait);
+  // Publishes a staged record outside any cycle; both locks held.
+  bool ApplyStagedLocked(StagedRecord record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool PublishLocked(StagedRecord record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Note(const CycleNote& note) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -1,0 +1,156 @@
+// ShipReceiver: one Ship stream on the mirror (ship_receiver.h).
+#include "ship_receiver.h"
+
+#include "simarray/base/crc32c.h"
+#include "simarray/rpc/rpc.h"
+#include "spdlog/spdlog.h"
+
+namespace simarray::remote {
+namespace {
+
+std::span<const uint8_t> Bytes(const std::string& s) {
+  return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
+}
+
+}  // namespace
+
+ShipReceiver::ShipReceiver(std::string peer, RecordApplier* applier, WorkPool* pool,
+                           Counters counters)
+    : peer_(std::move(peer)),
+      applier_(applier),
+      pool_(pool),
+      counters_(counters),
+      cycles_(applier) {
+  spdlog::info("peer service: Ship stream from {} opened", peer_);
+  counters_.open_streams->fetch_add(1);
+  StartRead(&request_);
+}
+
+void ShipReceiver::OnReadDone(bool ok) {
+  if (!ok) {
+    absl::MutexLock lock(&mu_);
+    reads_done_ = true;
+    MaybeFinishLocked();
+    return;
+  }
+  next_ = 0;
+  answer_.Clear();
+  if (ApplyFrom(/*may_wait=*/false)) {
+    Applied();
+    return;
+  }
+  // The rest may wait: on the apply thread. Posting fails only while the daemon stops.
+  if (!pool_->Post([this] {
+        ApplyFrom(/*may_wait=*/true);
+        Applied();
+      })) {
+    absl::MutexLock lock(&mu_);
+    status_ = grpc::Status(grpc::StatusCode::UNAVAILABLE, "the mirror is stopping");
+    reads_done_ = true;
+    MaybeFinishLocked();
+  }
+}
+
+bool ShipReceiver::ApplyFrom(bool may_wait) {
+  for (; next_ < request_.records_size(); ++next_) {
+    const v1::ShipRecord& rec = request_.records(next_);
+    if (Crc32c(Bytes(rec.data())) != rec.crc32c()) {
+      answer_.add_refused(rec.record_id());
+      counters_.records_refused->fetch_add(1);
+      spdlog::warn("peer service: record {} (track {}) failed its CRC check; refused",
+                   rec.record_id(), rec.track());
+      continue;
+    }
+    if (rec.cycle() != 0) {
+      if (!may_wait) return false;  // staging may wait for a slot, ending may write the journal
+      absl::Status s = rec.cycle_end() ? cycles_.End(rec) : cycles_.Stage(rec);
+      if (!s.ok()) {
+        // The cycle cannot be completed: end the stream; the primary resyncs.
+        spdlog::error("peer service: record {} of cycle {} not staged: {}", rec.record_id(),
+                      rec.cycle(), std::string(s.message()));
+        absl::MutexLock lock(&mu_);
+        status_ = rpc::ToGrpc(s);
+        return true;
+      }
+    } else {
+      absl::StatusOr<bool> applied;
+      if (may_wait) {
+        applied = applier_->Apply(rec.volume_id(), rec.track(), rec.offset(), Bytes(rec.data()),
+                                  rec.sequence());
+      } else {
+        auto tried = applier_->TryApply(rec.volume_id(), rec.track(), rec.offset(),
+                                        Bytes(rec.data()), rec.sequence());
+        if (!tried) return false;
+        applied = std::move(*tried);
+      }
+      if (!applied.ok()) {
+        // Nothing a resend could fix (e.g. the volume is gone): acknowledged and logged.
+        spdlog::warn("peer service: record {} not applied: {}", rec.record_id(),
+                     std::string(applied.status().message()));
+      }
+    }
+    received_ = rec.record_id();
+  }
+  return true;
+}
+
+void ShipReceiver::Applied() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!status_.ok()) {
+      reads_done_ = true;  // no more reads: the stream ends with status_
+      MaybeFinishLocked();
+      return;
+    }
+    AnswerLocked();
+  }
+  StartRead(&request_);
+}
+
+void ShipReceiver::AnswerLocked() {
+  const uint64_t acked = cycles_.AckThrough(received_);
+  const uint64_t applied = applier_->applied_sequence();
+  if (!has_pending_) {
+    pending_.Clear();
+    has_pending_ = true;
+  }
+  pending_.set_acked_through(std::max(pending_.acked_through(), acked));
+  pending_.set_applied_sequence(std::max(pending_.applied_sequence(), applied));
+  for (uint64_t id : answer_.refused()) pending_.add_refused(id);
+  WriteLocked();
+}
+
+void ShipReceiver::WriteLocked() {
+  if (writing_ || finished_ || write_failed_ || !has_pending_) return;
+  on_wire_ = std::move(pending_);
+  has_pending_ = false;
+  writing_ = true;
+  StartWrite(&on_wire_);
+}
+
+void ShipReceiver::OnWriteDone(bool ok) {
+  absl::MutexLock lock(&mu_);
+  writing_ = false;
+  if (!ok) {
+    // The primary is gone: answer nothing more. The outstanding read (or the next, once an
+    // apply in progress is done) fails and finishes the call.
+    write_failed_ = true;
+    has_pending_ = false;
+  }
+  WriteLocked();
+  MaybeFinishLocked();
+}
+
+void ShipReceiver::MaybeFinishLocked() {
+  if (!reads_done_ || writing_ || finished_) return;
+  finished_ = true;
+  Finish(status_);
+}
+
+void ShipReceiver::OnDone() {
+  counters_.open_streams->fetch_sub(1);
+  spdlog::info("peer service: Ship stream from {} closed", peer_);
+  delete this;
+}
+
+}  // namespace simarray::remote
