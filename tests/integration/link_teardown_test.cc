@@ -222,6 +222,17 @@ void TeardownRounds(const std::string& policy, std::chrono::seconds run) {
   Tally tally;
   std::atomic<bool> stop{false};
   std::vector<std::thread> writers;
+  // A failed REQUIRE below must still stop and join the writers (each returns within kHang).
+  struct JoinWriters {
+    std::atomic<bool>& stop;
+    std::vector<std::thread>& threads;
+    ~JoinWriters() {
+      stop = true;
+      for (auto& t : threads) {
+        if (t.joinable()) t.join();
+      }
+    }
+  } join_writers{stop, writers};
   for (int w = 0; w < kWriters; ++w) {
     writers.emplace_back([&, w] { Writer(w, primary.host(), mirror_host, model, tally, stop); });
   }
@@ -233,24 +244,34 @@ void TeardownRounds(const std::string& policy, std::chrono::seconds run) {
     const uint64_t seen = tally.mirrored.load();
     INFO("round " << round);
     REQUIRE(Eventually([&] { return tally.mirrored.load() >= seen + 40; }, kHang));
+    // Each way must take the link down (a loss counted) before the round ends, so rounds
+    // never merge into one loss.
+    const uint64_t losses = primary.Status().link().link_losses();
+    auto lost = [&] {
+      return Eventually([&] { return primary.Status().link().link_losses() > losses; }, kHang);
+    };
     switch (round % 4) {
       case 0:
         ++rounds["suspend"];
         SuspendLink(primary);
+        REQUIRE(lost());
         std::this_thread::sleep_for(std::chrono::milliseconds(300));
         ResumeLink(primary);
         break;
       case 1:
         ++rounds["drop-link fault"];
         InjectFault(primary, v1::FAULT_DROP_LINK, 300);
+        REQUIRE(lost());
         break;
       case 2:
         ++rounds["tcp cut"];
         CHECK(proxy.Cut(std::chrono::milliseconds(300)) > 0);
+        REQUIRE(lost());
         break;
       case 3:
         ++rounds["mirror kill -9"];
         mirror.Kill(SIGKILL);
+        REQUIRE(lost());
         std::this_thread::sleep_for(std::chrono::milliseconds(300));
         mirror.Start();
         mirror_host.Set(mirror.host_address());
@@ -262,6 +283,7 @@ void TeardownRounds(const std::string& policy, std::chrono::seconds run) {
   CHECK(Eventually([&] { return tally.mirrored.load() >= seen + 40; }, kHang));
   stop = true;
   for (auto& t : writers) t.join();
+  writers.clear();
 
   {
     std::lock_guard lock(tally.mu);
@@ -339,7 +361,7 @@ void TeardownRounds(const std::string& policy, std::chrono::seconds run) {
 
 TEST_CASE("link torn down every way under 48 writes in flight returns each once and ends equal",
           "[integration][link][teardown]") {
-  TeardownRounds("continue", std::chrono::seconds(8));
+  TeardownRounds("continue", std::chrono::seconds(6));
 }
 
 TEST_CASE("link torn down every way under 48 writes in flight with policy fail ends equal",
