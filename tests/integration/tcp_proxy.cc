@@ -21,7 +21,8 @@ sockaddr_in Loopback(uint16_t port) {
 
 }  // namespace
 
-TcpProxy::TcpProxy(std::string target) : target_(std::move(target)) {
+TcpProxy::TcpProxy(std::string target, bool capture)
+    : target_(std::move(target)), capture_(capture) {
   listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr = Loopback(0);
   if (::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
@@ -54,6 +55,18 @@ std::string TcpProxy::Captured() {
   return captured_;
 }
 
+int TcpProxy::Cut(std::chrono::milliseconds refuse_for) {
+  std::lock_guard lock(mu_);
+  refuse_until_ = std::chrono::steady_clock::now() + refuse_for;
+  for (auto [client, server] : open_) {
+    ::shutdown(client, SHUT_RDWR);
+    ::shutdown(server, SHUT_RDWR);
+  }
+  const int n = static_cast<int>(open_.size());
+  open_.clear();
+  return n;
+}
+
 void TcpProxy::AcceptLoop() {
   const uint16_t port = static_cast<uint16_t>(std::stoi(target_.substr(target_.rfind(':') + 1)));
   while (!stop_) {
@@ -61,6 +74,13 @@ void TcpProxy::AcceptLoop() {
     if (::poll(&p, 1, 50) <= 0) continue;
     int client = ::accept(listener_, nullptr, nullptr);
     if (client < 0) continue;
+    {
+      std::lock_guard lock(mu_);
+      if (std::chrono::steady_clock::now() < refuse_until_) {
+        ::close(client);
+        continue;
+      }
+    }
     int server = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in addr = Loopback(port);
     if (::connect(server, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
@@ -71,6 +91,7 @@ void TcpProxy::AcceptLoop() {
     std::lock_guard lock(mu_);
     sockets_.push_back(client);
     sockets_.push_back(server);
+    open_.emplace_back(client, server);
     pumps_.emplace_back([this, client, server] { Pump(client, server); });
     pumps_.emplace_back([this, client, server] { Pump(server, client); });
   }
@@ -83,7 +104,7 @@ void TcpProxy::Pump(int from, int to) {
     if (::poll(&p, 1, 50) <= 0) continue;
     const ssize_t n = ::read(from, buffer, sizeof buffer);
     if (n <= 0) break;
-    {
+    if (capture_) {
       std::lock_guard lock(mu_);
       captured_.append(buffer, n);
     }
