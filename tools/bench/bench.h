@@ -34,7 +34,7 @@ struct BenchFlags {
   std::string mirror_admin;
   std::string primary_token_file;  // admin tokens of an existing pair, if it has them
   std::string mirror_token_file;
-  // Rows to run ("qd1", "qd32", "async", "nbd", "flush", "pen"); empty: all of them.
+  // Rows to run ("qd1", "qd32", "async", "nbd", "flush", "size", "pen"); empty: all of them.
   std::vector<std::string> only;
 
   bool Wants(const std::string& row) const {
@@ -51,6 +51,10 @@ inline constexpr int kStreamWindow = 16;
 inline constexpr int kMaxMessage = 4 << 20;
 inline constexpr char kVolume[] = "bench";
 inline constexpr char kNbdVolume[] = "bench-nbd";
+// The volume-size row's big volume: sparse (the daemon's volume files are ftruncated), written
+// at random offsets over all of it and never prefilled, so it stays mostly holes.
+inline constexpr uint64_t kBigVolumeSize = uint64_t{64} << 30;
+inline constexpr char kBigVolume[] = "bench-64g";
 
 // The targets the project set (docs/performance.md).
 inline constexpr double kMaxQd1LatencyRatio = 1.3;
@@ -58,6 +62,9 @@ inline constexpr double kMinQd32IopsRatio = 1.0;
 inline constexpr double kMinAsyncRatio = 0.75;
 inline constexpr double kMaxPenCost = 0.05;
 inline constexpr double kMinNbdRatio = 0.5;
+// The volume-size row: "flat" when the pair's CPU per write is within this
+// fraction of the reference run's (docs/performance.md).
+inline constexpr double kMaxFlatDeviation = 0.15;
 
 class Bench {
  public:
@@ -80,6 +87,10 @@ class Bench {
   void NbdFlushWrite();
   // Adds a remark per volume: is the mirror consistent with what the bench wrote?
   void CheckMirror();
+  // volume_size_row.cc: on a fresh pair, sync 4 KiB QD32 writes on a 64 MiB volume against
+  // the same on a 64 GiB sparse volume (random over all of it), compared by pair CPU per
+  // write. Stops the pair the rows above measured (like PenCost), so it runs after them.
+  void VolumeSizeCost();
   // pen_cost_row.cc. Stops the pair the first rows measured, so it runs after them.
   void PenCost();
 
