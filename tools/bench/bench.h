@@ -34,7 +34,8 @@ struct BenchFlags {
   std::string mirror_admin;
   std::string primary_token_file;  // admin tokens of an existing pair, if it has them
   std::string mirror_token_file;
-  // Rows to run ("qd1", "qd32", "async", "nbd", "flush", "size", "pen"); empty: all of them.
+  // Rows to run ("qd1", "qd32", "async", "nbd", "flush", "size", "tracks", "pen"); empty: all
+  // of them.
   std::vector<std::string> only;
 
   bool Wants(const std::string& row) const {
@@ -55,6 +56,10 @@ inline constexpr char kNbdVolume[] = "bench-nbd";
 // at random offsets over all of it and never prefilled, so it stays mostly holes.
 inline constexpr uint64_t kBigVolumeSize = uint64_t{64} << 30;
 inline constexpr char kBigVolume[] = "bench-64g";
+// The track-size rows' track sizes (the config's track_size), and the one they are compared
+// with: the shipped configs' 64K.
+inline constexpr const char* kTrackSizes[] = {"16K", "64K", "256K"};
+inline constexpr char kReferenceTrackSize[] = "64K";
 
 // The targets the project set (docs/performance.md).
 inline constexpr double kMaxQd1LatencyRatio = 1.3;
@@ -62,7 +67,7 @@ inline constexpr double kMinQd32IopsRatio = 1.0;
 inline constexpr double kMinAsyncRatio = 0.75;
 inline constexpr double kMaxPenCost = 0.05;
 inline constexpr double kMinNbdRatio = 0.5;
-// The volume-size row: "flat" when the pair's CPU per write is within this
+// The volume-size and track-size rows: "flat" when the pair's CPU per write is within this
 // fraction of the reference run's (docs/performance.md).
 inline constexpr double kMaxFlatDeviation = 0.15;
 
@@ -91,6 +96,10 @@ class Bench {
   // the same on a 64 GiB sparse volume (random over all of it), compared by pair CPU per
   // write. Stops the pair the rows above measured (like PenCost), so it runs after them.
   void VolumeSizeCost();
+  // track_size_rows.cc: on three fresh pairs with track_size 16K, 64K and 256K, sync 4 KiB
+  // QD32 writes on a 64 MiB volume, compared by pair CPU per write with the 64K pair. Also
+  // stops the pair the rows above measured.
+  void TrackSizeCost();
   // pen_cost_row.cc. Stops the pair the first rows measured, so it runs after them.
   void PenCost();
 

@@ -72,8 +72,8 @@ int Main(int argc, char** argv) {
   app.add_option("--simarrayd", flags.simarrayd,
                  "the daemon to start (default: the one built beside this bench)");
   app.add_option("--only", flags.only,
-                 "run only these rows: qd1, qd32, async, nbd, flush, size, pen")
-      ->check(CLI::IsMember({"qd1", "qd32", "async", "nbd", "flush", "size", "pen"}))
+                 "run only these rows: qd1, qd32, async, nbd, flush, size, tracks, pen")
+      ->check(CLI::IsMember({"qd1", "qd32", "async", "nbd", "flush", "size", "tracks", "pen"}))
       ->delimiter(',');
   auto* primary = app.add_option("--primary", flags.primary_admin,
                                  "measure an existing pair: its primary's admin address");
@@ -118,8 +118,9 @@ int Main(int argc, char** argv) {
   if (flags.Wants("nbd")) bench.NbdRandomWrite();
   if (flags.Wants("flush")) bench.NbdFlushWrite();
   bench.CheckMirror();
-  // It starts a pair of its own, stopping the pair the rows above measured.
+  // These start pairs of their own, stopping the pair the rows above measured.
   if (flags.Wants("size")) bench.VolumeSizeCost();
+  if (flags.Wants("tracks")) bench.TrackSizeCost();
   if (flags.Wants("pen")) bench.PenCost();
 
   if (flags.json) {
