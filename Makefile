@@ -39,7 +39,7 @@ fuzz:
 demo: build
 	@scripts/demo.sh $(BUILD)
 
-# The benchmark (not a test): simarray beside raw gRPC and nbdkit baselines, about two
+# The benchmark (not a test): simarray beside raw gRPC and nbdkit baselines, 3½ to 5
 # minutes after the build. More flags: make bench BENCH_ARGS="--json --duration-s 5".
 bench: configure
 	ninja -C $(BUILD) -j $(JOBS) simarray-bench simarrayd

@@ -138,6 +138,12 @@ LoopResult Bench::Writes(const std::string& label, const std::string& host, int 
                          std::string* trouble, double duration_fraction, const PairProbe* pair,
                          RunCost* cost) {
   HostWriter writer(host, kVolume, kVolumeSize, kBlock);
+  return Writes(label, writer, depth, trouble, duration_fraction, pair, cost);
+}
+
+LoopResult Bench::Writes(const std::string& label, HostWriter& writer, int depth,
+                         std::string* trouble, double duration_fraction, const PairProbe* pair,
+                         RunCost* cost) {
   const StartRequest start = [&](Completion done) { writer.Start(std::move(done)); };
   LoopResult result =
       pair != nullptr && cost != nullptr
@@ -146,6 +152,37 @@ LoopResult Bench::Writes(const std::string& label, const std::string& host, int 
           : Loop(label, depth, start, duration_fraction);
   *trouble = Trouble(result, writer.first_error(), writer.unmirrored());
   return result;
+}
+
+std::vector<double> Bench::Contender::RatiosTo(const Contender& reference) const {
+  std::vector<double> out;
+  for (size_t i = 0; i < round_cpu_us.size() && i < reference.round_cpu_us.size(); ++i) {
+    if (round_cpu_us[i] > 0 && reference.round_cpu_us[i] > 0) {
+      out.push_back(round_cpu_us[i] / reference.round_cpu_us[i]);
+    }
+  }
+  return out;
+}
+
+void Bench::RunRounds(std::vector<Contender>& contenders, int rounds, double turn_fraction) {
+  const int n = static_cast<int>(contenders.size());
+  for (int round = 0; round < rounds; ++round) {
+    for (Contender& c : contenders) c.round_cpu_us.push_back(-1);
+    for (int turn = 0; turn < n; ++turn) {
+      Contender& c = contenders[round % 2 == 0 ? turn : n - 1 - turn];
+      std::string trouble;
+      RunCost cost;
+      const LoopResult result = Writes(fmt::format("{}, round {}/{}", c.name, round + 1, rounds),
+                                       *c.writer, 32, &trouble, turn_fraction, &c.probe, &cost);
+      c.completed += result.completed;
+      c.seconds += result.seconds;
+      c.total += cost.delta;
+      c.round_cpu_us.back() = cost.delta.PairCpuUsPerWrite();
+      for (const std::string& t : {trouble, cost.note}) {
+        if (!t.empty()) c.trouble += (c.trouble.empty() ? "" : "; ") + t;
+      }
+    }
+  }
 }
 
 absl::Status Bench::StartEcho() {

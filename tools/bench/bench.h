@@ -16,6 +16,7 @@
 #include "tools/bench/closed_loop.h"
 #include "tools/bench/cost.h"
 #include "tools/bench/echo_baseline.h"
+#include "tools/bench/host_workload.h"
 #include "tools/bench/pair_launcher.h"
 
 namespace simarray::bench {
@@ -33,7 +34,8 @@ struct BenchFlags {
   std::string mirror_admin;
   std::string primary_token_file;  // admin tokens of an existing pair, if it has them
   std::string mirror_token_file;
-  // Rows to run ("qd1", "qd32", "async", "nbd", "flush", "pen"); empty: all of them.
+  // Rows to run ("qd1", "qd32", "async", "nbd", "flush", "size", "tracks", "pen"); empty: all
+  // of them.
   std::vector<std::string> only;
 
   bool Wants(const std::string& row) const {
@@ -50,6 +52,14 @@ inline constexpr int kStreamWindow = 16;
 inline constexpr int kMaxMessage = 4 << 20;
 inline constexpr char kVolume[] = "bench";
 inline constexpr char kNbdVolume[] = "bench-nbd";
+// The volume-size row's big volume: sparse (the daemon's volume files are ftruncated), written
+// at random offsets over all of it and never prefilled, so it stays mostly holes.
+inline constexpr uint64_t kBigVolumeSize = uint64_t{64} << 30;
+inline constexpr char kBigVolume[] = "bench-64g";
+// The track-size rows' track sizes (the config's track_size), and the one they are compared
+// with: the shipped configs' 64K.
+inline constexpr const char* kTrackSizes[] = {"16K", "64K", "256K"};
+inline constexpr char kReferenceTrackSize[] = "64K";
 
 // The targets the project set (docs/performance.md).
 inline constexpr double kMaxQd1LatencyRatio = 1.3;
@@ -57,6 +67,9 @@ inline constexpr double kMinQd32IopsRatio = 1.0;
 inline constexpr double kMinAsyncRatio = 0.75;
 inline constexpr double kMaxPenCost = 0.05;
 inline constexpr double kMinNbdRatio = 0.5;
+// The volume-size and track-size rows: "flat" when the pair's CPU per write is within this
+// fraction of the reference run's (docs/performance.md).
+inline constexpr double kMaxFlatDeviation = 0.15;
 
 class Bench {
  public:
@@ -79,7 +92,15 @@ class Bench {
   void NbdFlushWrite();
   // Adds a remark per volume: is the mirror consistent with what the bench wrote?
   void CheckMirror();
-  // pen_cost_row.cc. Stops the pair the others measured, so it runs last.
+  // volume_size_row.cc: on a fresh pair, sync 4 KiB QD32 writes on a 64 MiB volume against
+  // the same on a 64 GiB sparse volume (random over all of it), compared by pair CPU per
+  // write. Stops the pair the rows above measured (like PenCost), so it runs after them.
+  void VolumeSizeCost();
+  // track_size_rows.cc: on three fresh pairs with track_size 16K, 64K and 256K, sync 4 KiB
+  // QD32 writes on a 64 MiB volume, compared by pair CPU per write with the 64K pair. Also
+  // stops the pair the rows above measured.
+  void TrackSizeCost();
+  // pen_cost_row.cc. Stops the pair the first rows measured, so it runs after them.
   void PenCost();
 
   Report& report() { return report_; }
@@ -93,6 +114,11 @@ class Bench {
     return std::chrono::duration<double>(flags_.duration_s);
   }
   std::string DaemonPath() const;
+  // The bench starts its own pairs (no --primary): the rows that need fresh pairs can run.
+  bool OwnPairs() const { return flags_.primary_admin.empty(); }
+  // Stops the pair the first rows measured (once they and CheckMirror are done), so that the
+  // rows with pairs of their own do not run beside it.
+  void StopMeasuredPair() { target_.launched.reset(); }
   // Creates `volume` and writes it once (Prefill), so that every pair starts alike.
   absl::Status PrepareVolume(const AdminPort& admin, const std::string& host,
                              const std::string& volume);
@@ -111,6 +137,29 @@ class Bench {
   LoopResult Writes(const std::string& label, const std::string& host, int depth,
                     std::string* trouble, double duration_fraction = 1.0,
                     const PairProbe* pair = nullptr, RunCost* cost = nullptr);
+  // The same with the caller's writer (another volume, or offsets it checks afterwards).
+  LoopResult Writes(const std::string& label, HostWriter& writer, int depth, std::string* trouble,
+                    double duration_fraction, const PairProbe* pair, RunCost* cost);
+  // One of the runs that a row compares in alternating rounds (RunRounds): its writer and
+  // pair, and what its turns added up to.
+  struct Contender {
+    std::string name;  // "64 MiB volume", "16 KiB tracks": progress labels and notes
+    std::unique_ptr<HostWriter> writer;
+    PairProbe probe;
+    CostDelta total;                   // every turn's cost, summed
+    uint64_t completed = 0;            // writes in the measured windows
+    double seconds = 0;                // length of the measured windows
+    std::vector<double> round_cpu_us;  // pair CPU µs per write of each round (-1: unknown)
+    std::string trouble;               // failed writes or a failed flush, "" if none
+    double PerSecond() const { return seconds > 0 ? completed / seconds : 0; }
+    // Each round's pair CPU per write over `reference`'s in the same round, for the rounds
+    // that measured both.
+    std::vector<double> RatiosTo(const Contender& reference) const;
+  };
+  // `rounds` rounds of one turn per contender, QD32 writes for `turn_fraction` of
+  // --duration-s after a warm-up, each turn closed by Settle; forward order in even rounds,
+  // reversed in odd ones, so that a drift in what else the machine runs hits all alike.
+  void RunRounds(std::vector<Contender>& contenders, int rounds, double turn_fraction);
   // `cpu_us_per_call`, if given, gets the bench process's CPU per echo call over the
   // measured window: the client and both echo servers (negative if not sampled).
   LoopResult Echoes(const std::string& label, int depth, std::string* trouble,

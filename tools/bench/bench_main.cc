@@ -71,8 +71,9 @@ int Main(int argc, char** argv) {
   app.add_flag("--json", flags.json, "print the results as JSON instead of the table");
   app.add_option("--simarrayd", flags.simarrayd,
                  "the daemon to start (default: the one built beside this bench)");
-  app.add_option("--only", flags.only, "run only these rows: qd1, qd32, async, nbd, flush, pen")
-      ->check(CLI::IsMember({"qd1", "qd32", "async", "nbd", "flush", "pen"}))
+  app.add_option("--only", flags.only,
+                 "run only these rows: qd1, qd32, async, nbd, flush, size, tracks, pen")
+      ->check(CLI::IsMember({"qd1", "qd32", "async", "nbd", "flush", "size", "tracks", "pen"}))
       ->delimiter(',');
   auto* primary = app.add_option("--primary", flags.primary_admin,
                                  "measure an existing pair: its primary's admin address");
@@ -117,7 +118,10 @@ int Main(int argc, char** argv) {
   if (flags.Wants("nbd")) bench.NbdRandomWrite();
   if (flags.Wants("flush")) bench.NbdFlushWrite();
   bench.CheckMirror();
-  if (flags.Wants("pen")) bench.PenCost();  // last: it stops the pair the others measured
+  // These start pairs of their own, stopping the pair the rows above measured.
+  if (flags.Wants("size")) bench.VolumeSizeCost();
+  if (flags.Wants("tracks")) bench.TrackSizeCost();
+  if (flags.Wants("pen")) bench.PenCost();
 
   if (flags.json) {
     std::printf("%s\n", FormatJson(report).c_str());

@@ -171,6 +171,11 @@ double CostDelta::PairCpuUsPerWrite() const {
   return (primary_cpu_s + mirror_cpu_s) / writes * 1e6;
 }
 
+double CostDelta::PrimaryCpuUsPerWrite() const {
+  if (!valid || !primary_cpu_known || writes == 0) return -1;
+  return primary_cpu_s / writes * 1e6;
+}
+
 Cost ToCost(const CostDelta& d, const std::string& run, bool client_is_bench,
             const std::string& note) {
   Cost cost;

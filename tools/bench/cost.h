@@ -86,6 +86,8 @@ struct CostDelta {
   CostDelta& operator+=(const CostDelta& other);
   // Pair CPU per write in µs; negative when unknown.
   double PairCpuUsPerWrite() const;
+  // The primary's alone; negative when unknown.
+  double PrimaryCpuUsPerWrite() const;
 };
 
 CostDelta Difference(const CostSample& before, const CostSample& after);

@@ -69,15 +69,14 @@ HostWriter::HostWriter(const std::string& address, std::string volume, uint64_t 
       payload_(RandomBytes(block_size)),
       crc32c_(Crc32c({reinterpret_cast<const uint8_t*>(payload_.data()), payload_.size()})) {}
 
-uint64_t HostWriter::NextOffset() {
-  const uint64_t n = counter_.fetch_add(1);
+uint64_t HostWriter::OffsetOf(uint64_t n) const {
   return (sequential_ ? n : Mix(n)) % blocks_ * block_size_;
 }
 
 void HostWriter::Start(Completion done) {
   auto* call = new WriteCall;
   call->request.set_volume(volume_);
-  call->request.set_offset(NextOffset());
+  call->request.set_offset(OffsetOf(counter_.fetch_add(1)));
   call->request.set_data(payload_);
   call->request.set_crc32c(crc32c_);
   stub_->async()->Write(&call->context, &call->request, &call->reply,

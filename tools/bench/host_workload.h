@@ -28,6 +28,13 @@ class HostWriter {
 
   void Start(Completion done);
 
+  // Writes started so far; write n (0-based) went to OffsetOf(n) and carried payload(), the
+  // same bytes for every write. With these a check can find every block the writer touched.
+  uint64_t started() const { return counter_.load(); }
+  uint64_t OffsetOf(uint64_t n) const;
+  const std::string& payload() const { return payload_; }
+  const std::string& volume() const { return volume_; }
+
   // Writes the array acknowledged without the mirror's ack (reply.mirrored false): in sync
   // mode these mean the link was down and the figures do not measure mirroring.
   uint64_t unmirrored() const { return unmirrored_.load(); }
@@ -35,8 +42,6 @@ class HostWriter {
   std::string first_error() const;
 
  private:
-  uint64_t NextOffset();
-
   std::unique_ptr<v1::HostService::Stub> stub_;
   const std::string volume_;
   const uint64_t blocks_;

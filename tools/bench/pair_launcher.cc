@@ -39,16 +39,17 @@ std::string JsonField(const std::string& json, const std::string& key) {
   return std::regex_search(json, m, std::regex("\"" + key + "\": \"([^\"]*)\"")) ? m[1].str() : "";
 }
 
-// The shipped configs' settings (track size, cache, queue), every listener on port 0.
+// The shipped configs' settings (cache, queue; the track size unless `options` names another),
+// every listener on port 0.
 std::string Config(const PairOptions& options, const std::string& role, const std::string& dir,
                    const std::string& peer_address) {
   std::string config = absl::StrCat(
       "name = \"", options.name, "-", role, "\"\n", "role = \"", role, "\"\n", "mode = \"",
       options.mode, "\"\n", "cycle_ms = ", options.cycle_ms, "\n",
       "cycle_cache_percent = ", options.cycle_cache_percent, "\n", "data_dir = \"", dir,
-      "/data\"\n", "track_size = \"64K\"\n", "max_write = \"32M\"\n", "holding_pen = \"",
-      options.holding_pen, "\"\n", "[cache]\nsize = \"256M\"\npersistent = true\n",
-      "[mirror_queue]\ncapacity = 4096\n",
+      "/data\"\n", "track_size = \"", options.track_size, "\"\n", "max_write = \"32M\"\n",
+      "holding_pen = \"", options.holding_pen, "\"\n",
+      "[cache]\nsize = \"256M\"\npersistent = true\n", "[mirror_queue]\ncapacity = 4096\n",
       "[[host_adaptor]]\nid = \"ha0\"\nlisten = \"127.0.0.1:0\"\nprotocol = \"grpc\"\n");
   if (options.nbd && role == "primary") {
     absl::StrAppend(

@@ -26,6 +26,7 @@ struct PairOptions {
   std::string mode = "sync";
   uint32_t cycle_ms = 1000;  // async mode
   uint32_t cycle_cache_percent = 25;
+  std::string track_size = "64K";  // the config's track_size (power of two, 4K to 1M)
 };
 
 // Where one daemon listens.

@@ -16,7 +16,7 @@ namespace simarray::bench {
 void Bench::PenCost() {
   const std::string workload = "holding pen cost, sync 4 KiB QD32";
   const std::string target = CostTarget(kMaxPenCost);
-  if (target_.launched == nullptr) {
+  if (!OwnPairs()) {
     Add(MakeSkippedRow(workload, "needs the two pairs the bench starts itself (not with --primary)",
                        target));
     return;
@@ -24,7 +24,7 @@ void Bench::PenCost() {
   // Two fresh pairs that differ in holding_pen only, each written once; the measured pair
   // stops first so that neither runs beside a third.
   Say("the holding pen's cost: two fresh pairs, holding_pen = \"local\" and \"bypass\"");
-  target_.launched.reset();
+  StopMeasuredPair();
   std::unique_ptr<LaunchedPair> pairs[2];
   const char* placements[2] = {"local", "bypass"};
   for (int i = 0; i < 2; ++i) {

@@ -1,6 +1,7 @@
 #include "tools/bench/report.h"
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "fmt/format.h"
@@ -54,6 +55,13 @@ std::string Grid(const std::vector<std::string>& header,
 }
 
 }  // namespace
+
+double Median(std::vector<double> values) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
 
 std::string AtMostTarget(double ratio) { return fmt::format("≤ {:g}×", ratio); }
 std::string AtLeastTarget(double ratio) { return fmt::format("≥ {:g}×", ratio); }
@@ -125,6 +133,37 @@ Row MakeCostRow(const std::string& workload, double with_us, double without_us,
     row.set_verdict(fmt::format("inconclusive (rounds {:.0f} points apart)", spread * 100));
   } else {
     row.set_verdict(median <= max_cost ? "met" : "missed");
+  }
+  return row;
+}
+
+Row MakeFlatnessRow(const std::string& workload, const std::string& what, double value_us,
+                    const std::string& reference, double reference_us,
+                    const std::vector<double>& round_ratios, double max_deviation) {
+  Row row = Base(workload, "us");
+  row.set_simarray_value(value_us);
+  row.set_baseline_value(reference_us);
+  row.set_simarray(fmt::format("{:.0f} µs CPU/write ({})", value_us, what));
+  row.set_baseline(fmt::format("{:.0f} µs CPU/write ({})", reference_us, reference));
+  row.set_target(fmt::format("within ±{:.0f}%", max_deviation * 100));
+  if (round_ratios.empty()) {
+    row.set_ratio("—");
+    row.set_verdict("not measured");
+    return row;
+  }
+  std::vector<double> sorted = round_ratios;
+  std::sort(sorted.begin(), sorted.end());
+  const size_t n = sorted.size();
+  const double median = Median(sorted);
+  const double spread = sorted.back() - sorted.front();
+  auto within = [&](double r) { return std::abs(r - 1) <= max_deviation; };
+  const auto inside = std::count_if(sorted.begin(), sorted.end(), within);
+  row.set_ratio_value(median);
+  row.set_ratio(fmt::format("{:.2f}×", median));
+  if (spread > 2 * max_deviation && inside != 0 && inside != static_cast<long>(n)) {
+    row.set_verdict(fmt::format("inconclusive (rounds {:.0f} points apart)", spread * 100));
+  } else {
+    row.set_verdict(within(median) ? "flat" : "not flat");
   }
   return row;
 }

@@ -12,6 +12,9 @@
 
 namespace simarray::bench {
 
+// The median of `values` (0 when empty).
+double Median(std::vector<double> values);
+
 // Targets as the table prints them: "≤ 1.3×", "≥ 0.5×", "cost ≤ 5%".
 std::string AtMostTarget(double ratio);
 std::string AtLeastTarget(double ratio);
@@ -32,6 +35,16 @@ Row MakeThroughputRow(const std::string& workload, const std::string& unit, doub
 // naming that spread: the machine's noise then hides the answer.
 Row MakeCostRow(const std::string& workload, double with_us, double without_us,
                 const std::vector<double>& round_costs, double max_cost);
+// Whether a cost stays flat: `value_us` and `reference_us` are the pair's CPU µs per write of
+// the run under test and of the reference run, over all rounds (`what` and `reference` name
+// them in the cells: "64 GiB volume", "64 MiB volume"); `round_ratios` holds each round's own
+// value / reference. The row's ratio is their median; "flat" when it is within
+// `max_deviation` of 1, "not flat" otherwise. When the rounds' ratios are more than twice
+// `max_deviation` apart and some fall inside the band and some outside, the verdict is
+// "inconclusive (rounds N points apart)": the machine's noise then hides the answer.
+Row MakeFlatnessRow(const std::string& workload, const std::string& what, double value_us,
+                    const std::string& reference, double reference_us,
+                    const std::vector<double>& round_ratios, double max_deviation);
 // A row whose simarray figure cannot be measured (`why`), with the baseline that was.
 Row MakeBaselineOnlyRow(const std::string& workload, const std::string& unit, double baseline,
                         const std::string& why, const std::string& target);
