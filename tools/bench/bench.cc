@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "fmt/format.h"
@@ -162,6 +163,21 @@ std::vector<double> Bench::Contender::RatiosTo(const Contender& reference) const
     }
   }
   return out;
+}
+
+std::string Bench::Contender::RoundsAgainst(const Contender& reference) const {
+  std::string rounds;
+  for (size_t i = 0; i < round_cpu_us.size() && i < reference.round_cpu_us.size(); ++i) {
+    rounds += fmt::format("{}{:.0f}/{:.0f}", rounds.empty() ? "" : ", ", round_cpu_us[i],
+                          reference.round_cpu_us[i]);
+  }
+  return rounds;
+}
+
+double Bench::SpreadPoints(std::vector<double> ratios) {
+  if (ratios.empty()) return 0;
+  const auto [low, high] = std::minmax_element(ratios.begin(), ratios.end());
+  return (*high - *low) * 100;
 }
 
 void Bench::RunRounds(std::vector<Contender>& contenders, int rounds, double turn_fraction) {

@@ -155,7 +155,11 @@ class Bench {
     // Each round's pair CPU per write over `reference`'s in the same round, for the rounds
     // that measured both.
     std::vector<double> RatiosTo(const Contender& reference) const;
+    // "a/b, a/b, ...": each round's CPU per write here and in `reference`, for a row's note.
+    std::string RoundsAgainst(const Contender& reference) const;
   };
+  // Points between the highest and the lowest of `ratios` (0 when empty).
+  static double SpreadPoints(std::vector<double> ratios);
   // `rounds` rounds of one turn per contender, QD32 writes for `turn_fraction` of
   // --duration-s after a warm-up, each turn closed by Settle; forward order in even rounds,
   // reversed in odd ones, so that a drift in what else the machine runs hits all alike.

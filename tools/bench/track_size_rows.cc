@@ -93,21 +93,13 @@ void Bench::TrackSizeCost() {
     const std::vector<double> ratios = c.RatiosTo(ref);
     Row row = MakeFlatnessRow(Workload(kTrackSizes[i]), c.name, c.total.PairCpuUsPerWrite(),
                               ref.name, ref.total.PairCpuUsPerWrite(), ratios, kMaxFlatDeviation);
-    std::string rounds;
-    for (size_t r = 0; r < c.round_cpu_us.size(); ++r) {
-      rounds += fmt::format("{}{:.0f}/{:.0f}", rounds.empty() ? "" : ", ", c.round_cpu_us[r],
-                            ref.round_cpu_us[r]);
-    }
-    std::vector<double> sorted = ratios;
-    std::sort(sorted.begin(), sorted.end());
     row.set_note(fmt::format(
         "fresh pairs differing in track_size only; ratio = median of the rounds' pair CPU per "
         "write, {} / {}; IOPS {:.0f} vs {:.0f}; per round (µs): {}; spread {:.1f} points; primary "
         "alone {:.0f} µs vs {:.0f} µs; {}: {}; {}: {}",
-        c.name, ref.name, c.PerSecond(), ref.PerSecond(), rounds,
-        sorted.empty() ? 0.0 : (sorted.back() - sorted.front()) * 100,
-        c.total.PrimaryCpuUsPerWrite(), ref.total.PrimaryCpuUsPerWrite(), c.name, bytes_note(c),
-        ref.name, bytes_note(ref)));
+        c.name, ref.name, c.PerSecond(), ref.PerSecond(), c.RoundsAgainst(ref),
+        SpreadPoints(ratios), c.total.PrimaryCpuUsPerWrite(), ref.total.PrimaryCpuUsPerWrite(),
+        c.name, bytes_note(c), ref.name, bytes_note(ref)));
     *row.add_costs() =
         ToCost(c.total, "track size: " + c.name, true, c.trouble.empty() ? summed : c.trouble);
     *row.add_costs() = ToCost(ref.total, "track size: " + ref.name, true,

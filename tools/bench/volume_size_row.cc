@@ -71,20 +71,12 @@ void Bench::VolumeSizeCost() {
   const std::vector<double> ratios = big.RatiosTo(small);
   Row row = MakeFlatnessRow(workload, "64 GiB", big.total.PairCpuUsPerWrite(), "64 MiB",
                             small.total.PairCpuUsPerWrite(), ratios, kMaxFlatDeviation);
-  std::string rounds;
-  for (size_t i = 0; i < big.round_cpu_us.size(); ++i) {
-    rounds += fmt::format("{}{:.0f}/{:.0f}", rounds.empty() ? "" : ", ", big.round_cpu_us[i],
-                          small.round_cpu_us[i]);
-  }
-  std::vector<double> sorted = ratios;
-  std::sort(sorted.begin(), sorted.end());
   row.set_note(fmt::format(
       "fresh pair; ratio = median of the rounds' 64 GiB / 64 MiB pair CPU per write; IOPS {:.0f} "
       "(64 GiB) vs {:.0f} (64 MiB); per round (µs 64 GiB/64 MiB): {}; spread {:.1f} points; "
       "primary alone {:.0f} µs vs {:.0f} µs; control, the 64 GiB volume's first 64 MiB: {:.0f} µs "
       "CPU/write ({:.2f}× the 64 MiB volume's), {:.0f} IOPS",
-      big.PerSecond(), small.PerSecond(), rounds,
-      sorted.empty() ? 0.0 : (sorted.back() - sorted.front()) * 100,
+      big.PerSecond(), small.PerSecond(), big.RoundsAgainst(small), SpreadPoints(ratios),
       big.total.PrimaryCpuUsPerWrite(), small.total.PrimaryCpuUsPerWrite(),
       control.total.PairCpuUsPerWrite(), Median(control.RatiosTo(small)), control.PerSecond()));
   const std::string summed =

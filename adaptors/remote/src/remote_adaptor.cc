@@ -437,15 +437,7 @@ LinkCounters RemoteAdaptor::Counters() {
   LinkCounters c = counters_;
   c.state = state_;
   c.resyncing = resyncing;
-  c.records_shipped = sc.records_shipped;
-  c.messages_shipped = sc.messages_shipped;
-  c.records_acked = sc.records_acked;
-  c.records_refused = sc.records_refused;
-  c.bytes_shipped = sc.bytes_shipped;
-  c.in_flight = sc.in_flight;
-  c.in_flight_peak = sc.in_flight_peak;
-  c.ack_timeouts = sc.ack_timeouts;
-  c.heartbeat_timeouts = sc.heartbeat_timeouts;
+  static_cast<ShipperCounters&>(c) = sc;
   c.mirror_applied_sequence = applied;
   if (resyncing) {
     const double elapsed = absl::ToDoubleSeconds(absl::Now() - resync_started_);

@@ -87,20 +87,12 @@ struct RemoteAdaptorOptions {
   size_t resync_window = 64;  // whole-track records in flight during resync
 };
 
-struct LinkCounters {
+// The shipper's record counters (shipper.h) and the link's own.
+struct LinkCounters : ShipperCounters {
   LinkState state = LinkState::kStopped;
   bool resyncing = false;
-  uint64_t records_shipped = 0;
-  uint64_t messages_shipped = 0;  // Ship messages those records went in
-  uint64_t records_acked = 0;
-  uint64_t records_refused = 0;
   uint64_t records_failed = 0;
   uint64_t records_degraded = 0;  // dropped to owed tracks (mirrored = false)
-  uint64_t bytes_shipped = 0;
-  uint64_t in_flight = 0;
-  uint64_t in_flight_peak = 0;
-  uint64_t ack_timeouts = 0;
-  uint64_t heartbeat_timeouts = 0;
   uint64_t connects = 0;
   uint64_t auth_failures = 0;  // Hellos the peer refused, or whose reply proof was wrong
   uint64_t link_losses = 0;
