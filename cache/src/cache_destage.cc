@@ -36,6 +36,8 @@ std::vector<DirtyTrack> CacheMemory::TakeDirty(size_t max) {
     // The pin keeps Publish from writing into the image while it is written out.
     ++m.refs;
     m.destaging = true;
+    m.destage_written = false;
+    m.redirtied.reset();
     destaging_.emplace_back(s, since);
     out.push_back(DirtyTrack{m.key, m.sequence, SlotRef(this, s), m.dirty});
   }
@@ -69,13 +71,23 @@ void CacheMemory::EndDestageLocked(uint32_t slot) {
                          [&](const auto& d) { return d.first == slot; });
   if (it != destaging_.end()) destaging_.erase(it);
   slots_[slot].destaging = false;
+  slots_[slot].destage_written = false;
   all_clean_.SignalAll();
+}
+
+void CacheMemory::DestageWritten(std::span<const DirtyTrack> batch) {
+  absl::MutexLock lock(&mu_);
+  for (const DirtyTrack& d : batch) {
+    SlotMeta& m = slots_[d.slot.slot()];
+    if (m.destaging) m.destage_written = true;
+  }
 }
 
 void CacheMemory::MarkClean(uint32_t slot, uint64_t sequence) {
   absl::MutexLock lock(&mu_);
-  EndDestageLocked(slot);
   SlotMeta& m = slots_[slot];
+  const bool written_out = m.destaging && m.destage_written;
+  EndDestageLocked(slot);
   if (m.superseded && m.state == SlotState::kWritePending && m.sequence == sequence) {
     // Copied on write while it was written out: its successor kept its dirty blocks (in
     // case this destage failed), but every write up to `sequence` is on disk now, so a flush
@@ -91,7 +103,16 @@ void CacheMemory::MarkClean(uint32_t slot, uint64_t sequence) {
     }
     return;
   }
-  if (m.state != SlotState::kWritePending || m.sequence != sequence || m.superseded) return;
+  if (m.state != SlotState::kWritePending || m.superseded) return;
+  if (m.sequence != sequence) {
+    if (!written_out || m.sequence < sequence) return;  // not the image that was destaged
+    // Written in place after its blocks went out: what was destaged is clean, what those
+    // writes touched is not. Every write up to `sequence` is on disk.
+    m.dirty = m.redirtied;
+    m.dirty_since = sequence + 1;
+    dirty_.emplace_back(slot, m.dirty_since);
+    return;
+  }
   m.state = SlotState::kClean;
   m.dirty.reset();
   m.dirty_since = 0;
@@ -101,11 +122,12 @@ void CacheMemory::MarkClean(uint32_t slot, uint64_t sequence) {
   slot_freed_.SignalAll();
 }
 
-void CacheMemory::Redirty(uint32_t slot, uint64_t sequence) {
+void CacheMemory::Redirty(uint32_t slot) {
   absl::MutexLock lock(&mu_);
   EndDestageLocked(slot);
   const SlotMeta& m = slots_[slot];
-  if (m.state != SlotState::kWritePending || m.sequence != sequence || m.superseded) return;
+  // Written in place since or not, its dirty blocks still include every block of this batch.
+  if (m.state != SlotState::kWritePending || m.superseded) return;
   dirty_.emplace_back(slot, m.dirty_since);
 }
 

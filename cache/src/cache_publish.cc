@@ -20,6 +20,7 @@ DirtyBlocks CacheMemory::BlocksOf(TrackRange range) const {
 void CacheMemory::AddDirtyLocked(uint32_t slot, const DirtyBlocks& blocks, uint64_t since) {
   SlotMeta& m = slots_[slot];
   m.dirty |= blocks;
+  if (m.destaging) m.redirtied |= blocks;
   if (m.dirty_since == 0 || since < m.dirty_since) {
     // Not in line yet under this key: queue it (an entry under an older key is skipped).
     m.dirty_since = since;
@@ -46,7 +47,7 @@ Published CacheMemory::Publish(StagedSlot staged, uint32_t offset, uint32_t leng
     return out;
   }
   out.applied = true;
-  if (old >= 0 && length < track_size_ && slots_[old].refs == 0 && !slots_[old].superseded) {
+  if (old >= 0 && length < track_size_ && !slots_[old].superseded && WritableInPlaceLocked(old)) {
     WriteInPlaceLocked(std::move(staged), static_cast<uint32_t>(old), range, sequence, mirror_owed,
                        keep, &out);
   } else {
@@ -54,6 +55,12 @@ Published CacheMemory::Publish(StagedSlot staged, uint32_t offset, uint32_t leng
                       keep, &out);
   }
   return out;
+}
+
+bool CacheMemory::WritableInPlaceLocked(uint32_t image) const {
+  const SlotMeta& m = slots_[image];
+  // Nobody reads it, or only the destager, which is done reading (DestageWritten).
+  return m.refs == 0 || (m.refs == 1 && m.destaging && m.destage_written);
 }
 
 void CacheMemory::WriteInPlaceLocked(StagedSlot staged, uint32_t image, TrackRange range,

@@ -277,6 +277,40 @@ TEST_CASE("the destage is given only the blocks a write changed", "[cache][in-pl
     REQUIRE(again.size() == 1);
     CHECK(again[0].sequence == 3);
   }
+  SECTION("a write while the destaged image waits for its sync lands in place") {
+    cache.DestageWritten(taken);
+    const uint64_t copied = cache.bytes_copied();
+    CHECK(Write(cache, kKey, {0, 100}, 0x33, 3).in_place);  // no copy of the image
+    CHECK(cache.bytes_copied() - copied == 100);
+    CHECK_FALSE(cache.WaitDestaged(2, absl::Now()));  // not synced yet
+    cache.MarkClean(taken[0].slot.slot(), taken[0].sequence);
+    taken.clear();
+    CHECK(cache.WaitDestaged(2, absl::Now()));        // writes 1 and 2 are on disk
+    CHECK_FALSE(cache.WaitDestaged(3, absl::Now()));  // write 3 is not
+    CHECK(cache.DirtyCount() == 1);
+    std::vector<DirtyTrack> again = cache.TakeDirty(8);
+    REQUIRE(again.size() == 1);
+    CHECK(again[0].sequence == 3);
+    std::vector<TrackRange> one = again[0].Ranges(kTrack);  // blocks 1 and 3 are clean now
+    REQUIRE(one.size() == 1);
+    CHECK(one[0].offset == 0);
+    CHECK(one[0].length == 4096);
+    cache.MarkClean(again[0].slot.slot(), again[0].sequence);
+    CHECK(cache.DirtyCount() == 0);
+  }
+  SECTION("a failed destage of an image written in place since keeps every block dirty") {
+    cache.DestageWritten(taken);
+    REQUIRE(Write(cache, kKey, {0, 100}, 0x33, 3).in_place);
+    cache.Redirty(taken[0].slot.slot());
+    taken.clear();
+    std::vector<DirtyTrack> again = cache.TakeDirty(8);
+    REQUIRE(again.size() == 1);
+    std::vector<TrackRange> all = again[0].Ranges(kTrack);
+    REQUIRE(all.size() == 2);
+    CHECK(all[0].offset == 0);
+    CHECK(all[0].length == 8192);
+    CHECK(all[1].offset == 12288);
+  }
   SECTION("after the destage, a new write dirties its own block only") {
     cache.MarkClean(taken[0].slot.slot(), taken[0].sequence);
     taken.clear();

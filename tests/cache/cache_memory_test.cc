@@ -342,7 +342,7 @@ TEST_CASE(
   CHECK(cache->DirtyCount() == 3);
 
   // A failed destage puts the image back in line.
-  cache->Redirty(rest[0].slot.slot(), rest[0].sequence);
+  cache->Redirty(rest[0].slot.slot());
   std::vector<DirtyTrack> again = cache->TakeDirty(10);
   REQUIRE(again.size() == 1);
   CHECK(again[0].slot.slot() == rest[0].slot.slot());

@@ -111,6 +111,8 @@ TEST_CASE(
       Eventually([&] { return Read(pair.primary->host(), "vol", kTrack + 1000, 8192) == older; }));
   second = Write(pair.primary->host(), "vol", kTrack + 3000, newer);
   a.join();
+  INFO("first write: " << first.status.error_message());
+  INFO("second write: " << second.status.error_message());
   REQUIRE(first.status.ok());
   REQUIRE(second.status.ok());
   CHECK(second.reply.sequence() > first.reply.sequence());

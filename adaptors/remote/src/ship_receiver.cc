@@ -12,6 +12,9 @@ std::span<const uint8_t> Bytes(const std::string& s) {
   return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
 }
 
+// A record that failed for one of these reasons would fail again if sent again.
+bool IsPermanent(const absl::Status& s) { return absl::IsNotFound(s) || absl::IsOutOfRange(s); }
+
 }  // namespace
 
 ShipReceiver::ShipReceiver(std::string peer, RecordApplier* applier, WorkPool* pool,
@@ -83,10 +86,20 @@ bool ShipReceiver::ApplyFrom(bool may_wait) {
         if (!tried) return false;
         applied = std::move(*tried);
       }
-      if (!applied.ok()) {
-        // Nothing a resend could fix (e.g. the volume is gone): acknowledged and logged.
+      if (!applied.ok() && IsPermanent(applied.status())) {
+        // The volume is gone, or the record does not fit it: nothing a resend could fix.
+        // Acknowledged and logged.
         spdlog::warn("peer service: record {} not applied: {}", rec.record_id(),
                      std::string(applied.status().message()));
+      } else if (!applied.ok()) {
+        // It may apply later (no cache slot came free in time, the track could not be read):
+        // never acknowledged, so the primary never calls the write mirrored. The stream ends
+        // with the error; the primary counts the records on the link lost and resyncs.
+        spdlog::error("peer service: record {} (track {}) not applied: {}; ending the stream",
+                      rec.record_id(), rec.track(), std::string(applied.status().message()));
+        absl::MutexLock lock(&mu_);
+        status_ = rpc::ToGrpc(applied.status());
+        return true;
       }
     }
     received_ = rec.record_id();

@@ -266,10 +266,18 @@ class CacheMemory {
   bool WaitDirty(absl::Duration gather, size_t batch);
   // Wakes WaitDirty for good (the destager is stopping).
   void StopDirtyWaits();
-  // Marks the slot clean if it still holds `sequence` (it was destaged and synced).
+  // The destager wrote these images' dirty blocks to the backing files and no longer reads
+  // them (their fdatasync is still to come): from now until MarkClean or Redirty a Publish
+  // may write into them in place instead of copying them on write, and the blocks it writes
+  // stay dirty. Without this, every write to a track whose destage waits on fdatasync would
+  // copy the whole image.
+  void DestageWritten(std::span<const DirtyTrack> batch);
+  // Marks the slot clean if it still holds `sequence` (it was destaged and synced). If it was
+  // written in place since DestageWritten, only the blocks those writes touched stay dirty,
+  // and the image goes back in line.
   void MarkClean(uint32_t slot, uint64_t sequence);
   // Puts a track image TakeDirty gave out back in line (its destage failed).
-  void Redirty(uint32_t slot, uint64_t sequence);
+  void Redirty(uint32_t slot);
   // Clears the mirror-owed flag of a slot if it still holds `sequence`.
   void ClearMirrorOwed(uint32_t slot, uint64_t sequence);
   size_t DirtyCount();
@@ -314,8 +322,9 @@ class CacheMemory {
   struct SlotMeta {
     SlotState state = SlotState::kFree;
     uint8_t flags = 0;
-    bool superseded = false;  // no longer its track's image; freed when refs reach 0
-    bool destaging = false;   // given out by TakeDirty, not yet MarkClean'd or Redirty'd
+    bool superseded = false;       // no longer its track's image; freed when refs reach 0
+    bool destaging = false;        // given out by TakeDirty, not yet MarkClean'd or Redirty'd
+    bool destage_written = false;  // destaging, and its blocks are written (DestageWritten)
     uint32_t refs = 0;
     TrackKey key;
     uint64_t sequence = 0;
@@ -323,6 +332,8 @@ class CacheMemory {
     // write among them (what WaitDestaged compares with; it is also the dirty_ entry's key).
     DirtyBlocks dirty;
     uint64_t dirty_since = 0;
+    // While destaging: the blocks written in place since TakeDirty gave the image out.
+    DirtyBlocks redirtied;
   };
   struct TrackEntry {
     int64_t live = -1;
@@ -336,6 +347,8 @@ class CacheMemory {
   void FreeStaged(uint32_t slot);
   void Unpin(TrackKey key);
   std::span<uint8_t> Data(uint32_t slot) { return region_->SlotData(slot); }
+  // Whether Publish may copy a range straight into `image` (see DestageWritten).
+  bool WritableInPlaceLocked(uint32_t image) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Takes a free or evictable slot; -1 if none.
   int64_t TakeSlotLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FreeSlotLocked(uint32_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
