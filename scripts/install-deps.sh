@@ -8,7 +8,7 @@ packages=(
   cmake ninja-build g++ make pkg-config ccache clang-format
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libboost-dev libfmt-dev libspdlog-dev libcli11-dev libtomlplusplus-dev
-  libisal-dev libxxhash-dev libssl-dev catch2
+  libisal-dev libxxhash-dev libssl-dev liburing-dev catch2
   python3 python3-grpcio python3-protobuf procps iproute2 openssl
   libnbd-bin qemu-utils fio nbdkit
   "$@"

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "simarray/base/digest.h"
+#include "simarray/disk/batch_writer.h"
 #include "spdlog/spdlog.h"
 
 namespace simarray::disk {
@@ -26,7 +27,7 @@ constexpr absl::Duration kMaxBackoff = absl::Seconds(1);
 }  // namespace
 
 DiskAdaptor::DiskAdaptor(cache::CacheMemory* cache, VolumeCatalog* volumes)
-    : cache_(cache), volumes_(volumes) {}
+    : cache_(cache), volumes_(volumes), writer_(std::make_unique<BatchWriter>()) {}
 
 DiskAdaptor::~DiskAdaptor() { Stop(); }
 
@@ -77,31 +78,6 @@ absl::Status DiskAdaptor::ReadTrack(cache::TrackKey key, std::span<uint8_t> out)
   return absl::OkStatus();
 }
 
-namespace {
-
-// Writes `iov` at `at`, resuming after short writes; false with errno set on failure.
-bool WriteAll(int fd, std::vector<iovec> iov, off_t at) {
-  size_t first = 0;
-  while (first < iov.size()) {
-    const int count = static_cast<int>(std::min<size_t>(iov.size() - first, IOV_MAX));
-    ssize_t n = pwritev(fd, iov.data() + first, count, at);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    at += n;
-    while (n > 0) {
-      iovec& v = iov[first];
-      const size_t used = std::min<size_t>(n, v.iov_len);
-      v.iov_base = static_cast<uint8_t*>(v.iov_base) + used;
-      v.iov_len -= used;
-      n -= static_cast<ssize_t>(used);
-      if (v.iov_len == 0) ++first;
-    }
-  }
-  return true;
-}
-
-}  // namespace
-
 size_t DiskAdaptor::DestageBatch(size_t* failed_count) {
   std::vector<cache::DirtyTrack> batch = cache_->TakeDirty(kDestageBatch);
   if (batch.empty()) return 0;
@@ -112,53 +88,52 @@ size_t DiskAdaptor::DestageBatch(size_t* failed_count) {
   });
   const uint32_t track_size = cache_->track_size();
   std::map<uint32_t, std::shared_ptr<Volume>> touched;
-  // A track whose ranges did not all reach the file goes back in line.
-  std::vector<bool> failed(batch.size(), false);
-  // One run: adjacent dirty ranges of consecutive tracks, written with one pwritev.
-  struct Run {
-    Volume* volume = nullptr;
-    off_t at = 0;
-    off_t end = 0;
-    std::vector<iovec> iov;
-    std::vector<size_t> tracks;  // indexes into batch
-  } run;
-  uint64_t bytes = 0;
-  auto flush_run = [&] {
-    if (run.iov.empty()) return;
-    // Dirty ranges are whole 4 KiB blocks of page-aligned slots: fit for O_DIRECT. Should the
-    // file system still refuse it, the buffered descriptor does the same job.
-    const int direct = run.volume->direct_fd;
-    if ((direct >= 0 && WriteAll(direct, run.iov, run.at)) ||
-        WriteAll(run.volume->fd, run.iov, run.at)) {
-      bytes += static_cast<uint64_t>(run.end - run.at);
-    } else {
-      for (size_t i : run.tracks) failed[i] = true;
-      spdlog::error("disk adaptor: destage of {} bytes at {} of {} failed: {}", run.end - run.at,
-                    run.at, run.volume->name, strerror(errno));
-    }
-    run = Run();
-  };
+  // Runs: adjacent dirty ranges of consecutive tracks, each written with one request.
+  std::vector<WriteRun> runs;
+  std::vector<const Volume*> run_volume;
+  std::vector<size_t> run_first_track;  // index into batch of each run's first track
   for (size_t i = 0; i < batch.size(); ++i) {
     cache::DirtyTrack& d = batch[i];
     auto [it, inserted] = touched.try_emplace(d.key.volume_id, nullptr);
     if (inserted) it->second = volumes_->FindById(d.key.volume_id);
-    if (it->second == nullptr) continue;  // volume deleted: nothing to keep
+    const Volume* volume = it->second.get();
+    if (volume == nullptr) continue;  // volume deleted: nothing to keep
     const off_t base = static_cast<off_t>(d.key.track * track_size);
     std::span<const uint8_t> data = d.slot.data();
     for (const cache::TrackRange& r : d.Ranges(track_size)) {
       const off_t at = base + r.offset;
-      if (run.volume != it->second.get() || run.end != at) flush_run();
-      if (run.iov.empty()) {
-        run.volume = it->second.get();
+      if (runs.empty() || run_volume.back() != volume ||
+          runs.back().at + static_cast<off_t>(runs.back().bytes) != at) {
+        // Dirty ranges are whole 4 KiB blocks of page-aligned slots: fit for O_DIRECT. Should
+        // the file system still refuse it, the buffered descriptor does the same job.
+        WriteRun run;
+        run.fd = volume->direct_fd >= 0 ? volume->direct_fd : volume->fd;
+        run.fallback_fd = volume->direct_fd >= 0 ? volume->fd : -1;
         run.at = at;
-        run.end = at;
+        runs.push_back(std::move(run));
+        run_volume.push_back(volume);
+        run_first_track.push_back(i);
       }
-      run.iov.push_back(iovec{const_cast<uint8_t*>(data.data()) + r.offset, r.length});
-      run.end += r.length;
-      if (run.tracks.empty() || run.tracks.back() != i) run.tracks.push_back(i);
+      runs.back().iov.push_back(iovec{const_cast<uint8_t*>(data.data()) + r.offset, r.length});
+      runs.back().bytes += r.length;
     }
   }
-  flush_run();
+  writer_->Write(runs);
+  // A track whose ranges did not all reach the file goes back in line.
+  std::vector<bool> failed(batch.size(), false);
+  uint64_t bytes = 0;
+  for (size_t k = 0; k < runs.size(); ++k) {
+    if (runs[k].error == 0) {
+      bytes += runs[k].bytes;
+      continue;
+    }
+    // The run covers its first track to the next run's first track (a run that crosses a
+    // track boundary covers both).
+    const size_t last = k + 1 < runs.size() ? run_first_track[k + 1] : batch.size() - 1;
+    for (size_t i = run_first_track[k]; i <= last; ++i) failed[i] = true;
+    spdlog::error("disk adaptor: destage of {} bytes at {} of {} failed: {}", runs[k].bytes,
+                  runs[k].at, run_volume[k]->name, strerror(runs[k].error));
+  }
   // The images are not read again: writes may go into them in place while the sync runs.
   cache_->DestageWritten(batch);
   bool synced = true;

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <thread>
 
 #include "absl/status/statusor.h"
@@ -15,6 +16,8 @@
 #include "simarray/disk/volume_catalog.h"
 
 namespace simarray::disk {
+
+class BatchWriter;
 
 class DiskAdaptor : public cache::BackingStore {
  public:
@@ -70,6 +73,7 @@ class DiskAdaptor : public cache::BackingStore {
   absl::CondVar stop_cv_;
   bool stopping_ ABSL_GUARDED_BY(stop_mu_) = false;
   VolumeCatalog* const volumes_;
+  std::unique_ptr<BatchWriter> writer_;  // the destage thread's
   std::thread thread_;
   std::atomic<uint64_t> tracks_destaged_{0};
   std::atomic<uint64_t> tracks_staged_{0};
