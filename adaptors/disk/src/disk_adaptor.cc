@@ -18,7 +18,8 @@
 
 namespace simarray::disk {
 namespace {
-constexpr size_t kDestageBatch = 64;
+// Images per destage batch: their writes go out in one submission and share one fdatasync.
+constexpr size_t kDestageBatch = 256;
 // How long the destage lets writes gather once one is waiting (unless a flush waits).
 constexpr absl::Duration kDestageGather = absl::Milliseconds(20);
 // After a batch whose writes failed: wait this long before the next, doubling up to the max.
