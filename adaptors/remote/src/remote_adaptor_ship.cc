@@ -117,7 +117,10 @@ size_t RemoteAdaptor::Fill(const Source& source, Origin origin) {
   std::vector<mirror::MirrorRequest> popped = source(room);
   const size_t n = popped.size();
   // The delay fault holds records back without serialising them.
-  shipper_.Queue(std::move(popped), origin, absl::Milliseconds(faults_->record_delay_ms()));
+  const absl::Duration delay = absl::Milliseconds(faults_->record_delay_ms());
+  shipper_.Queue(std::move(popped), origin, delay);
+  // Held back by the delay fault: only the sender's timer sends them once due.
+  if (n > 0 && delay > absl::ZeroDuration()) wake_.Notify();
   if (origin == Origin::kQueue) {
     absl::MutexLock lock(&mu_);
     queue_taken_ += n;  // after the shipper holds them (Idle reads in that order)
@@ -164,8 +167,14 @@ std::vector<mirror::MirrorRequest> RemoteAdaptor::TakeResyncRecords(size_t max) 
 absl::Time RemoteAdaptor::NextDeadline() {
   // A message on the wire: its completion wakes the sender or ships (Kick); until then
   // only the timeouts matter.
-  absl::Time next = shipper_.NextDeadline(/*can_send=*/!on_wire_);
+  const bool on_wire = on_wire_;
+  absl::Time next = shipper_.NextDeadline(/*can_send=*/!on_wire);
   if (cycles_ != nullptr) next = std::min(next, cycles_->NextSwitch());
+  // The write's completion clears on_wire_ without waking the sender (in the steady state it
+  // ships itself, Kick). If it was on the wire just now, what falls due meanwhile (a
+  // heartbeat, a record the delay fault held) is looked at again within a heartbeat period,
+  // never left waiting for an unrelated wake-up.
+  if (on_wire) next = std::min(next, absl::Now() + shipper_.heartbeat());
   return next;
 }
 

@@ -93,6 +93,8 @@ class Shipper {
   Shipper(const Shipper&) = delete;
   Shipper& operator=(const Shipper&) = delete;
 
+  absl::Duration heartbeat() const { return options_.heartbeat; }
+
   // queued: `records` join the end of the line, due `delay` from now.
   void Queue(std::vector<mirror::MirrorRequest> records, Origin origin,
              absl::Duration delay = absl::ZeroDuration());
