@@ -44,8 +44,10 @@ size_t Shipper::ResyncHeld() {
 std::vector<ShippedRecord> Shipper::TakeDueLocked(absl::Time now) {
   std::vector<ShippedRecord> batch;
   size_t bytes = 0;
-  while (batch.size() < options_.batch_records && bytes < options_.batch_bytes && !line_.empty() &&
-         line_.front().due <= now) {
+  // A record that would take the message past batch_bytes waits for the next one (a single
+  // record may be bigger: it goes alone).
+  while (batch.size() < options_.batch_records && !line_.empty() && line_.front().due <= now &&
+         (batch.empty() || bytes + line_.front().record.request.length <= options_.batch_bytes)) {
     bytes += line_.front().record.request.length;
     batch.push_back(std::move(line_.front().record));
     line_.pop_front();

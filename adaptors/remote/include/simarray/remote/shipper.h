@@ -16,7 +16,8 @@
 // so every transition is testable without processes (tests/remote/shipper_test.cc):
 //   - a record is not sent before its due time (the delay fault holds records back without
 //     serialising them);
-//   - a message carries at most batch_records records and about batch_bytes bytes, and at
+//   - a message carries at most batch_records records and batch_bytes bytes of data (a
+//     single bigger record goes alone), and at
 //     most max_in_flight records are queued or in flight together (Room);
 //   - a message is a heartbeat when nothing is due and heartbeat has passed since the last
 //     send; the mirror answers every message, so an answer clears the heartbeat;
