@@ -13,8 +13,12 @@
 //
 // The answer (cumulative ack, refused ids, applied sequence) is written as soon as the
 // message is applied; while one answer is on the wire, later ones merge into the next.
-// A record no resend could fix (its volume is gone) is acknowledged and logged; a cycle that
-// cannot be staged ends the stream (the primary resyncs). Deletes itself when gRPC is done.
+// A record no resend could fix (its volume is gone, or it does not fit the volume) is
+// acknowledged and logged. A record that failed for a reason that may pass (no cache slot
+// in time, a track that could not be read), or a cycle that cannot be staged, ends the
+// stream with that error and is never acknowledged: the primary counts the records on the
+// link lost and resyncs their tracks, and never calls their writes mirrored. Deletes itself
+// when gRPC is done.
 
 #include <atomic>
 #include <cstdint>

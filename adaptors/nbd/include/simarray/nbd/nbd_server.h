@@ -5,8 +5,9 @@
 // as the payload arrives from the socket, then Finish with the CRC-32C of the bytes that
 // arrived (validity), holding pen, commit and mirror. TRIM and WRITE_ZEROES are writes of
 // zeros on the same path (split into writes of at most max_write), so the mirror stays
-// identical. FLUSH and FUA flush the whole array (DiskAdaptor::Flush), which is why
-// CAN_MULTI_CONN is advertised.
+// identical. FLUSH and FUA make every write acknowledged before them durable for the whole
+// array (DiskAdaptor::Persist: the cache region synced when it is persistent, a full Flush
+// otherwise), which is why CAN_MULTI_CONN is advertised.
 //
 // Threads: one Boost.Asio I/O thread owns every socket; anything that may wait (queue
 // places, cache slots, disk reads, flushes) runs on the host adaptor's work pool and hands
