@@ -124,6 +124,7 @@ grpc::Status AdminServiceImpl::Status(grpc::ServerContext* context,
   cs->set_bytes_copied(a.cache().bytes_copied());
   cs->set_tracks_destaged(a.disk().tracks_destaged());
   cs->set_bytes_destaged(a.disk().bytes_destaged());
+  cs->set_pen_records_dropped(a.pen_records_dropped());
   for (const auto& ha : a.host_adaptors()) {
     v1::PenStatus* ps = reply->add_pens();
     ps->set_host_adaptor(ha->id());
@@ -147,6 +148,7 @@ grpc::Status AdminServiceImpl::Status(grpc::ServerContext* context,
     reply->set_queue_depth(q.depth);
     reply->set_queue_peak(q.peak);
     reply->set_queue_capacity(q.capacity);
+    reply->set_queue_pushed(q.pushed);
   }
   v1::LinkStatus* ls = reply->mutable_link();
   if (a.remote() != nullptr) {

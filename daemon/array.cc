@@ -83,6 +83,7 @@ absl::Status Array::OpenStorage() {
   auto cache = cache::CacheMemory::Open(co, &report);
   if (!cache.ok()) return cache.status();
   cache_ = std::move(*cache);
+  pen_records_dropped_ = report.pen_records_dropped;
   if (note.applying.cycle != 0) {
     const bool redone = !report.fresh && cache_->persistent();
     spdlog::warn("cycle journal: cycle {} was being applied when the daemon stopped; {}",

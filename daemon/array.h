@@ -62,6 +62,8 @@ class Array {
   remote::PairState pair_state();
 
   cache::CacheMemory& cache() { return *cache_; }
+  // Pen records of uncommitted writes this start's cache recovery dropped.
+  uint64_t pen_records_dropped() const { return pen_records_dropped_; }
   disk::VolumeCatalog& volumes() { return *volumes_; }
   disk::DiskAdaptor& disk() { return *disk_; }
   mirror::MirrorQueue* queue() { return queue_.get(); }
@@ -104,6 +106,7 @@ class Array {
   std::atomic<bool> is_primary_{true};
   FaultInjector faults_;
   std::unique_ptr<cache::CacheMemory> cache_;
+  uint64_t pen_records_dropped_ = 0;  // set at start, before any service runs
   std::unique_ptr<disk::VolumeCatalog> volumes_;
   std::unique_ptr<disk::DiskAdaptor> disk_;
   std::unique_ptr<mirror::MirrorQueue> queue_;

@@ -235,10 +235,13 @@ std::string FormatStatus(const v1::StatusReply& s) {
                     c.persistent() ? ", persistent)" : ", volatile)")},
       {"destage", absl::StrCat(c.tracks_destaged(), " images, ", FormatSize(c.bytes_destaged()),
                                " written; ", FormatSize(c.bytes_copied()), " copied by commits")},
-      {"mirror queue", s.queue_capacity() == 0
-                           ? std::string("none")
-                           : absl::StrCat("depth ", s.queue_depth(), ", peak ", s.queue_peak(),
-                                          ", capacity ", s.queue_capacity())},
+      {"recovery", absl::StrCat("dropped ", c.pen_records_dropped(),
+                                " pen records of uncommitted writes at start")},
+      {"mirror queue",
+       s.queue_capacity() == 0
+           ? std::string("none")
+           : absl::StrCat("depth ", s.queue_depth(), ", peak ", s.queue_peak(), ", capacity ",
+                          s.queue_capacity(), ", pushed ", s.queue_pushed())},
       {"owed tracks", absl::StrCat(s.owed_tracks())},
       {"link", l.peer().empty() ? l.state() : absl::StrCat(l.state(), " (peer ", l.peer(), ")")},
   };

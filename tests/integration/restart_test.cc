@@ -1,10 +1,12 @@
 // Crash safety: kill -9 of the primary loses no acknowledged write, and nothing of a write
-// that was not committed is visible after restart (pen entries found at recovery are dropped).
+// that was not committed is visible after restart (pen entries found at recovery are dropped,
+// docs/write-path.md, "The cache region").
 #include <signal.h>
 
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <sstream>
+#include <string>
 
 #include "daemon_process.h"
 
@@ -31,6 +33,13 @@ TEST_CASE("kill -9 of the primary mid-stream: the open write vanishes, acked wri
     acked.push_back(Pattern(kTrack + 100, 20 + i));
     REQUIRE(Write(pair.primary->host(), "vol", i * 2 * kTrack, acked.back()).status.ok());
   }
+  {
+    // The pen is where the config put it, and each write (two tracks) pushed two requests.
+    v1::StatusReply status = pair.primary->Status();
+    CHECK(Pen(status).placement() == "cache");
+    CHECK(status.queue_pushed() == 2 * acked.size());
+    CHECK(status.cache().pen_records_dropped() == 0);  // a fresh region: nothing recovered
+  }
   // Track 1 holds the tail of write 0; the stream covers tracks 0..3 from an offset.
   const std::string before = Read(pair.primary->host(), "vol", 0, 16 * kTrack);
   const std::string streamed = Pattern(3 * kTrack, 99);
@@ -47,6 +56,8 @@ TEST_CASE("kill -9 of the primary mid-stream: the open write vanishes, acked wri
   chunk.set_chunk(streamed.substr(0, 2 * kTrack));
   REQUIRE(writer->Write(chunk));
   REQUIRE(Eventually([&] { return Pen(pair.primary->Status()).depth() >= 2; }));
+  // The open write's requests wait in the pen, each in a pen record of the cache region.
+  const uint64_t held = Pen(pair.primary->Status()).depth();
 
   pair.primary->Kill(SIGKILL);
   context.TryCancel();
@@ -61,6 +72,12 @@ TEST_CASE("kill -9 of the primary mid-stream: the open write vanishes, acked wri
   v1::StatusReply status = pair.primary->Status();
   CHECK(status.cache().staging() == 0);
   CHECK(Pen(status).depth() == 0);
+  CHECK(Pen(status).placement() == "cache");
+  // Recovery found the open write's pen records and dropped every one of them.
+  CHECK(status.cache().pen_records_dropped() == held);
+  CtlResult shown = Ctl("--admin " + pair.primary->admin_address() + " status");
+  INFO(shown.out);
+  CHECK_THAT(shown.out, Catch::Contains("dropped " + std::to_string(held) + " pen records"));
   CHECK(Read(pair.mirror->host(), "vol", 0, 16 * kTrack) == before);
 
   // The pair works again after the restart, and sequence numbers keep growing.

@@ -1,7 +1,9 @@
 #include "simarray/mirror/commit_point.h"
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cstring>
+#include <map>
 #include <thread>
 
 #include "mirror_test_util.h"
@@ -377,6 +379,104 @@ TEST_CASE("concurrent commits keep the queue in sequence order, each write's req
     CHECK(seq == last_sequence);
     CHECK(AllEqual(ref.data(), 0, kTrack, static_cast<uint8_t>(last_write_id)));
   }
+}
+
+// docs/write-path.md, step 5: a write's requests reach the mirror queue in one step, so a
+// consumer never ships part of a write. Two consumers pop here: the push hook, the way the
+// remote adaptor ships at once on the pushing thread (it sees the queue right after every
+// Push, so a write pushed request by request is caught every time), and a thread popping
+// whatever is queued whenever it looks. Both take every queued request: a smaller batch
+// limit may cut a write by itself.
+TEST_CASE("a consumer popping while multi-portion writes commit never sees part of a write",
+          "[mirror][commit]") {
+  constexpr int kThreads = 2;
+  constexpr int kWritesPerThread = 60;
+  constexpr size_t kMaxPortions = 4;
+  constexpr size_t kMaxRequests = kThreads * kWritesPerThread * kMaxPortions;
+  FakeBackingStore store;
+  auto cache = MustOpenCache(kMaxRequests + 16, &store);
+  MirrorQueue queue(kMaxRequests);
+  CommitPoint commit(cache.get(), &queue);
+
+  // Every batch popped, as (sequence, write id) per request, in the batch's order.
+  absl::Mutex mu;
+  std::vector<std::vector<std::pair<uint64_t, uint64_t>>> batches;
+  auto pop = [&](size_t max, absl::Duration wait) {
+    std::vector<MirrorRequest> popped = queue.PopBatch(max, wait);
+    if (popped.empty()) return;
+    std::vector<std::pair<uint64_t, uint64_t>> batch;
+    for (const MirrorRequest& r : popped) batch.emplace_back(r.sequence, r.write_id);
+    absl::MutexLock lock(&mu);
+    batches.push_back(std::move(batch));
+  };
+  queue.SetPushHook([&] { pop(kMaxRequests, absl::ZeroDuration()); });
+  std::atomic<bool> done{false};
+  std::thread consumer([&] {
+    while (!done.load()) pop(kMaxRequests, absl::Milliseconds(1));
+  });
+
+  struct Outcome {
+    absl::Status status;
+    std::map<uint64_t, size_t> portions;  // by sequence
+  };
+  std::vector<Outcome> outcomes(kThreads);
+  std::vector<std::thread> writers;
+  for (int t = 0; t < kThreads; ++t) {
+    writers.emplace_back([&, t] {
+      HoldingPen pen(PenPlacement::kLocal, kMaxPortions);
+      Outcome& out = outcomes[t];
+      for (int w = 0; w < kWritesPerThread && out.status.ok(); ++w) {
+        const uint64_t write_id = static_cast<uint64_t>(t + 1) * 1000 + w;
+        const size_t n = 2 + w % (kMaxPortions - 1);  // 2, 3 or 4 portions
+        auto reservation = queue.Reserve(n, absl::Now() + kHangGuard);
+        if (!reservation.ok()) {
+          out.status = reservation.status();
+          break;
+        }
+        std::vector<PortionSpec> specs;
+        for (uint64_t i = 0; i < n; ++i) {
+          specs.push_back(
+              {{static_cast<uint32_t>(t + 1), i}, 0, kTrack, static_cast<uint8_t>(write_id)});
+        }
+        std::vector<Portion> portions;
+        out.status = StageWrite(*cache, pen, write_id, specs, &portions);
+        if (!out.status.ok()) break;
+        absl::StatusOr<uint64_t> sequence =
+            commit.Commit(write_id, portions, pen, *reservation, nullptr);
+        if (!sequence.ok()) {
+          out.status = sequence.status();
+          break;
+        }
+        out.portions[*sequence] = n;
+      }
+    });
+  }
+  for (std::thread& th : writers) th.join();
+  done = true;
+  consumer.join();
+  queue.SetPushHook(nullptr);
+  pop(kMaxRequests, absl::ZeroDuration());
+
+  std::map<uint64_t, size_t> expected;  // portions by sequence
+  for (const Outcome& out : outcomes) {
+    INFO(out.status.ToString());
+    REQUIRE(out.status.ok());
+    REQUIRE(out.portions.size() == kWritesPerThread);
+    expected.insert(out.portions.begin(), out.portions.end());
+  }
+  // Where each write's requests were popped: one batch, all of them, in sequence order.
+  std::map<uint64_t, size_t> batch_of, popped;
+  for (size_t b = 0; b < batches.size(); ++b) {
+    uint64_t last = 0;
+    for (const auto& [sequence, write_id] : batches[b]) {
+      INFO("batch " << b << ", sequence " << sequence << ", write " << write_id);
+      CHECK(sequence >= last);
+      last = sequence;
+      CHECK(batch_of.emplace(sequence, b).first->second == b);  // else split across batches
+      ++popped[sequence];
+    }
+  }
+  CHECK(popped == expected);
 }
 
 }  // namespace
