@@ -244,9 +244,14 @@ absl::StatusOr<DaemonConfig> ParseConfig(std::string_view text, const std::strin
   if (c.max_write == 0 || c.max_write > (256ull << 20)) {
     r.Fail("max_write", absl::StrCat("expected 1 byte to 256M, got ", c.max_write));
   }
-  if (!OneOf(c.holding_pen, {"local", "cache", "bypass"})) {
-    r.Fail("holding_pen", absl::StrCat("expected \"local\", \"cache\" or \"bypass\", got \"",
-                                       c.holding_pen, "\""));
+  if (c.holding_pen == "bypass") {
+    r.Fail("holding_pen",
+           "expected \"local\" or \"cache\", got \"bypass\": bypassing the pen (no validation "
+           "of writes) is for the benchmark only, and only the command-line flag "
+           "--unsafe-bypass-holding-pen turns it on");
+  } else if (!OneOf(c.holding_pen, {"local", "cache"})) {
+    r.Fail("holding_pen",
+           absl::StrCat("expected \"local\" or \"cache\", got \"", c.holding_pen, "\""));
   }
   if (!OneOf(c.link_policy, {"continue", "fail"})) {
     r.Fail("link.policy",

@@ -39,7 +39,8 @@ struct DaemonConfig {
   uint64_t max_write = 32 << 20;
   uint64_t cache_size = 256 << 20;
   bool cache_persistent = true;
-  // "local" | "cache" | "bypass" (benchmark only, unsafe: no pen, no CRC-32C validation)
+  // "local" | "cache" from the config file; "bypass" (benchmark only, unsafe: no pen, no
+  // CRC-32C validation) only from the command line, --unsafe-bypass-holding-pen
   std::string holding_pen = "local";
   uint64_t queue_capacity = 4096;  // mirror queue places
   uint64_t host_workers = 4;

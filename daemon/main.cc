@@ -43,6 +43,10 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir", data_dir, "overrides data_dir of the config");
   app.add_option("--ready-file", ready_file, "once serving, write the bound addresses here (JSON)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error");
+  bool bypass_pen = false;
+  app.add_flag("--unsafe-bypass-holding-pen", bypass_pen,
+               "benchmark only, UNSAFE: writes skip the holding pen and are not validated, so a "
+               "bad write reaches the mirror (what simarray-bench compares the pen against)");
   CLI11_PARSE(app, argc, argv);
 
   // Debian's Abseil keeps a lock graph for deadlock detection: a global lock and a graph
@@ -56,6 +60,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "simarrayd: %s\n", std::string(config.status().message()).c_str());
     return 2;
   }
+  if (bypass_pen) config->holding_pen = "bypass";  // array.cc warns about it at start
   spdlog::set_default_logger(spdlog::default_logger()->clone(config->name));
   spdlog::set_level(spdlog::level::from_str(log_level.empty() ? config->log_level : log_level));
   std::vector<std::string> warnings;

@@ -91,8 +91,11 @@ void Daemon::WriteConfig() {
          << "role = \"" << options_.role << "\"\n"
          << "data_dir = \"" << dir_ << "/data\"\n"
          << "track_size = \"" << options_.track_size << "\"\n"
-         << "max_write = \"" << options_.max_write << "\"\n"
-         << "holding_pen = \"" << options_.holding_pen << "\"\n"
+         << "max_write = \"" << options_.max_write
+         << "\"\n"
+         // "bypass" is refused in a config file: Start passes the flag instead.
+         << "holding_pen = \""
+         << (options_.holding_pen == "bypass" ? "local" : options_.holding_pen) << "\"\n"
          << "host_workers = 4\n"
          << "mode = \"" << options_.mode << "\"\n"
          << "cycle_ms = " << options_.cycle_ms << "\n"
@@ -155,12 +158,19 @@ void Daemon::Start() {
     FILE* err = freopen(log.c_str(), "a", stderr);
     (void)out;
     (void)err;
+    const std::string config = config_path();
+    std::vector<const char*> args;
     if (!options_.netns.empty()) {
-      execl("/bin/ip", "ip", "netns", "exec", options_.netns.c_str(), SIMARRAYD_PATH, "--config",
-            config_path().c_str(), "--ready-file", ready.c_str(), static_cast<char*>(nullptr));
+      for (const char* a : {"ip", "netns", "exec", options_.netns.c_str()}) args.push_back(a);
     }
-    execl(SIMARRAYD_PATH, SIMARRAYD_PATH, "--config", config_path().c_str(), "--ready-file",
-          ready.c_str(), static_cast<char*>(nullptr));
+    for (const char* a :
+         {SIMARRAYD_PATH, "--config", config.c_str(), "--ready-file", ready.c_str()}) {
+      args.push_back(a);
+    }
+    if (options_.holding_pen == "bypass") args.push_back("--unsafe-bypass-holding-pen");
+    args.push_back(nullptr);
+    execv(options_.netns.empty() ? SIMARRAYD_PATH : "/bin/ip",
+          const_cast<char* const*>(args.data()));
     _exit(127);
   }
   bool up = Eventually([&] {

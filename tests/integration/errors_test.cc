@@ -96,6 +96,8 @@ TEST_CASE("a bad config file makes the daemon exit non-zero naming file, key and
       {"track_size = \"3K\"\n", "track_size"},
       {"track_size = \"64K\"\nmax_write = \"32M\"\n[cache]\nsize = \"8M\"\n", "cache.size"},
       {"holding_pen = \"disk\"\n", "holding_pen"},
+      // The benchmark's unsafe bypass is a command-line flag only, and the message says so.
+      {"holding_pen = \"bypass\"\n", "--unsafe-bypass-holding-pen"},
       {"[cache]\nsize = \"lots\"\n", "cache.size"},
       {"[[host_adaptor]]\nid = \"a\"\nprotocol = \"scsi\"\n", "protocol"},
       {"this is not toml ===\n", "line"},

@@ -48,7 +48,8 @@ std::string Config(const PairOptions& options, const std::string& role, const st
       options.mode, "\"\n", "cycle_ms = ", options.cycle_ms, "\n",
       "cycle_cache_percent = ", options.cycle_cache_percent, "\n", "data_dir = \"", dir,
       "/data\"\n", "track_size = \"", options.track_size, "\"\n", "max_write = \"32M\"\n",
-      "holding_pen = \"", options.holding_pen, "\"\n",
+      // "bypass" is refused in a config file: the flag below turns it on.
+      "holding_pen = \"", options.holding_pen == "bypass" ? "local" : options.holding_pen, "\"\n",
       "[cache]\nsize = \"256M\"\npersistent = true\n", "[mirror_queue]\ncapacity = 4096\n",
       "[[host_adaptor]]\nid = \"ha0\"\nlisten = \"127.0.0.1:0\"\nprotocol = \"grpc\"\n");
   if (options.nbd && role == "primary") {
@@ -110,6 +111,11 @@ absl::Status LaunchedPair::StartDaemon(const PairOptions& options, const std::st
     if (!std::freopen(process->log.c_str(), "a", stdout) ||
         !std::freopen(process->log.c_str(), "a", stderr)) {
       _exit(126);
+    }
+    if (options.holding_pen == "bypass") {
+      execl(options.simarrayd.c_str(), options.simarrayd.c_str(), "--config", config.c_str(),
+            "--ready-file", ready.c_str(), "--unsafe-bypass-holding-pen",
+            static_cast<char*>(nullptr));
     }
     execl(options.simarrayd.c_str(), options.simarrayd.c_str(), "--config", config.c_str(),
           "--ready-file", ready.c_str(), static_cast<char*>(nullptr));
