@@ -1,6 +1,7 @@
 // docs/errors.md: bad input gets a clear error and loses nothing.
 
 #include <catch2/catch.hpp>
+#include <filesystem>
 
 #include "daemon_process.h"
 
@@ -71,6 +72,38 @@ TEST_CASE("host requests with bad input get the documented status and change not
   }
   CHECK(Read(d.host(), "vol", 0, old_bytes.size()) == old_bytes);
   CHECK(Pen(d.Status()).depth() == 0);
+}
+
+TEST_CASE(
+    "a volume bigger than the backing file system holds is refused up front and left on neither "
+    "side",
+    "[integration][errors]") {
+  Pair pair;
+  // 2^62 bytes, a multiple of every track size: more than ext4 (16 TiB), XFS or tmpfs hold
+  // in one file.
+  const uint64_t huge = uint64_t{1} << 62;
+  grpc::Status s = CreateVolumeCall(*pair.primary, "huge", huge);
+  CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK_THAT(s.error_message(), Catch::Contains(std::to_string(huge)));
+  CHECK_THAT(s.error_message(), Catch::Contains("smaller size"));
+  // Nothing left behind: no volume on either side, no backing file in either data_dir.
+  for (Daemon* d : {pair.primary.get(), pair.mirror.get()}) {
+    grpc::ClientContext context;
+    d->Authorize(context);
+    v1::ListVolumesReply listed;
+    REQUIRE(d->admin().ListVolumes(&context, v1::ListVolumesRequest(), &listed).ok());
+    CHECK(listed.volumes_size() == 0);
+    for (const auto& entry : std::filesystem::directory_iterator(d->data_dir())) {
+      INFO(entry.path());
+      CHECK(entry.path().extension() != ".img");
+    }
+  }
+  // Past what a file offset can say at all: refused before any file is touched.
+  s = CreateVolumeCall(*pair.primary, "huger", uint64_t{1} << 63);
+  CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK_THAT(s.error_message(), Catch::Contains("at most"));
+  // The array still takes a volume it can hold.
+  CHECK(CreateVolumeCall(*pair.primary, "fine", 1 << 20).ok());
 }
 
 TEST_CASE("host writes to a mirror-role daemon are refused with FAILED_PRECONDITION",

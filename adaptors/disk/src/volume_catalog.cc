@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -62,7 +63,17 @@ absl::StatusOr<std::shared_ptr<Volume>> VolumeCatalog::OpenBacking(const VolumeI
   int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoStatus(absl::StrCat("open ", path));
   if (ftruncate(fd, static_cast<off_t>(info.size)) != 0) {
+    const int error = errno;
     close(fd);
+    if (error == EFBIG || error == EINVAL) {
+      // The file system under data_dir holds no file that big (ext4: 16 TiB with 4 KiB
+      // blocks): a request this array cannot serve, not a failure of it.
+      return absl::InvalidArgumentError(
+          absl::StrCat("volume size ", info.size,
+                       " bytes is more than the file system under data_dir holds in one file (",
+                       std::strerror(error), "); choose a smaller size"));
+    }
+    errno = error;
     return ErrnoStatus(absl::StrCat("size ", path));
   }
   const int direct_fd = open(path.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC);
@@ -112,8 +123,15 @@ absl::StatusOr<VolumeInfo> VolumeCatalog::Create(const std::string& name, uint64
   VolumeInfo info{name, id != 0 ? id : max_id + 1, size, paired};
   // A stale file of a deleted volume with this id must not leak old data.
   unlink(PathFor(info.id).c_str());
+  if (size > static_cast<uint64_t>(std::numeric_limits<off_t>::max())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "volume size must be at most ", std::numeric_limits<off_t>::max(), " bytes, got ", size));
+  }
   auto volume = OpenBacking(info);
-  if (!volume.ok()) return volume.status();
+  if (!volume.ok()) {
+    unlink(PathFor(info.id).c_str());  // nothing of a refused volume is left behind
+    return volume.status();
+  }
   volumes_[name] = Entry{info, *volume};
   if (absl::Status s = SaveLocked(); !s.ok()) {
     volumes_.erase(name);
