@@ -205,6 +205,7 @@ absl::StatusOr<BoundAddresses> Array::Start() {
     ho.first_pen_record = i * config_.queue_capacity;
     ho.bypass_pen = config_.holding_pen == "bypass";
     ho.workers = config_.host_workers;
+    ho.wait_limit = absl::Milliseconds(config_.host_wait_ms);
     hosts_.push_back(std::make_unique<host::HostAdaptor>(ho, parts));
     host_services_.push_back(
         std::make_unique<host::GrpcHostService>(hosts_.back().get(), disk_.get()));

@@ -165,6 +165,7 @@ absl::StatusOr<DaemonConfig> ParseConfig(std::string_view text, const std::strin
   r.Bool("cache.persistent", &c.cache_persistent);
   r.Integer("mirror_queue.capacity", &c.queue_capacity);
   r.Integer("host_workers", &c.host_workers);
+  r.Integer("host_wait_ms", &c.host_wait_ms);
   r.String("admin.listen", &c.admin_listen);
   r.String("admin.token_file", &c.admin_token_file);
   r.String("metrics.listen", &c.metrics_listen);
@@ -264,6 +265,9 @@ absl::StatusOr<DaemonConfig> ParseConfig(std::string_view text, const std::strin
     r.Fail("peer.tls", "expected cert_file, key_file and ca_file together, or none");
   }
   if (c.host_workers == 0 || c.host_workers > 256) r.Fail("host_workers", "expected 1 to 256");
+  if (c.host_wait_ms == 0 || c.host_wait_ms > 3600000) {
+    r.Fail("host_wait_ms", absl::StrCat("expected 1 to 3600000, got ", c.host_wait_ms));
+  }
   const uint64_t portions = c.track_size == 0 ? 2 : c.max_write / c.track_size + 2;
   if (c.queue_capacity < portions) {
     r.Fail("mirror_queue.capacity", absl::StrCat("must hold one max_write (", portions,

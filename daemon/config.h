@@ -44,6 +44,9 @@ struct DaemonConfig {
   std::string holding_pen = "local";
   uint64_t queue_capacity = 4096;  // mirror queue places
   uint64_t host_workers = 4;
+  // How long a host write waits for a mirror-queue place or a free cache slot before it
+  // fails DEADLINE_EXCEEDED (and counts as invalid, reason "resource_exhausted").
+  uint64_t host_wait_ms = 30000;
   std::vector<HostAdaptorConfig> host_adaptors;
   std::string admin_listen = "127.0.0.1:0";
   // Secrets live in files; a relative path is taken inside data_dir. LoadSecrets fills

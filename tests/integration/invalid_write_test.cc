@@ -107,3 +107,75 @@ TEST_CASE("every kind of invalid write is refused and never reaches the mirror",
 }
 
 }  // namespace simarray::testing
+
+namespace simarray::testing {
+
+TEST_CASE(
+    "a write that finds the cache full of held writes fails within host_wait_ms as "
+    "resource_exhausted and changes nothing",
+    "[integration][pen][cache]") {
+  TempDir dir;
+  DaemonOptions options;
+  options.max_write = "64K";
+  options.cache_size = "1600K";  // 24 slots of 64 KiB
+  options.extra = "host_wait_ms = 300";
+  Daemon d(dir.path() + "/solo", options);
+  d.Start();
+  REQUIRE(CreateVolumeCall(d, "vol", 64 * kTrack).ok());
+  const uint64_t slots = d.Status().cache().slots();
+  REQUIRE(slots >= 8);
+  // One stream per slot, each sending a whole track and never finishing: each write holds
+  // its staging slot (and its pen request) while it waits to be found valid.
+  struct Held {
+    grpc::ClientContext context;
+    v1::WriteReply reply;
+    std::unique_ptr<grpc::ClientWriter<v1::WriteStreamRequest>> writer;
+    std::string data;
+  };
+  std::vector<std::unique_ptr<Held>> held;
+  for (uint64_t i = 0; i < slots; ++i) {
+    auto h = std::make_unique<Held>();
+    d.Authorize(h->context);
+    h->data = Pattern(kTrack, 20 + i);
+    h->writer = d.host().WriteStream(&h->context, &h->reply);
+    v1::WriteStreamRequest header;
+    header.mutable_header()->set_volume("vol");
+    header.mutable_header()->set_offset(i * kTrack);
+    header.mutable_header()->set_length(kTrack);
+    header.mutable_header()->set_crc32c(Crc(h->data));
+    REQUIRE(h->writer->Write(header));
+    v1::WriteStreamRequest chunk;
+    chunk.set_chunk(h->data);
+    REQUIRE(h->writer->Write(chunk));
+    held.push_back(std::move(h));
+  }
+  REQUIRE(Eventually([&] {
+    const v1::CacheStatus c = d.Status().cache();
+    return c.free() == 0 && c.clean() == 0;
+  }));
+  const v1::StatusReply before = d.Status();
+
+  // A whole-track write needs a slot of its own: none comes within host_wait_ms.
+  const std::string late = Pattern(kTrack, 99);
+  WriteOutcome refused = Write(d.host(), "vol", 40 * kTrack, late);
+  CHECK(refused.status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED);
+  CHECK_THAT(refused.status.error_message(), Catch::Contains("cache"));
+  const v1::StatusReply after = d.Status();
+  CHECK(Pen(after).invalid_writes().at("resource_exhausted") ==
+        Pen(before).invalid_writes().at("resource_exhausted") + 1);
+  CHECK(Pen(after).invalid_writes().at("cancelled") ==
+        Pen(before).invalid_writes().at("cancelled"));
+  CHECK(Pen(after).depth() == Pen(before).depth());  // its request went with it
+
+  // The held writes complete, and then the refused one goes through.
+  for (auto& h : held) {
+    h->writer->WritesDone();
+    CHECK(h->writer->Finish().ok());
+  }
+  CHECK(Read(d.host(), "vol", 40 * kTrack, kTrack) == std::string(kTrack, '\0'));
+  CHECK(Write(d.host(), "vol", 40 * kTrack, late).status.ok());
+  CHECK(Read(d.host(), "vol", 40 * kTrack, kTrack) == late);
+  CHECK(Read(d.host(), "vol", 3 * kTrack, kTrack) == held[3]->data);
+}
+
+}  // namespace simarray::testing

@@ -18,6 +18,8 @@ const char* InvalidReasonName(InvalidReason reason) {
       return "long_stream";
     case InvalidReason::kCancelled:
       return "cancelled";
+    case InvalidReason::kResourceExhausted:
+      return "resource_exhausted";
     case InvalidReason::kInjected:
       return "injected_corruption";
   }

@@ -94,7 +94,13 @@ absl::Status HostWrite::Append(std::span<const uint8_t> bytes) {
   while (!bytes.empty()) {
     const uint64_t pos = offset_ + received_;
     if (received_ == 0 || pos % track_size == 0) {
-      if (absl::Status s = StartPortion(); !s.ok()) return s;
+      if (absl::Status s = StartPortion(); !s.ok()) {
+        // A full cache or pen, waited out: the write is refused, and says why.
+        if (!IsWouldWait(s) && (absl::IsDeadlineExceeded(s) || absl::IsResourceExhausted(s))) {
+          Drop(InvalidReason::kResourceExhausted);
+        }
+        return s;
+      }
     }
     mirror::Portion& portion = portions_.back();
     const uint64_t in_track = pos % track_size;

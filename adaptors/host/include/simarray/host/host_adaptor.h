@@ -39,9 +39,18 @@
 
 namespace simarray::host {
 
-enum class InvalidReason { kCrcMismatch, kShortStream, kLongStream, kCancelled, kInjected };
+// kResourceExhausted: no pen place or cache slot came within the wait limit
+// (host_wait_ms), so the write could not be held whole (its bytes were never validated).
+enum class InvalidReason {
+  kCrcMismatch,
+  kShortStream,
+  kLongStream,
+  kCancelled,
+  kInjected,
+  kResourceExhausted
+};
 const char* InvalidReasonName(InvalidReason reason);
-inline constexpr int kInvalidReasons = 5;
+inline constexpr int kInvalidReasons = 6;
 
 // Whether a write may wait for queue places, cache slots and disk reads.
 enum class Waits { kAllowed, kNever };
