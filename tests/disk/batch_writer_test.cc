@@ -66,15 +66,27 @@ void CheckWritten(int fd, const std::vector<WriteRun>& runs) {
   }
 }
 
+// A volume file in a scratch directory, open for reading and writing; closed and removed at
+// the end.
+struct ScratchFile {
+  ScratchFile() {
+    REQUIRE(dir.ok());
+    fd = open(path.c_str(), O_RDWR | O_CREAT, 0600);
+    REQUIRE(fd >= 0);
+  }
+  ~ScratchFile() { close(fd); }
+  testing::ScratchDir dir;
+  const std::string path = dir.File("vol.img");
+  int fd = -1;
+};
+
 TEST_CASE("a batch of more runs than the ring holds reaches the file, each run whole",
           "[disk][batch-writer]") {
-  testing::ScratchDir dir;
-  REQUIRE(dir.ok());
-  const std::string path = dir.File("vol.img");
-  const int fd = open(path.c_str(), O_RDWR | O_CREAT, 0600);
-  REQUIRE(fd >= 0);
-  const int direct = open(path.c_str(), O_RDWR | O_DIRECT);  // -1 where the file system refuses
-  constexpr size_t kRuns = 600;                              // over two ring submissions
+  ScratchFile file;
+  const int fd = file.fd;
+  const int direct =
+      open(file.path.c_str(), O_RDWR | O_DIRECT);  // -1 where the file system refuses
+  constexpr size_t kRuns = 600;                    // over two ring submissions
   AlignedBuffer buffer(kRuns * 2 * kBlock);
   std::vector<WriteRun> runs =
       MakeRuns(buffer, direct >= 0 ? direct : fd, direct >= 0 ? fd : -1, kRuns);
@@ -85,17 +97,13 @@ TEST_CASE("a batch of more runs than the ring holds reaches the file, each run w
   writer.Write(runs);
   CheckWritten(fd, runs);
   if (direct >= 0) close(direct);
-  close(fd);
 }
 
 TEST_CASE("a run its descriptor refuses goes to the fallback descriptor, or fails alone",
           "[disk][batch-writer]") {
-  testing::ScratchDir dir;
-  REQUIRE(dir.ok());
-  const std::string path = dir.File("vol.img");
-  const int fd = open(path.c_str(), O_RDWR | O_CREAT, 0600);
-  REQUIRE(fd >= 0);
-  const int read_only = open(path.c_str(), O_RDONLY);
+  ScratchFile file;
+  const int fd = file.fd;
+  const int read_only = open(file.path.c_str(), O_RDONLY);
   REQUIRE(read_only >= 0);
   AlignedBuffer buffer(3 * 2 * kBlock);
   std::vector<WriteRun> runs = MakeRuns(buffer, fd, -1, 3);
@@ -114,7 +122,6 @@ TEST_CASE("a run its descriptor refuses goes to the fallback descriptor, or fail
   REQUIRE(fstat(fd, &st) == 0);
   CHECK(st.st_size == runs[1].at + static_cast<off_t>(2 * kBlock));
   close(read_only);
-  close(fd);
 }
 
 }  // namespace

@@ -37,33 +37,35 @@ BatchWriter::~BatchWriter() {
   delete ring_;
 }
 
+namespace {
+
+// Moves `first` and the iovec it points at past `n` bytes.
+void Advance(std::vector<iovec>& iov, size_t& first, size_t n) {
+  while (n > 0 && first < iov.size()) {
+    iovec& v = iov[first];
+    const size_t used = std::min(n, v.iov_len);
+    v.iov_base = static_cast<uint8_t*>(v.iov_base) + used;
+    v.iov_len -= used;
+    n -= used;
+    if (v.iov_len == 0) ++first;
+  }
+}
+
+}  // namespace
+
 int BatchWriter::WriteSync(int fd, const WriteRun& run, size_t done) {
   std::vector<iovec> iov = run.iov;
   size_t first = 0;
+  Advance(iov, first, done);  // what a short write already wrote
   off_t at = run.at + static_cast<off_t>(done);
-  size_t skip = done;
-  while (first < iov.size() && skip > 0) {  // drop what a short write already wrote
-    const size_t used = std::min(skip, iov[first].iov_len);
-    iov[first].iov_base = static_cast<uint8_t*>(iov[first].iov_base) + used;
-    iov[first].iov_len -= used;
-    skip -= used;
-    if (iov[first].iov_len == 0) ++first;
-  }
   while (first < iov.size()) {
     const int count = static_cast<int>(std::min<size_t>(iov.size() - first, IOV_MAX));
-    ssize_t n = pwritev(fd, iov.data() + first, count, at);
+    const ssize_t n = pwritev(fd, iov.data() + first, count, at);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return errno;
     if (n == 0) return EIO;
     at += n;
-    while (n > 0) {
-      iovec& v = iov[first];
-      const size_t used = std::min<size_t>(n, v.iov_len);
-      v.iov_base = static_cast<uint8_t*>(v.iov_base) + used;
-      v.iov_len -= used;
-      n -= static_cast<ssize_t>(used);
-      if (v.iov_len == 0) ++first;
-    }
+    Advance(iov, first, static_cast<size_t>(n));
   }
   return 0;
 }

@@ -91,8 +91,12 @@ size_t DiskAdaptor::DestageBatch(size_t* failed_count) {
   std::map<uint32_t, std::shared_ptr<Volume>> touched;
   // Runs: adjacent dirty ranges of consecutive tracks, each written with one request.
   std::vector<WriteRun> runs;
-  std::vector<const Volume*> run_volume;
-  std::vector<size_t> run_first_track;  // index into batch of each run's first track
+  // Beside each run: its volume, and the index into batch of its first track.
+  struct RunSource {
+    const Volume* volume;
+    size_t first_track;
+  };
+  std::vector<RunSource> sources;
   for (size_t i = 0; i < batch.size(); ++i) {
     cache::DirtyTrack& d = batch[i];
     auto [it, inserted] = touched.try_emplace(d.key.volume_id, nullptr);
@@ -103,7 +107,7 @@ size_t DiskAdaptor::DestageBatch(size_t* failed_count) {
     std::span<const uint8_t> data = d.slot.data();
     for (const cache::TrackRange& r : d.Ranges(track_size)) {
       const off_t at = base + r.offset;
-      if (runs.empty() || run_volume.back() != volume ||
+      if (runs.empty() || sources.back().volume != volume ||
           runs.back().at + static_cast<off_t>(runs.back().bytes) != at) {
         // Dirty ranges are whole 4 KiB blocks of page-aligned slots: fit for O_DIRECT. Should
         // the file system still refuse it, the buffered descriptor does the same job.
@@ -112,8 +116,7 @@ size_t DiskAdaptor::DestageBatch(size_t* failed_count) {
         run.fallback_fd = volume->direct_fd >= 0 ? volume->fd : -1;
         run.at = at;
         runs.push_back(std::move(run));
-        run_volume.push_back(volume);
-        run_first_track.push_back(i);
+        sources.push_back(RunSource{volume, i});
       }
       runs.back().iov.push_back(iovec{const_cast<uint8_t*>(data.data()) + r.offset, r.length});
       runs.back().bytes += r.length;
@@ -130,10 +133,10 @@ size_t DiskAdaptor::DestageBatch(size_t* failed_count) {
     }
     // The run covers its first track to the next run's first track (a run that crosses a
     // track boundary covers both).
-    const size_t last = k + 1 < runs.size() ? run_first_track[k + 1] : batch.size() - 1;
-    for (size_t i = run_first_track[k]; i <= last; ++i) failed[i] = true;
+    const size_t last = k + 1 < runs.size() ? sources[k + 1].first_track : batch.size() - 1;
+    for (size_t i = sources[k].first_track; i <= last; ++i) failed[i] = true;
     spdlog::error("disk adaptor: destage of {} bytes at {} of {} failed: {}", runs[k].bytes,
-                  runs[k].at, run_volume[k]->name, strerror(runs[k].error));
+                  runs[k].at, sources[k].volume->name, strerror(runs[k].error));
   }
   // The images are not read again: writes may go into them in place while the sync runs.
   cache_->DestageWritten(batch);
