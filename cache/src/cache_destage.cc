@@ -146,7 +146,7 @@ bool CacheMemory::WaitClean(absl::Time deadline) {
   return write_pending_ == 0;
 }
 
-bool CacheMemory::WaitDestaged(uint64_t sequence, absl::Time deadline) {
+absl::Status CacheMemory::WaitDestaged(uint64_t sequence, absl::Time deadline) {
   absl::MutexLock lock(&mu_);
   auto pending = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     for (auto [s, since] : destaging_) {
@@ -162,15 +162,43 @@ bool CacheMemory::WaitDestaged(uint64_t sequence, absl::Time deadline) {
     return false;
   };
   ++flush_waiters_;
-  bool done = true;
+  absl::Status result;
   while (pending()) {
+    if (!destage_error_.ok()) {
+      result = destage_error_;
+      break;
+    }
     if (all_clean_.WaitWithDeadline(&mu_, deadline) && absl::Now() >= deadline) {
-      done = !pending();
+      if (pending()) {
+        result = absl::DeadlineExceededError("write-pending tracks did not destage in time");
+      }
       break;
     }
   }
   --flush_waiters_;
-  return done;
+  return result;
+}
+
+uint64_t CacheMemory::WritePendingOf(uint32_t volume_id) {
+  absl::MutexLock lock(&mu_);
+  uint64_t n = 0;
+  for (const SlotMeta& m : slots_) {
+    if (m.state == SlotState::kWritePending && !m.superseded && m.key.volume_id == volume_id) ++n;
+  }
+  return n;
+}
+
+void CacheMemory::SetDestageError(absl::Status error) {
+  absl::MutexLock lock(&mu_);
+  destage_error_ = std::move(error);
+  // Flushes and slot waits re-check: they fail now, or may go on.
+  all_clean_.SignalAll();
+  slot_freed_.SignalAll();
+}
+
+absl::Status CacheMemory::destage_error() {
+  absl::MutexLock lock(&mu_);
+  return destage_error_;
 }
 
 }  // namespace simarray::cache

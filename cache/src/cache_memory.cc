@@ -108,6 +108,13 @@ absl::StatusOr<StagedSlot> CacheMemory::AllocateStaging(TrackKey key, uint64_t w
   absl::MutexLock lock(&mu_);
   int64_t s;
   while ((s = TakeSlotLocked()) < 0) {
+    if (!destage_error_.ok()) {
+      // Every slot is write-pending or in use, and the destage cannot clean any: waiting would
+      // only run into the deadline.
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "cache full: no free slot among ", slot_count_, " (", write_pending_,
+          " write-pending tracks cannot be destaged: ", destage_error_.message(), ")"));
+    }
     if (slot_freed_.WaitWithDeadline(&mu_, deadline) && absl::Now() >= deadline) {
       return absl::DeadlineExceededError(absl::StrCat(
           "cache full: no free slot among ", slot_count_, " (every slot write-pending or in use)"));

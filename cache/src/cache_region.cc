@@ -86,6 +86,18 @@ absl::StatusOr<std::unique_ptr<CacheRegion>> CacheRegion::Open(const RegionOptio
       close(fd);
       return ErrnoStatus(absl::StrCat("size ", options.path));
     }
+    // Every block of the region is allocated now: a region left sparse would take its blocks
+    // as slots are first written, and on a full file system that page fault kills the
+    // process (SIGBUS) instead of failing a write (docs/storage-faults.md). File systems
+    // without fallocate keep the sparse file.
+    if (int err = posix_fallocate(fd, 0, static_cast<off_t>(options.size));
+        err != 0 && err != EOPNOTSUPP && err != EINVAL) {
+      close(fd);
+      if (*fresh) unlink(options.path.c_str());
+      return absl::ResourceExhaustedError(
+          absl::StrCat("cannot allocate the ", options.size, "-byte cache region ", options.path,
+                       ": ", strerror(err), "; free space there or choose a smaller cache.size"));
+    }
     addr = mmap(nullptr, options.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     close(fd);
     if (addr == MAP_FAILED) return ErrnoStatus(absl::StrCat("mmap ", options.path));

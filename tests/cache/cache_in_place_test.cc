@@ -268,11 +268,11 @@ TEST_CASE("the destage is given only the blocks a write changed", "[cache][in-pl
   }
   SECTION("once the pinned image is destaged, a flush up to it waits for no newer write") {
     REQUIRE_FALSE(Write(cache, kKey, {0, 100}, 0x33, 3).in_place);
-    CHECK_FALSE(cache.WaitDestaged(2, absl::Now()));  // writes 1 and 2 are still going out
+    CHECK_FALSE(cache.WaitDestaged(2, absl::Now()).ok());  // writes 1 and 2 are still going out
     cache.MarkClean(taken[0].slot.slot(), taken[0].sequence);
     taken.clear();
-    CHECK(cache.WaitDestaged(2, absl::Now()));        // on disk with the old image
-    CHECK_FALSE(cache.WaitDestaged(3, absl::Now()));  // write 3 is not
+    CHECK(cache.WaitDestaged(2, absl::Now()).ok());        // on disk with the old image
+    CHECK_FALSE(cache.WaitDestaged(3, absl::Now()).ok());  // write 3 is not
     std::vector<DirtyTrack> again = cache.TakeDirty(8);
     REQUIRE(again.size() == 1);
     CHECK(again[0].sequence == 3);
@@ -282,11 +282,11 @@ TEST_CASE("the destage is given only the blocks a write changed", "[cache][in-pl
     const uint64_t copied = cache.bytes_copied();
     CHECK(Write(cache, kKey, {0, 100}, 0x33, 3).in_place);  // no copy of the image
     CHECK(cache.bytes_copied() - copied == 100);
-    CHECK_FALSE(cache.WaitDestaged(2, absl::Now()));  // not synced yet
+    CHECK_FALSE(cache.WaitDestaged(2, absl::Now()).ok());  // not synced yet
     cache.MarkClean(taken[0].slot.slot(), taken[0].sequence);
     taken.clear();
-    CHECK(cache.WaitDestaged(2, absl::Now()));        // writes 1 and 2 are on disk
-    CHECK_FALSE(cache.WaitDestaged(3, absl::Now()));  // write 3 is not
+    CHECK(cache.WaitDestaged(2, absl::Now()).ok());        // writes 1 and 2 are on disk
+    CHECK_FALSE(cache.WaitDestaged(3, absl::Now()).ok());  // write 3 is not
     CHECK(cache.DirtyCount() == 1);
     std::vector<DirtyTrack> again = cache.TakeDirty(8);
     REQUIRE(again.size() == 1);

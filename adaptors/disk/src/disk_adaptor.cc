@@ -46,11 +46,27 @@ void DiskAdaptor::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+void DiskAdaptor::RetryNow() {
+  absl::MutexLock lock(&stop_mu_);
+  retry_now_ = true;
+  stop_cv_.SignalAll();
+}
+
 absl::Status DiskAdaptor::ReadTrack(cache::TrackKey key, std::span<uint8_t> out) {
+  absl::Status read = ReadUncached(key, out);
+  if (read.ok()) tracks_staged_.fetch_add(1);
+  return read;
+}
+
+absl::Status DiskAdaptor::ReadUncached(cache::TrackKey key, std::span<uint8_t> out) {
   std::shared_ptr<Volume> volume = volumes_->FindById(key.volume_id);
   if (volume == nullptr) {
     std::memset(out.data(), 0, out.size());
     return absl::NotFoundError(absl::StrCat("no volume with id ", key.volume_id));
+  }
+  if (const int injected = faults_.Take(volume->id, DiskOp::kRead); injected != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("read of track ", key.track, " of ", volume->name, ": ", strerror(injected)));
   }
   size_t done = 0;
   const off_t base = static_cast<off_t>(key.track * out.size());
@@ -66,7 +82,7 @@ absl::Status DiskAdaptor::ReadTrack(cache::TrackKey key, std::span<uint8_t> out)
     ssize_t n = pread(volume->fd, out.data() + done, out.size() - done, base + done);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      return absl::InternalError(
+      return absl::UnavailableError(
           absl::StrCat("read of track ", key.track, " of ", volume->name, ": ", strerror(errno)));
     }
     if (n == 0) {  // past the end of a short file: zeros
@@ -75,7 +91,6 @@ absl::Status DiskAdaptor::ReadTrack(cache::TrackKey key, std::span<uint8_t> out)
     }
     done += n;
   }
-  tracks_staged_.fetch_add(1);
   return absl::OkStatus();
 }
 
@@ -88,21 +103,23 @@ size_t DiskAdaptor::DestageBatch(size_t* failed_count) {
     return std::tie(a.key.volume_id, a.key.track) < std::tie(b.key.volume_id, b.key.track);
   });
   const uint32_t track_size = cache_->track_size();
-  std::map<uint32_t, std::shared_ptr<Volume>> touched;
+  // Every volume the batch touches, and the first write or sync of it that failed.
+  struct Touched {
+    std::shared_ptr<Volume> volume;  // null: deleted, nothing to keep
+    DiskOp op = DiskOp::kWrite;
+    int error = 0;
+  };
+  std::map<uint32_t, Touched> touched;
   // Runs: adjacent dirty ranges of consecutive tracks, each written with one request.
   std::vector<WriteRun> runs;
   // Beside each run: its volume, and the index into batch of its first track.
-  struct RunSource {
-    const Volume* volume;
-    size_t first_track;
-  };
   std::vector<RunSource> sources;
   for (size_t i = 0; i < batch.size(); ++i) {
     cache::DirtyTrack& d = batch[i];
-    auto [it, inserted] = touched.try_emplace(d.key.volume_id, nullptr);
-    if (inserted) it->second = volumes_->FindById(d.key.volume_id);
-    const Volume* volume = it->second.get();
-    if (volume == nullptr) continue;  // volume deleted: nothing to keep
+    auto [it, inserted] = touched.try_emplace(d.key.volume_id);
+    if (inserted) it->second.volume = volumes_->FindById(d.key.volume_id);
+    const Volume* volume = it->second.volume.get();
+    if (volume == nullptr) continue;
     const off_t base = static_cast<off_t>(d.key.track * track_size);
     std::span<const uint8_t> data = d.slot.data();
     for (const cache::TrackRange& r : d.Ranges(track_size)) {
@@ -122,7 +139,7 @@ size_t DiskAdaptor::DestageBatch(size_t* failed_count) {
       runs.back().bytes += r.length;
     }
   }
-  writer_->Write(runs);
+  WriteRuns(runs, sources);
   // A track whose ranges did not all reach the file goes back in line.
   std::vector<bool> failed(batch.size(), false);
   uint64_t bytes = 0;
@@ -135,21 +152,28 @@ size_t DiskAdaptor::DestageBatch(size_t* failed_count) {
     // track boundary covers both).
     const size_t last = k + 1 < runs.size() ? sources[k + 1].first_track : batch.size() - 1;
     for (size_t i = sources[k].first_track; i <= last; ++i) failed[i] = true;
-    spdlog::error("disk adaptor: destage of {} bytes at {} of {} failed: {}", runs[k].bytes,
-                  runs[k].at, sources[k].volume->name, strerror(runs[k].error));
+    Touched& t = touched[sources[k].volume->id];
+    if (t.error == 0) t.error = runs[k].error;
   }
   // The images are not read again: writes may go into them in place while the sync runs.
   cache_->DestageWritten(batch);
-  bool synced = true;
-  for (auto& [id, volume] : touched) {
-    if (volume != nullptr && fdatasync(volume->fd) != 0) {
-      spdlog::error("disk adaptor: fdatasync of {} failed: {}", volume->name, strerror(errno));
-      synced = false;
+  for (auto& [id, t] : touched) {
+    if (t.volume == nullptr) continue;
+    // A volume whose write failed is synced too: its other runs' tracks may still be clean.
+    if (const int error = SyncVolume(*t.volume); error != 0) {
+      t.op = DiskOp::kSync;
+      t.error = error;
+    } else if (t.error == 0) {
+      t.op = DiskOp::kWrite;
     }
   }
   size_t count = 0;
   for (size_t i = 0; i < batch.size(); ++i) {
-    if (!failed[i] && synced) {
+    const Touched& t = touched[batch[i].key.volume_id];
+    // A sync that failed leaves every write of its volume in doubt since the last good one:
+    // those tracks were all in this batch, so all of them stay write-pending.
+    const bool unsynced = t.error != 0 && t.op == DiskOp::kSync;
+    if (!failed[i] && !unsynced) {
       cache_->MarkClean(batch[i].slot.slot(), batch[i].sequence);
       ++count;
     } else {
@@ -158,8 +182,57 @@ size_t DiskAdaptor::DestageBatch(size_t* failed_count) {
   }
   tracks_destaged_.fetch_add(count);
   bytes_destaged_.fetch_add(bytes);
+  bool changed = false;
+  for (const auto& [id, t] : touched) {
+    if (t.volume == nullptr) continue;
+    changed |= t.error != 0 ? ReportFailure(*t.volume, t.op, t.error) : ReportSuccess(*t.volume);
+  }
+  if (changed) cache_->SetDestageError(health_.Verdict());
   if (failed_count != nullptr) *failed_count = batch.size() - count;
   return count;
+}
+
+void DiskAdaptor::WriteRuns(std::span<WriteRun> runs, std::span<const RunSource> sources) {
+  // A run of a volume with an armed write fault fails unwritten; the others go out in as
+  // few submissions as the faulted ones leave (one, when nothing is armed).
+  size_t from = 0;
+  for (size_t k = 0; k <= runs.size(); ++k) {
+    const int injected = k < runs.size() ? faults_.Take(sources[k].volume->id, DiskOp::kWrite) : 0;
+    if (k < runs.size() && injected == 0) continue;
+    if (k > from) writer_->Write(runs.subspan(from, k - from));
+    if (k < runs.size()) runs[k].error = injected;
+    from = k + 1;
+  }
+}
+
+int DiskAdaptor::SyncVolume(const Volume& volume) {
+  if (const int injected = faults_.Take(volume.id, DiskOp::kSync); injected != 0) return injected;
+  return fdatasync(volume.fd) == 0 ? 0 : errno;
+}
+
+bool DiskAdaptor::ReportFailure(const Volume& volume, DiskOp op, int error) {
+  const bool fresh = health_.Failed(volume.id, volume.name, op, error);
+  const std::vector<StoreFailure> failures = health_.Failures();
+  for (const StoreFailure& f : failures) {
+    if (f.volume_id != volume.id) continue;
+    // The first failure, then one line a minute or so (the retries back off to a second).
+    if (fresh) {
+      spdlog::error("disk adaptor: {}; {} of its tracks are write-pending",
+                    std::string(FailureStatus(f).message()), cache_->WritePendingOf(volume.id));
+    } else if (f.failures % 64 == 0) {
+      spdlog::warn("disk adaptor: backing store of {} still failing ({}: {}), {} attempts",
+                   volume.name, DiskOpName(op), strerror(error), f.failures);
+    }
+  }
+  return true;
+}
+
+bool DiskAdaptor::ReportSuccess(const Volume& volume) {
+  std::optional<StoreFailure> ended = health_.Recovered(volume.id);
+  if (!ended) return false;
+  spdlog::info("disk adaptor: backing store of {} recovered after {} failed attempt(s) over {}",
+               volume.name, ended->failures, absl::FormatDuration(absl::Now() - ended->since));
+  return true;
 }
 
 void DiskAdaptor::DestageLoop() {
@@ -168,14 +241,19 @@ void DiskAdaptor::DestageLoop() {
     size_t failed = 0;
     while (DestageBatch(&failed) != 0 && failed == 0) {
     }
+    // A volume deleted while its store failed has nothing left to destage: forget it.
+    if (health_.Prune([&](uint32_t id) { return volumes_->FindById(id) != nullptr; })) {
+      cache_->SetDestageError(health_.Verdict());
+    }
     if (failed == 0) {
       backoff = kMinBackoff;
       continue;
     }
     // The disk is failing: the tracks went back in line, and retrying at once would spin.
     absl::MutexLock lock(&stop_mu_);
-    if (!stopping_) stop_cv_.WaitWithTimeout(&stop_mu_, backoff);
-    backoff = std::min(backoff * 2, kMaxBackoff);
+    if (!stopping_ && !retry_now_) stop_cv_.WaitWithTimeout(&stop_mu_, backoff);
+    backoff = retry_now_ ? kMinBackoff : std::min(backoff * 2, kMaxBackoff);
+    retry_now_ = false;
   }
   while (DestageBatch() != 0) {
   }
@@ -183,13 +261,21 @@ void DiskAdaptor::DestageLoop() {
 
 absl::StatusOr<uint64_t> DiskAdaptor::Flush() {
   const uint64_t before = tracks_destaged_.load();
-  if (!cache_->WaitDestaged(cache_->LastSequence(), absl::Now() + absl::Seconds(60))) {
-    return absl::DeadlineExceededError("flush: write-pending tracks did not destage in 60 s");
+  // A failing backing store fails the flush at once (its tracks stay in cache), rather
+  // than after the whole wait.
+  if (absl::Status s =
+          cache_->WaitDestaged(cache_->LastSequence(), absl::Now() + absl::Seconds(60));
+      !s.ok()) {
+    if (absl::IsDeadlineExceeded(s)) {
+      return absl::DeadlineExceededError("flush: write-pending tracks did not destage in 60 s");
+    }
+    return absl::Status(s.code(), absl::StrCat("flush: ", s.message()));
   }
   for (const auto& volume : volumes_->All()) {
-    if (fdatasync(volume->fd) != 0) {
-      return absl::InternalError(
-          absl::StrCat("fdatasync of ", volume->name, ": ", strerror(errno)));
+    if (const int error = SyncVolume(*volume); error != 0) {
+      StoreFailure f{volume->id, volume->name, DiskOp::kSync, error, 1, absl::Now()};
+      return absl::Status(FailureStatus(f).code(),
+                          absl::StrCat("flush: ", FailureStatus(f).message()));
     }
   }
   if (absl::Status s = cache_->region().Sync(); !s.ok()) return s;
@@ -229,8 +315,7 @@ absl::StatusOr<uint64_t> DiskAdaptor::TrackDigest(cache::TrackKey key) {
   cache::SlotRef slot = cache_->PeekTrack(key, &sequence);
   if (slot.valid()) return Digest64(slot.data());
   std::vector<uint8_t> buffer(cache_->track_size());
-  if (absl::Status s = ReadTrack(key, buffer); !s.ok()) return s;
-  tracks_staged_.fetch_sub(1);  // not staged into cache, only read
+  if (absl::Status s = ReadUncached(key, buffer); !s.ok()) return s;
   return Digest64(buffer);
 }
 
@@ -242,8 +327,7 @@ absl::StatusOr<bool> DiskAdaptor::TrackHasData(cache::TrackKey key) {
   cache::SlotRef slot = cache_->PeekTrack(key, &sequence);
   if (slot.valid()) return nonzero(slot.data());
   std::vector<uint8_t> buffer(cache_->track_size());
-  if (absl::Status s = ReadTrack(key, buffer); !s.ok()) return s;
-  tracks_staged_.fetch_sub(1);  // not staged into cache, only read
+  if (absl::Status s = ReadUncached(key, buffer); !s.ok()) return s;
   return nonzero(buffer);
 }
 

@@ -109,13 +109,24 @@ absl::Status HostAdaptor::Read(const std::string& name, uint64_t offset, uint64_
   out->reserve(out->size() + length);
   std::optional<absl::ReaderMutexLock> image;
   if (parts_.image_lock != nullptr) image.emplace(parts_.image_lock);
+  std::vector<uint8_t> around;  // a track read around the cache
   uint64_t pos = offset;
   const uint64_t end = offset + length;
   while (pos < end) {
     const uint64_t track = pos / track_size;
     const uint64_t in_track = pos % track_size;
     const uint64_t n = std::min(end - pos, track_size - in_track);
-    auto slot = parts_.cache->ReadTrack(cache::TrackKey{(*volume)->id, track});
+    const cache::TrackKey key{(*volume)->id, track};
+    auto slot = parts_.cache->ReadTrack(key);
+    if (absl::IsResourceExhausted(slot.status())) {
+      // Every slot is write-pending and the destage is failing: the track is not in cache
+      // (it would have been found), so the backing file has its current image.
+      if (around.empty()) around.resize(track_size);
+      if (absl::Status s = parts_.disk->ReadUncached(key, around); !s.ok()) return s;
+      out->append(reinterpret_cast<const char*>(around.data()) + in_track, n);
+      pos += n;
+      continue;
+    }
     if (!slot.ok()) return slot.status();
     out->append(reinterpret_cast<const char*>(slot->data().data()) + in_track, n);
     pos += n;

@@ -221,7 +221,8 @@ class CacheMemory {
 
   // Takes a free slot (evicting a clean one if needed) for a portion of `key` belonging to
   // `write_id`. Waits while every slot is write-pending or in use; DEADLINE_EXCEEDED
-  // ("cache full") once `deadline` passes.
+  // ("cache full") once `deadline` passes. While the destage is failing (SetDestageError), a
+  // full cache cannot empty: RESOURCE_EXHAUSTED at once, naming the failure.
   absl::StatusOr<StagedSlot> AllocateStaging(TrackKey key, uint64_t write_id, absl::Time deadline);
 
   // Records in the slot table that `staged` holds the whole image of its track as of
@@ -284,8 +285,20 @@ class CacheMemory {
   // Blocks until no track image is write-pending or `deadline` passes.
   bool WaitClean(absl::Time deadline);
   // Blocks until no current track image with a sequence <= `sequence` is write-pending (what
-  // was committed by then is destaged), or `deadline` passes. Newer writes do not hold it up.
-  bool WaitDestaged(uint64_t sequence, absl::Time deadline);
+  // was committed by then is destaged): OK. DEADLINE_EXCEEDED once `deadline` passes; the
+  // destage error (SetDestageError) as soon as one is set while something it covers is still
+  // write-pending. Newer writes do not hold it up.
+  absl::Status WaitDestaged(uint64_t sequence, absl::Time deadline);
+  // Write-pending track images of one volume.
+  uint64_t WritePendingOf(uint32_t volume_id);
+
+  // The destager's verdict on the backing store (docs/storage-faults.md): not OK while a
+  // backing file fails its writes or syncs, with the status to give a flush (UNAVAILABLE,
+  // or RESOURCE_EXHAUSTED for a full disk); OK once every failing file took a destage again.
+  // Write-pending images are never evicted, so nothing is lost meanwhile: they stay in
+  // line and the destager retries them.
+  void SetDestageError(absl::Status error);
+  absl::Status destage_error();
 
   // Forgets the cached image of `key` (it must be clean); FAILED_PRECONDITION if it is
   // write-pending.
@@ -391,6 +404,7 @@ class CacheMemory {
   std::vector<std::pair<uint32_t, uint64_t>> destaging_ ABSL_GUARDED_BY(mu_);
   uint64_t flush_waiters_ ABSL_GUARDED_BY(mu_) = 0;
   bool stop_dirty_waits_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status destage_error_ ABSL_GUARDED_BY(mu_);
   std::function<void(CommitStep)> step_hook_;
   std::atomic<uint64_t> bytes_copied_{0};
   uint64_t write_pending_ ABSL_GUARDED_BY(mu_) = 0;
