@@ -1,5 +1,8 @@
 #include "daemon/admin_service.h"
 
+#include <cerrno>
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 #include "daemon/array.h"
 #include "simarray/base/secret.h"
@@ -125,6 +128,20 @@ grpc::Status AdminServiceImpl::Status(grpc::ServerContext* context,
   cs->set_tracks_destaged(a.disk().tracks_destaged());
   cs->set_bytes_destaged(a.disk().bytes_destaged());
   cs->set_pen_records_dropped(a.pen_records_dropped());
+  cs->set_backing_store_errors(a.disk().health().errors());
+  cs->set_backing_store_recoveries(a.disk().health().recoveries());
+  const std::vector<disk::StoreFailure> failures = a.disk().health().Failures();
+  reply->set_backing_store(failures.empty() ? "ok" : "failed");
+  for (const disk::StoreFailure& f : failures) {
+    v1::BackingStoreFailure* bf = reply->add_failed_backing_stores();
+    bf->set_volume(f.volume);
+    bf->set_op(disk::DiskOpName(f.op));
+    bf->set_error_number(f.error);
+    bf->set_error(strerror(f.error));
+    bf->set_failures(f.failures);
+    bf->set_seconds_failed(absl::ToDoubleSeconds(absl::Now() - f.since));
+    bf->set_tracks_waiting(a.cache().WritePendingOf(f.volume_id));
+  }
   for (const auto& ha : a.host_adaptors()) {
     v1::PenStatus* ps = reply->add_pens();
     ps->set_host_adaptor(ha->id());
@@ -282,6 +299,39 @@ grpc::Status AdminServiceImpl::CheckConsistency(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+absl::StatusOr<std::string> AdminServiceImpl::InjectDiskFault(
+    const v1::InjectFaultRequest& request) {
+  auto volume = array_->volumes().Find(request.volume());
+  if (!volume.ok()) return volume.status();
+  disk::DiskFaults& faults = array_->disk().faults();
+  const std::string& name = (*volume)->name;
+  if (request.kind() == v1::FAULT_DISK_HEAL) {
+    const size_t cleared = faults.Clear((*volume)->id);
+    array_->disk().RetryNow();
+    return absl::StrCat(cleared, " disk fault", cleared == 1 ? "" : "s", " of ", name,
+                        " disarmed; the destage retries its write-pending tracks by itself");
+  }
+  const bool full = request.kind() == v1::FAULT_DISK_FULL;
+  disk::DiskOp op = disk::DiskOp::kWrite;
+  if (request.op() == "sync") {
+    op = disk::DiskOp::kSync;
+  } else if (request.op() == "read" && !full) {
+    op = disk::DiskOp::kRead;
+  } else if (!request.op().empty() && request.op() != "write") {
+    return absl::InvalidArgumentError(absl::StrCat("unknown disk operation \"", request.op(),
+                                                   "\" for ",
+                                                   full ? "disk-full; expected write or sync"
+                                                        : "disk-error; expected write, "
+                                                          "sync or read"));
+  }
+  const int error = full ? ENOSPC : EIO;
+  faults.Arm((*volume)->id, op, error, request.count());
+  return absl::StrCat(request.count() == 0 ? "every" : absl::StrCat("the next ", request.count()),
+                      " ", disk::DiskOpName(op), " of ", name, "'s backing file fails with ",
+                      full ? "ENOSPC (the disk is full)" : "EIO",
+                      request.count() == 0 ? " until disk-heal" : "");
+}
+
 grpc::Status AdminServiceImpl::InjectFault(grpc::ServerContext* context,
                                            const v1::InjectFaultRequest* request,
                                            v1::InjectFaultReply* reply) {
@@ -324,11 +374,19 @@ grpc::Status AdminServiceImpl::InjectFault(grpc::ServerContext* context,
       reply->set_description(
           absl::StrCat("the peer link is dropped for ", request->duration_ms(), " ms"));
       break;
+    case v1::FAULT_DISK_ERROR:
+    case v1::FAULT_DISK_FULL:
+    case v1::FAULT_DISK_HEAL: {
+      absl::StatusOr<std::string> described = InjectDiskFault(*request);
+      if (!described.ok()) return rpc::ToGrpc(described.status());
+      reply->set_description(*described);
+      break;
+    }
     default:
-      return Error(
-          grpc::StatusCode::INVALID_ARGUMENT,
-          absl::StrCat("unknown fault kind ", static_cast<int>(request->kind()),
-                       "; expected corrupt-next-write, corrupt-track, delay-records or drop-link"));
+      return Error(grpc::StatusCode::INVALID_ARGUMENT,
+                   absl::StrCat("unknown fault kind ", static_cast<int>(request->kind()),
+                                "; expected corrupt-next-write, corrupt-track, delay-records, "
+                                "drop-link, crash-mid-apply, disk-error, disk-full or disk-heal"));
   }
   spdlog::warn("fault injected: {}", reply->description());
   return grpc::Status::OK;

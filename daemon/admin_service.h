@@ -10,6 +10,7 @@
 #include <atomic>
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "simarray/v1/admin.grpc.pb.h"
 
 namespace simarray::daemon {
@@ -50,6 +51,9 @@ class AdminServiceImpl final : public v1::AdminService::Service {
 
  private:
   grpc::Status Authorize(const grpc::ServerContext& context);
+  // disk-error, disk-full, disk-heal: arms or disarms the fault on the volume's backing file
+  // and says what it did (docs/storage-faults.md).
+  absl::StatusOr<std::string> InjectDiskFault(const v1::InjectFaultRequest& request);
 
   Array* const array_;
   const std::string token_;

@@ -1,5 +1,7 @@
 #include "daemon/metrics.h"
 
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "daemon/admin_service.h"
@@ -339,6 +341,20 @@ std::string RenderMetrics(Array& a) {
   w.Single("simarray_destage_bytes_total", "counter",
            "Bytes the destage wrote to the backing files (dirty 4 KiB blocks only).",
            a.disk().bytes_destaged());
+  w.Single("simarray_backing_store_errors_total", "counter",
+           "Writes and syncs of backing files that failed (the tracks stayed in cache).",
+           a.disk().health().errors());
+  w.Single("simarray_backing_store_recoveries_total", "counter",
+           "Failed backing stores that took a destage again.", a.disk().health().recoveries());
+  w.Family("simarray_backing_store_failed", "gauge",
+           "1 for each volume whose backing store is failing (docs/storage-faults.md).");
+  for (const disk::StoreFailure& f : a.disk().health().Failures()) {
+    w.Sample("simarray_backing_store_failed",
+             MetricsWriter::Label("volume", f.volume) + "," +
+                 MetricsWriter::Label("op", disk::DiskOpName(f.op)) + "," +
+                 MetricsWriter::Label("error", strerror(f.error)),
+             uint64_t{1});
+  }
 
   Host(w, a);
   Nbd(w, a);

@@ -169,6 +169,18 @@ int RunFaultCrashMidApply(const GlobalOptions& global) {
   return InjectFault(global, "fault crash-mid-apply", request);
 }
 
+int RunFaultDisk(const GlobalOptions& global, const std::string& kind, const std::string& volume,
+                 const std::string& op, uint32_t count) {
+  v1::InjectFaultRequest request;
+  request.set_kind(kind == "disk-full"   ? v1::FAULT_DISK_FULL
+                   : kind == "disk-heal" ? v1::FAULT_DISK_HEAL
+                                         : v1::FAULT_DISK_ERROR);
+  request.set_volume(volume);
+  request.set_op(op);
+  request.set_count(count);
+  return InjectFault(global, "fault " + kind, request);
+}
+
 int RunFaultDelayRecords(const GlobalOptions& global, uint32_t delay_ms) {
   v1::InjectFaultRequest request;
   request.set_kind(v1::FAULT_DELAY_RECORDS);

@@ -49,6 +49,9 @@ int RunFaultCorruptTrack(const GlobalOptions& global, const std::string& volume,
 int RunFaultDelayRecords(const GlobalOptions& global, uint32_t delay_ms);
 int RunFaultCrashMidApply(const GlobalOptions& global);
 int RunFaultDropLink(const GlobalOptions& global, uint32_t duration_ms);
+// fault disk-error|disk-full|disk-heal VOLUME (`kind`); `op` and `count` for the first two.
+int RunFaultDisk(const GlobalOptions& global, const std::string& kind, const std::string& volume,
+                 const std::string& op, uint32_t count);
 
 // failover | failback [--force] | swap.
 int RunRoleChange(const GlobalOptions& global, const std::string& what, bool force);

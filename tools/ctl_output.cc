@@ -237,6 +237,9 @@ std::string FormatStatus(const v1::StatusReply& s) {
                                " written; ", FormatSize(c.bytes_copied()), " copied by commits")},
       {"recovery", absl::StrCat("dropped ", c.pen_records_dropped(),
                                 " pen records of uncommitted writes at start")},
+      {"backing store", absl::StrCat(s.backing_store().empty() ? "ok" : s.backing_store(), " (",
+                                     c.backing_store_errors(), " errors, ",
+                                     c.backing_store_recoveries(), " recoveries since start)")},
       {"mirror queue",
        s.queue_capacity() == 0
            ? std::string("none")
@@ -245,6 +248,13 @@ std::string FormatStatus(const v1::StatusReply& s) {
       {"owed tracks", absl::StrCat(s.owed_tracks())},
       {"link", l.peer().empty() ? l.state() : absl::StrCat(l.state(), " (peer ", l.peer(), ")")},
   };
+  for (const v1::BackingStoreFailure& f : s.failed_backing_stores()) {
+    rows.push_back({absl::StrCat("  ", f.volume()),
+                    absl::StrFormat("%s failed: %s (errno %d), %d attempts over %.1f s; %d "
+                                    "write-pending tracks held in cache",
+                                    f.op(), f.error(), f.error_number(), f.failures(),
+                                    f.seconds_failed(), f.tracks_waiting())});
+  }
   if (l.state() != "none") {
     rows.push_back({"  records", absl::StrCat("shipped ", l.records_shipped(), ", acked ",
                                               l.records_acked(), ", refused ", l.records_refused(),

@@ -106,6 +106,41 @@ void AddConsistency(CLI::App& app, const GlobalOptions& global, Command& command
       [&, options] { command = [&, options] { return RunConsistency(global, *options); }; });
 }
 
+// fault disk-error|disk-full VOLUME [--op OP] [--count N], fault disk-heal VOLUME
+// (docs/storage-faults.md).
+void AddDiskFaults(CLI::App& fault, const GlobalOptions& global, Command& command) {
+  struct Args {
+    std::string volume;
+    std::string op = "write";
+    uint32_t count = 0;
+  };
+  const std::pair<const char*, const char*> kinds[] = {
+      {"disk-error", "VOLUME's backing file fails its next writes (or syncs, reads) with EIO"},
+      {"disk-full", "VOLUME's backing file fails its next writes (or syncs) with ENOSPC"},
+      {"disk-heal", "disarm VOLUME's disk faults; the destage retries by itself"}};
+  for (const auto& [kind, help] : kinds) {
+    const std::string name = kind;
+    auto args = std::make_shared<Args>();
+    CLI::App* sub = fault.add_subcommand(name, help);
+    sub->add_option("VOLUME", args->volume, "volume name")->required()->type_name("NAME");
+    if (name != "disk-heal") {
+      sub->add_option("--op", args->op, "which operation fails (default write)")
+          ->check(CLI::IsMember(name == "disk-full"
+                                    ? std::vector<std::string>{"write", "sync"}
+                                    : std::vector<std::string>{"write", "sync", "read"}))
+          ->type_name("OP");
+      sub->add_option("--count", args->count, "fail the next N operations (default: until healed)")
+          ->transform(NumberArgument(0, UINT32_MAX))
+          ->type_name("N");
+    }
+    sub->callback([&, name, args] {
+      command = [&, name, args] {
+        return RunFaultDisk(global, name, args->volume, args->op, args->count);
+      };
+    });
+  }
+}
+
 void AddFault(CLI::App& app, const GlobalOptions& global, Command& command) {
   CLI::App* fault = app.add_subcommand("fault", "AdminService.InjectFault");
   fault->require_subcommand(0, 1);
@@ -145,6 +180,7 @@ void AddFault(CLI::App& app, const GlobalOptions& global, Command& command) {
       ->type_name("MS");
   drop->callback(
       [&, drop_ms] { command = [&, drop_ms] { return RunFaultDropLink(global, *drop_ms); }; });
+  AddDiskFaults(*fault, global, command);
   fault
       ->add_subcommand("crash-mid-apply",
                        "on an async mirror: kill it halfway through applying its next cycle")
