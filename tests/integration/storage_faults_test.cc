@@ -188,6 +188,32 @@ TEST_CASE("a pair whose fdatasync fails keeps every acked write and destages it 
   CHECK(BackingFile(*pair.mirror, mirror_id, kSize) == model.bytes);
 }
 
+TEST_CASE("a mirror that cannot stage a track for a record ends the stream and never acks it",
+          "[integration][storage]") {
+  Pair pair;
+  constexpr uint64_t kSize = 16 * kTrack;
+  pair.CreateVolume("vol", kSize);
+  WriteOutcome first = Write(pair.primary->host(), "vol", 0, Pattern(kTrack, 1));
+  REQUIRE(first.status.ok());
+  REQUIRE(first.reply.mirrored());
+  const uint64_t losses = pair.primary->Status().link().link_losses();
+
+  // A part of a track the mirror does not hold: applying it needs the rest of the track
+  // from the mirror's disk, which fails.
+  DiskFault(*pair.mirror, v1::FAULT_DISK_ERROR, "vol", "read");
+  WriteOutcome partial = Write(pair.primary->host(), "vol", 5 * kTrack + 100, Pattern(1000, 2));
+  INFO(partial.status.error_message());
+  CHECK_FALSE((partial.status.ok() && partial.reply.mirrored()));
+  REQUIRE(Eventually([&] { return pair.primary->Status().link().link_losses() > losses; }));
+  CHECK(ReadFile(pair.mirror->log_path()).find("ending the stream") != std::string::npos);
+
+  // Healed: the owed track is resynced whole and the pair is whole again.
+  DiskFault(*pair.mirror, v1::FAULT_DISK_HEAL, "vol");
+  REQUIRE(WaitPairState(*pair.primary, "Synchronized"));
+  CHECK(CheckConsistency(*pair.primary, "vol").consistent());
+  CHECK(Read(pair.mirror->host(), "vol", 0, kSize) == Read(pair.primary->host(), "vol", 0, kSize));
+}
+
 TEST_CASE("write-through: a write whose destage or sync fails is not acknowledged",
           "[integration][storage]") {
   TempDir dir;
