@@ -36,7 +36,9 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	@scripts/fuzz.sh all $(FUZZ_SECONDS)
 
-demo: build
+# Only what the demo runs: the daemon and the CLI, not the tests.
+demo: configure
+	ninja -C $(BUILD) -j $(JOBS) simarrayd simarrayctl
 	@scripts/demo.sh $(BUILD)
 
 # The benchmark (not a test): simarray beside raw gRPC and nbdkit baselines, 3½ to 5
