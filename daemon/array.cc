@@ -14,6 +14,7 @@
 #include "daemon/metrics.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "simarray/base/state_file.h"
 #include "simarray/rpc/rpc.h"
 #include "spdlog/spdlog.h"
 
@@ -57,6 +58,13 @@ absl::Status Array::OpenStorage() {
     return absl::FailedPreconditionError(absl::StrCat("data_dir ", config_.data_dir,
                                                       " is in use by another simarrayd (",
                                                       lock_path, " is locked)"));
+  }
+  // Only this daemon writes here now: what a state file write cut short by a crash left
+  // behind goes (docs/reliability.md, "State files").
+  if (auto removed = RemoveStaleTempFiles(config_.data_dir); !removed.ok()) {
+    spdlog::warn("{}", std::string(removed.status().message()));
+  } else if (*removed > 0) {
+    spdlog::info("removed {} temporary files of state file writes cut short", *removed);
   }
   cache::CacheOptions co;
   co.path = config_.data_dir + "/cache.region";
@@ -247,13 +255,22 @@ absl::StatusOr<BoundAddresses> Array::Start() {
   pp.gate = peer_gate_.get();
   pp.is_primary = [this] { return is_primary_.load(); };
   pp.on_hello = [this](const std::string& address, uint64_t generation) {
-    LearnPeer(address, generation);
+    if (absl::Status s = LearnPeer(address, generation); !s.ok()) {
+      spdlog::error("Hello from {}: cannot keep its address: {}", address,
+                    std::string(s.message()));
+    }
   };
   pp.demote = [this] { return BecomeMirror(/*graceful=*/true); };
-  pp.promote = [this](const std::string& address, uint64_t generation) {
-    LearnPeer(address, generation);
+  pp.promote = [this](const std::string& address, uint64_t generation) -> absl::Status {
+    // Persisted first (docs/reliability.md, "State files"): a file that cannot be written
+    // refuses the promotion before anything changes.
+    if (absl::Status s = LearnPeer(address, generation); !s.ok()) {
+      return absl::UnavailableError(absl::StrCat("promotion refused: ", s.message()));
+    }
+    if (absl::Status s = SetFailedOver(false); !s.ok()) {
+      return absl::UnavailableError(absl::StrCat("promotion refused: ", s.message()));
+    }
     if (owed_) owed_->ClearAll();  // the peer made this side identical before handing over
-    SetFailedOver(false);
     return BecomePrimary(/*ship=*/true);
   };
   peer_service_ = std::make_unique<remote::PeerServiceImpl>(pp);
@@ -281,8 +298,19 @@ absl::StatusOr<BoundAddresses> Array::Start() {
   if (remote_) {
     remote_->SetSelfAddress(bound.peer);
     // A daemon failed over to stays failed over across a restart: it ships nothing until
-    // failback.
-    failed_over_ = std::filesystem::exists(config_.data_dir + "/failed_over");
+    // failback. A marker on a mirror is a failover cut short before the region said
+    // primary (Failover writes the marker first): the daemon is the mirror it was.
+    failed_over_ = std::filesystem::exists(FailedOverPath());
+    if (failed_over_ && !is_primary_) {
+      spdlog::warn(
+          "{} is here but this daemon is the mirror: a failover did not finish; "
+          "it stays the mirror",
+          FailedOverPath());
+      if (absl::Status s = SetFailedOver(false); !s.ok()) {
+        spdlog::error("{} (a mirror ignores it at every start)", std::string(s.message()));
+      }
+      failed_over_ = false;
+    }
     if (failed_over_) remote_->Suspend();
     if (is_primary_) remote_->Start();
   }

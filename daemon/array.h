@@ -93,10 +93,17 @@ class Array {
   absl::Status OpenStorage();
   absl::Status CreateConfiguredVolumes();
   absl::Status AdmitWrite();
+  // Reads data_dir/peer.address, if there is one (an unreadable one is logged and ignored).
   void LoadLearnedPeer();
-  // Kept in data_dir/failed_over so a restart does not start shipping.
-  void SetFailedOver(bool failed_over);
-  void LearnPeer(const std::string& address, uint64_t generation);
+  // data_dir/failed_over: a failed-over primary keeps it so a restart does not start
+  // shipping. SetFailedOver writes or removes it durably (docs/reliability.md, "State
+  // files") and only then changes failed_over_; on an error (naming the file, the step and
+  // the errno) failed_over_ is unchanged, and the caller refuses its role change.
+  std::string FailedOverPath() const;
+  absl::Status SetFailedOver(bool failed_over);
+  // Keeps the peer address and generation a primary's Hello or Promote gave, in
+  // data_dir/peer.address first; on an error nothing learned changes.
+  absl::Status LearnPeer(const std::string& address, uint64_t generation);
   absl::Status BecomeMirror(bool graceful);
   absl::Status BecomePrimary(bool ship);
   // Ships the peer's owed tracks and this side's, whole, to the peer; waits until done.

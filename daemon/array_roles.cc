@@ -5,38 +5,74 @@
 
 #include "absl/strings/str_cat.h"
 #include "daemon/array.h"
+#include "simarray/base/state_file.h"
 #include "spdlog/spdlog.h"
 
 namespace simarray::daemon {
 
 // --- Roles -----------------------------------------------------------------------------------
+//
+// The role lives in the cache region's header (BecomeMirror / BecomePrimary); a failed-over
+// primary also has data_dir/failed_over, and the primary a mirror last heard from is in
+// data_dir/peer.address. Both files are written like data (docs/reliability.md, "State
+// files"), before the in-memory state changes: a role change whose file cannot be written
+// or removed is refused and changes nothing here.
 
-void Array::SetFailedOver(bool failed_over) {
+namespace {
+
+constexpr char kFailedOverText[] = "failed over: changes are recorded, nothing is shipped\n";
+
+// The error of a role change refused because its state file could not be persisted
+// (docs/errors.md): UNAVAILABLE, naming the file, the step and the errno.
+absl::Status Unpersisted(absl::string_view change, const absl::Status& cause) {
+  return absl::UnavailableError(absl::StrCat(change, " refused: ", cause.message(),
+                                             "; the role is unchanged (fix data_dir and retry)"));
+}
+
+}  // namespace
+
+std::string Array::FailedOverPath() const { return config_.data_dir + "/failed_over"; }
+
+absl::Status Array::SetFailedOver(bool failed_over) {
+  const std::string marker = FailedOverPath();
+  absl::Status persisted =
+      failed_over ? WriteFileAtomically(marker, kFailedOverText, 0644) : RemoveFileDurably(marker);
+  if (!persisted.ok()) return persisted;
   failed_over_ = failed_over;
-  const std::string marker = config_.data_dir + "/failed_over";
-  if (failed_over) {
-    std::ofstream(marker) << "failed over: changes are recorded, nothing is shipped\n";
-  } else {
-    std::remove(marker.c_str());
-  }
+  return absl::OkStatus();
 }
 
 void Array::LoadLearnedPeer() {
-  std::ifstream in(config_.data_dir + "/peer.address");
-  in >> learned_peer_ >> learned_generation_;
+  const std::string path = config_.data_dir + "/peer.address";
+  std::ifstream in(path);
+  if (!in) return;  // never paired with a primary yet
+  std::string address;
+  uint64_t generation = 0;
+  if (!(in >> address >> generation)) {
+    spdlog::error("{}: expected \"ADDRESS GENERATION\", cannot read it: the peer is not known",
+                  path);
+    return;
+  }
+  learned_peer_ = address;
+  learned_generation_ = generation;
 }
 
-void Array::LearnPeer(const std::string& address, uint64_t generation) {
+absl::Status Array::LearnPeer(const std::string& address, uint64_t generation) {
   {
     absl::MutexLock lock(&role_mu_);
-    if (address.empty() || (address == learned_peer_ && generation == learned_generation_)) return;
+    if (address.empty() || (address == learned_peer_ && generation == learned_generation_)) {
+      return absl::OkStatus();
+    }
+    if (absl::Status s = WriteFileAtomically(config_.data_dir + "/peer.address",
+                                             absl::StrCat(address, " ", generation, "\n"), 0644);
+        !s.ok()) {
+      return s;  // what was learned before stays, on disk and here
+    }
     learned_peer_ = address;
     learned_generation_ = generation;
-    const std::string path = config_.data_dir + "/peer.address";
-    std::ofstream(path + ".tmp") << address << " " << generation << "\n";
-    std::rename((path + ".tmp").c_str(), path.c_str());
   }
   if (remote_) remote_->SetPeerAddress(address);  // ignored while it ships
+  return absl::OkStatus();
 }
 
 absl::Status Array::BecomeMirror(bool graceful) {
@@ -84,6 +120,10 @@ absl::Status Array::BecomePrimary(bool ship) {
 absl::StatusOr<RoleChange> Array::Failover() {
   if (is_primary_) return absl::FailedPreconditionError("this daemon is already the primary");
   if (remote_ == nullptr) return absl::FailedPreconditionError("this daemon has no peer link");
+  // The marker first, before the old primary is demoted: a marker that cannot be written
+  // leaves both sides as they were. A crash after it and before the region says primary
+  // restarts a mirror, which drops the marker (Start).
+  if (absl::Status s = SetFailedOver(true); !s.ok()) return Unpersisted("failover", s);
   RoleChange out;
   if (peer_service_->open_streams() > 0) {
     absl::Status demoted = remote_->Demote();
@@ -94,9 +134,11 @@ absl::StatusOr<RoleChange> Array::Failover() {
     out.description = "the link is down: the old primary was not demoted";
   }
   split_brain_seen_ = peer_service_->split_brain_refusals();
-  SetFailedOver(true);
   if (absl::Status s = BecomePrimary(/*ship=*/false); !s.ok()) {
-    SetFailedOver(false);
+    if (absl::Status undone = SetFailedOver(false); !undone.ok()) {
+      spdlog::error("failover: {}; the mirror restarts as a mirror all the same",
+                    std::string(undone.message()));
+    }
     return s;
   }
   spdlog::warn("failover: {} promoted; {}", config_.name, out.description);
@@ -139,10 +181,17 @@ absl::StatusOr<RoleChange> Array::Failback(bool force, absl::Duration wait) {
   }
   if (absl::Status s = remote_->Demote(); !s.ok()) return s;
   split_brain_seen_ = peer_service_->split_brain_refusals();
-  SetFailedOver(false);
+  // Refused here, this side stays the failed-over primary with its peer demoted: the state
+  // a failover with the link up leaves, from which failback can be asked again.
+  if (absl::Status s = SetFailedOver(false); !s.ok()) return Unpersisted("failback", s);
   auto copied = CopyBack(wait);
   if (!copied.ok()) {
-    SetFailedOver(true);
+    if (absl::Status again = SetFailedOver(true); !again.ok()) {
+      return absl::Status(
+          copied.status().code(),
+          absl::StrCat(copied.status().message(),
+                       "; and this side stays a primary that ships: ", again.message()));
+    }
     return copied.status();
   }
   // Hand the role back: stop taking writes, ship the last ones, then promote the peer.
@@ -162,8 +211,10 @@ absl::StatusOr<RoleChange> Array::Swap(absl::Duration wait) {
   if (remote_ == nullptr || peer_service_->open_streams() == 0) {
     return absl::FailedPreconditionError("swap needs the link up (use failover when it is down)");
   }
+  // A mirror is never failed over: a marker left from before goes first, while refusing
+  // still leaves both sides as they were.
+  if (absl::Status s = SetFailedOver(false); !s.ok()) return Unpersisted("swap", s);
   if (absl::Status s = remote_->Demote(); !s.ok()) return s;
-  SetFailedOver(false);
   if (absl::Status s = BecomePrimary(/*ship=*/true); !s.ok()) return s;
   auto copied = CopyBack(wait);
   if (!copied.ok()) return copied.status();

@@ -14,6 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "simarray/base/secret.h"
 #include "simarray/base/size.h"
+#include "simarray/base/state_file.h"
 #include "simarray/disk/volume_catalog.h"
 
 namespace simarray::daemon {
@@ -304,16 +305,15 @@ std::string InDataDir(const DaemonConfig& c, const std::string& file) {
   return std::filesystem::path(c.data_dir) / file;  // an absolute `file` stays as it is
 }
 
-// Writes a fresh random admin token to `path`, readable by its owner only.
+// Writes a fresh random admin token to `path`, readable by its owner only (mode 0600 from
+// its creation), like a state file (docs/reliability.md, "State files"): a crash leaves no
+// empty or partial token behind.
 absl::Status CreateToken(const std::string& path) {
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
-  const mode_t old_mask = ::umask(077);
-  std::ofstream out(path, std::ios::trunc);
-  out << Hex(RandomBytes(32)) << "\n";
-  out.close();
-  ::umask(old_mask);
-  if (!out) return absl::PermissionDeniedError(absl::StrCat("cannot create ", path));
+  if (absl::Status s = WriteFileAtomically(path, Hex(RandomBytes(32)) + "\n", 0600); !s.ok()) {
+    return absl::PermissionDeniedError(absl::StrCat("cannot create the token: ", s.message()));
+  }
   return absl::OkStatus();
 }
 

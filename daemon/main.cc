@@ -3,19 +3,20 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <fstream>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "daemon/array.h"
+#include "simarray/base/state_file.h"
 #include "spdlog/spdlog.h"
 
 namespace {
 
-// Writes the bound addresses as JSON, atomically (tests read it once it exists).
-bool WriteReadyFile(const std::string& path, const std::string& name,
-                    const simarray::daemon::BoundAddresses& bound) {
+// Writes the bound addresses as JSON like a state file (docs/reliability.md, "State
+// files"): tests and scripts read it once it exists, and never find it half written.
+absl::Status WriteReadyFile(const std::string& path, const std::string& name,
+                            const simarray::daemon::BoundAddresses& bound) {
   std::string json = absl::StrCat("{\"name\": \"", name, "\", \"pid\": ", getpid(),
                                   ", \"admin\": \"", bound.admin, "\", \"peer\": \"", bound.peer,
                                   "\", \"metrics\": \"", bound.metrics, "\", \"host_adaptors\": {");
@@ -25,13 +26,7 @@ bool WriteReadyFile(const std::string& path, const std::string& name,
     first = false;
   }
   absl::StrAppend(&json, "}}\n");
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << json;
-    if (!out) return false;
-  }
-  return std::rename(tmp.c_str(), path.c_str()) == 0;
+  return simarray::WriteFileAtomically(path, json, 0644);
 }
 
 }  // namespace
@@ -92,9 +87,12 @@ int main(int argc, char** argv) {
     array.Shutdown();
     return 1;
   }
-  if (!ready_file.empty() && !WriteReadyFile(ready_file, config->name, *bound)) {
-    std::fprintf(stderr, "simarrayd: cannot write ready file %s\n", ready_file.c_str());
-    return 1;
+  if (!ready_file.empty()) {
+    if (absl::Status s = WriteReadyFile(ready_file, config->name, *bound); !s.ok()) {
+      std::fprintf(stderr, "simarrayd: cannot write the ready file: %s\n",
+                   std::string(s.message()).c_str());
+      return 1;
+    }
   }
   int sig = 0;
   sigwait(&signals, &sig);

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "simarray/base/state_file.h"
 
 namespace simarray::disk {
 namespace {
@@ -81,22 +82,13 @@ absl::StatusOr<std::shared_ptr<Volume>> VolumeCatalog::OpenBacking(const VolumeI
 }
 
 absl::Status VolumeCatalog::SaveLocked() {
-  std::string path = absl::StrCat(data_dir_, "/", kCatalogFile);
-  std::string tmp = path + ".tmp";
   std::string text;
   for (const auto& [name, e] : volumes_) {
     absl::StrAppend(&text, e.info.id, "\t", name, "\t", e.info.size, "\t", e.info.paired ? 1 : 0,
                     "\n");
   }
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoStatus(absl::StrCat("open ", tmp));
-  bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-            fdatasync(fd) == 0;
-  close(fd);
-  if (!ok || rename(tmp.c_str(), path.c_str()) != 0) {
-    return ErrnoStatus(absl::StrCat("write ", path));
-  }
-  return absl::OkStatus();
+  // Written like data (docs/reliability.md, "State files"): the old catalog or the new one.
+  return WriteFileAtomically(absl::StrCat(data_dir_, "/", kCatalogFile), text, 0644);
 }
 
 absl::StatusOr<VolumeInfo> VolumeCatalog::Create(const std::string& name, uint64_t size,

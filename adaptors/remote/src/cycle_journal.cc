@@ -1,12 +1,10 @@
 #include "simarray/remote/cycle_journal.h"
 
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <fstream>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "simarray/base/state_file.h"
 
 namespace simarray::remote {
 namespace {
@@ -41,21 +39,11 @@ absl::StatusOr<CycleNote> CycleJournal::Read() const {
 }
 
 absl::Status CycleJournal::Write(const CycleNote& note) {
-  const std::string tmp = path_ + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << kMagic << "\napplying " << note.applying.cycle << " " << note.applying.sequence << " "
-        << (note.applying.consistent ? 1 : 0) << "\napplied " << note.applied.cycle << " "
-        << note.applied.sequence << " " << (note.applied.consistent ? 1 : 0) << "\n";
-    if (!out.flush()) {
-      return absl::InternalError(absl::StrCat("cannot write cycle journal ", tmp));
-    }
-  }
-  if (std::rename(tmp.c_str(), path_.c_str()) != 0) {
-    return absl::InternalError(
-        absl::StrCat("cannot rename ", tmp, " to ", path_, ": ", std::strerror(errno)));
-  }
-  return absl::OkStatus();
+  const std::string text =
+      absl::StrCat(kMagic, "\napplying ", note.applying.cycle, " ", note.applying.sequence, " ",
+                   note.applying.consistent ? 1 : 0, "\napplied ", note.applied.cycle, " ",
+                   note.applied.sequence, " ", note.applied.consistent ? 1 : 0, "\n");
+  return WriteFileAtomically(path_, text, 0644);
 }
 
 }  // namespace simarray::remote

@@ -1,7 +1,8 @@
 #pragma once
 // VolumeCatalog: the volumes this daemon exports, each backed by a sparse file
-// `vol-<id>.img` under data_dir. The list itself is kept in `volumes.tsv` (rewritten
-// atomically on every change), so volumes survive restarts. Thread-safe.
+// `vol-<id>.img` under data_dir. The list itself is kept in `volumes.tsv` (rewritten on
+// every change with WriteFileAtomically, docs/reliability.md "State files"), so volumes
+// survive restarts and crashes. Thread-safe.
 
 #include <cstdint>
 #include <map>
@@ -69,6 +70,7 @@ class VolumeCatalog {
       : data_dir_(std::move(data_dir)), track_size_(track_size) {}
   std::string PathFor(uint32_t id) const;
   absl::StatusOr<std::shared_ptr<Volume>> OpenBacking(const VolumeInfo& info);
+  // Rewrites volumes.tsv from volumes_; the error names the file and the failed step.
   absl::Status SaveLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string data_dir_;

@@ -1,8 +1,9 @@
 #pragma once
 // CycleJournal: an async mirror's durable note of the cycle it is applying and of the last
-// cycle it applied whole (data_dir/cycles.journal). The note is replaced by writing a new
-// file and renaming it over the old one, so a killed daemon leaves the old note or the new
-// one, never a torn one.
+// cycle it applied whole (data_dir/cycles.journal). The note is replaced like every state
+// file (WriteFileAtomically, docs/reliability.md "State files": a new file fsynced and
+// renamed over the old one, then the directory fsynced), so a crash leaves the old note or
+// the new one, never a torn one.
 //
 // With the cache region it makes applying a cycle atomic across a crash (docs/async.md):
 // before the first record of a cycle is published, every record is made a whole-track image
@@ -40,7 +41,7 @@ class CycleJournal {
 
   // The note; an empty one when the file does not exist. DATA_LOSS when it is malformed.
   absl::StatusOr<CycleNote> Read() const;
-  // Replaces the note (write, then rename). The error names the file.
+  // Replaces the note durably (WriteFileAtomically). The error names the file and the step.
   absl::Status Write(const CycleNote& note);
 
  private:
