@@ -107,14 +107,20 @@ void FillCycleStatus(Array& a, v1::CycleStatus* out) {
 grpc::Status AdminServiceImpl::Status(grpc::ServerContext* context,
                                       const v1::StatusRequest* request, v1::StatusReply* reply) {
   if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
+  FillStatus(reply, /*slot_counts=*/true);
+  return grpc::Status::OK;
+}
+
+void AdminServiceImpl::FillStatus(v1::StatusReply* reply, bool slot_counts) {
   Array& a = *array_;
+  reply->set_last_event_id(a.events().last_id());
   reply->set_daemon_id(a.config().name);
   reply->set_role(a.role());
   reply->set_mode(a.config().mode);
   reply->set_pair_state(std::string(remote::PairStateName(a.pair_state())));
   reply->set_sequence(a.cache().LastSequence());
   reply->set_generation(a.cache().region().header().generation);
-  cache::SlotCounts slots = a.cache().Counts();
+  const cache::SlotCounts slots = slot_counts ? a.cache().Counts() : cache::SlotCounts{};
   v1::CacheStatus* cs = reply->mutable_cache();
   cs->set_slots(slots.total);
   cs->set_free(slots.free);
@@ -216,6 +222,46 @@ grpc::Status AdminServiceImpl::Status(grpc::ServerContext* context,
     ns->set_writes_dropped(n.writes_dropped);
   }
   if (a.config().mode == "async") FillCycleStatus(a, reply->mutable_cycles());
+}
+
+grpc::Status AdminServiceImpl::WatchEvents(grpc::ServerContext* context,
+                                           const v1::WatchEventsRequest* request,
+                                           grpc::ServerWriter<v1::Event>* writer) {
+  if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
+  // Each watcher holds one of the sync server's threads while it follows.
+  if (watchers_.fetch_add(1) >= kMaxWatchers) {
+    watchers_.fetch_sub(1);
+    return Error(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                 absl::StrCat("already ", kMaxWatchers, " event watchers; try again later"));
+  }
+  struct Release {
+    std::atomic<int>* n;
+    ~Release() { n->fetch_sub(1); }
+  } release{&watchers_};
+  EventLog& log = array_->events();
+  uint64_t after = request->after_id();
+  while (!context->IsCancelled()) {
+    absl::StatusOr<std::vector<Event>> events = log.After(after, 256);
+    if (!events.ok()) return rpc::ToGrpc(events.status());
+    for (const Event& e : *events) {
+      v1::Event out;
+      out.set_id(e.id);
+      out.set_time_unix_ms(absl::ToUnixMillis(e.time));
+      out.set_kind(e.kind);
+      out.set_subject(e.subject);
+      out.set_value(e.value);
+      out.set_previous(e.previous);
+      out.set_detail(e.detail);
+      if (!writer->Write(out)) return grpc::Status::OK;  // the client went away
+      after = e.id;
+    }
+    if (!events->empty()) continue;
+    if (!request->follow()) return grpc::Status::OK;
+    // Wakes at a new event, and now and then to notice a cancelled call.
+    if (!log.WaitAfter(after, absl::Now() + absl::Milliseconds(250)) && log.closed()) {
+      return Error(grpc::StatusCode::UNAVAILABLE, "the daemon is stopping");
+    }
+  }
   return grpc::Status::OK;
 }
 
@@ -229,6 +275,9 @@ grpc::Status AdminServiceImpl::CreateVolume(grpc::ServerContext* context,
   }
   auto created = array_->CreateVolume(request->name(), request->size());
   if (!created.ok()) return rpc::ToGrpc(created.status());
+  Publish("volume", created->name, "created",
+          absl::StrCat("volume created: ", created->size, " bytes, id ", created->id,
+                       created->paired ? ", with its twin on the mirror" : ""));
   reply->set_name(created->name);
   reply->set_id(created->id);
   reply->set_size(created->size);
@@ -240,7 +289,9 @@ grpc::Status AdminServiceImpl::DeleteVolume(grpc::ServerContext* context,
                                             const v1::DeleteVolumeRequest* request,
                                             v1::DeleteVolumeReply* reply) {
   if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
-  return rpc::ToGrpc(array_->DeleteVolume(request->name(), request->force()));
+  absl::Status deleted = array_->DeleteVolume(request->name(), request->force());
+  if (deleted.ok()) Publish("volume", request->name(), "deleted", "volume deleted");
+  return rpc::ToGrpc(deleted);
 }
 
 grpc::Status AdminServiceImpl::ListVolumes(grpc::ServerContext* context,
@@ -297,6 +348,16 @@ grpc::Status AdminServiceImpl::CheckConsistency(grpc::ServerContext* context,
       reply->tracks_repaired() ? absl::StrCat(", ", reply->tracks_repaired(), " repaired") : "",
       consistent ? ", consistent" : ", NOT consistent");
   return grpc::Status::OK;
+}
+
+void AdminServiceImpl::Publish(const char* kind, const std::string& subject,
+                               const std::string& value, std::string detail) {
+  Event e;
+  e.kind = kind;
+  e.subject = subject;
+  e.value = value;
+  e.detail = std::move(detail);
+  array_->events().Publish(std::move(e));
 }
 
 absl::StatusOr<std::string> AdminServiceImpl::InjectDiskFault(
@@ -389,6 +450,9 @@ grpc::Status AdminServiceImpl::InjectFault(grpc::ServerContext* context,
                                 "drop-link, crash-mid-apply, disk-error, disk-full or disk-heal"));
   }
   spdlog::warn("fault injected: {}", reply->description());
+  Publish("fault", request->volume().empty() ? std::string("array") : request->volume(),
+          v1::FaultKind_Name(request->kind()),
+          absl::StrCat("fault injected: ", reply->description()));
   return grpc::Status::OK;
 }
 
@@ -425,8 +489,15 @@ grpc::Status AdminServiceImpl::ResumeLink(grpc::ServerContext* context,
 namespace simarray::daemon {
 namespace {
 
-grpc::Status RoleReply(Array& array, const absl::StatusOr<RoleChange>& change,
+grpc::Status RoleReply(Array& array, const char* what, const absl::StatusOr<RoleChange>& change,
                        v1::RoleChangeReply* reply) {
+  Event e;
+  e.kind = "role_change";
+  e.subject = "array";
+  e.value = change.ok() ? what : absl::StrCat(what, " refused");
+  e.detail = change.ok() ? absl::StrCat(what, ": ", change->description)
+                         : absl::StrCat(what, " refused: ", change.status().message());
+  array.events().Publish(std::move(e));
   if (!change.ok()) return rpc::ToGrpc(change.status());
   reply->set_role(array.role());
   reply->set_pair_state(std::string(remote::PairStateName(array.pair_state())));
@@ -445,21 +516,22 @@ grpc::Status AdminServiceImpl::Failover(grpc::ServerContext* context,
                                         const v1::RoleChangeRequest* request,
                                         v1::RoleChangeReply* reply) {
   if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
-  return RoleReply(*array_, array_->Failover(), reply);
+  return RoleReply(*array_, "failover", array_->Failover(), reply);
 }
 
 grpc::Status AdminServiceImpl::Failback(grpc::ServerContext* context,
                                         const v1::RoleChangeRequest* request,
                                         v1::RoleChangeReply* reply) {
   if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
-  return RoleReply(*array_, array_->Failback(request->force(), WaitOf(*request)), reply);
+  return RoleReply(*array_, "failback", array_->Failback(request->force(), WaitOf(*request)),
+                   reply);
 }
 
 grpc::Status AdminServiceImpl::Swap(grpc::ServerContext* context,
                                     const v1::RoleChangeRequest* request,
                                     v1::RoleChangeReply* reply) {
   if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
-  return RoleReply(*array_, array_->Swap(WaitOf(*request)), reply);
+  return RoleReply(*array_, "swap", array_->Swap(WaitOf(*request)), reply);
 }
 
 }  // namespace simarray::daemon

@@ -38,6 +38,9 @@ class AdminServiceImpl final : public v1::AdminService::Service {
                                 v1::CheckConsistencyReply* reply) override;
   grpc::Status InjectFault(grpc::ServerContext* context, const v1::InjectFaultRequest* request,
                            v1::InjectFaultReply* reply) override;
+  // At most kMaxWatchers at once (each holds a server thread); RESOURCE_EXHAUSTED beyond.
+  grpc::Status WatchEvents(grpc::ServerContext* context, const v1::WatchEventsRequest* request,
+                           grpc::ServerWriter<v1::Event>* writer) override;
   grpc::Status SuspendLink(grpc::ServerContext* context, const v1::SuspendLinkRequest* request,
                            v1::SuspendLinkReply* reply) override;
   grpc::Status ResumeLink(grpc::ServerContext* context, const v1::ResumeLinkRequest* request,
@@ -49,8 +52,17 @@ class AdminServiceImpl final : public v1::AdminService::Service {
   grpc::Status Swap(grpc::ServerContext* context, const v1::RoleChangeRequest* request,
                     v1::RoleChangeReply* reply) override;
 
+  // What Status returns, without the authorization check (the event watcher samples it).
+  // `slot_counts` false leaves the cache slot counts at zero: they take a scan of every
+  // slot under the cache lock.
+  void FillStatus(v1::StatusReply* reply, bool slot_counts);
+
+  static constexpr int kMaxWatchers = 16;
+
  private:
   grpc::Status Authorize(const grpc::ServerContext& context);
+  void Publish(const char* kind, const std::string& subject, const std::string& value,
+               std::string detail);
   // disk-error, disk-full, disk-heal: arms or disarms the fault on the volume's backing file
   // and says what it did (docs/storage-faults.md).
   absl::StatusOr<std::string> InjectDiskFault(const v1::InjectFaultRequest& request);
@@ -58,6 +70,7 @@ class AdminServiceImpl final : public v1::AdminService::Service {
   Array* const array_;
   const std::string token_;
   std::atomic<uint64_t> refusals_{0};
+  std::atomic<int> watchers_{0};
 };
 
 }  // namespace simarray::daemon

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "daemon/admin_service.h"
+#include "daemon/event_watcher.h"
 #include "daemon/metrics.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -315,6 +316,10 @@ absl::StatusOr<BoundAddresses> Array::Start() {
     if (is_primary_) remote_->Start();
   }
   if (absl::Status s = CreateConfiguredVolumes(); !s.ok()) return s;
+  watcher_ = std::make_unique<EventWatcher>(
+      [this](v1::StatusReply* out) { admin_service_->FillStatus(out, /*slot_counts=*/false); },
+      &events_);
+  watcher_->Start();
   spdlog::info("{} is serving as {} ({} mode{}){}", config_.name, role(), config_.mode,
                config_.mode == "async" ? absl::StrCat(", cycle_ms=", config_.cycle_ms) : "",
                remote_ ? absl::StrCat(", mirroring to ", config_.peer_address) : "");
@@ -324,6 +329,8 @@ absl::StatusOr<BoundAddresses> Array::Start() {
 void Array::Shutdown() {
   if (stopped_) return;
   stopped_ = true;
+  if (watcher_) watcher_->Stop();                // before what it samples goes away
+  events_.Close();                               // event watchers end
   if (metrics_server_) metrics_server_->Stop();  // before what it reads goes away
   // Stop accepting, drain, then destroy (reverse of Start).
   for (auto& server : servers_)

@@ -15,6 +15,7 @@
 #include "daemon/config.h"
 #include "daemon/metrics_server.h"
 #include "grpcpp/grpcpp.h"
+#include "simarray/base/event_log.h"
 #include "simarray/base/fault_injector.h"
 #include "simarray/cache/cache_memory.h"
 #include "simarray/disk/disk_adaptor.h"
@@ -32,6 +33,7 @@
 namespace simarray::daemon {
 
 class AdminServiceImpl;
+class EventWatcher;
 
 struct RoleChange {
   uint64_t tracks_copied = 0;
@@ -75,6 +77,8 @@ class Array {
   remote::PeerGate& peer_gate() { return *peer_gate_; }
   AdminServiceImpl& admin_service() { return *admin_service_; }
   FaultInjector& faults() { return faults_; }
+  // What the array did, one event per state change (docs/events.md).
+  EventLog& events() { return events_; }
   const std::vector<std::unique_ptr<host::HostAdaptor>>& host_adaptors() { return hosts_; }
   const std::vector<std::unique_ptr<nbd::NbdServer>>& nbd_servers() { return nbd_servers_; }
   uint64_t streams_cancelled();
@@ -132,6 +136,8 @@ class Array {
   std::unique_ptr<remote::PeerServiceImpl> peer_service_;
   std::unique_ptr<AdminServiceImpl> admin_service_;
   std::unique_ptr<MetricsServer> metrics_server_;  // reads every component above
+  EventLog events_;
+  std::unique_ptr<EventWatcher> watcher_;  // samples every component above into events_
   std::vector<std::unique_ptr<grpc::Server>> servers_;
   // Role changes are serialised; the learned peer is the PeerService address and data
   // generation of the primary that last said Hello (kept in data_dir/peer.address).

@@ -49,6 +49,11 @@ int RunFaultCorruptTrack(const GlobalOptions& global, const std::string& volume,
 int RunFaultDelayRecords(const GlobalOptions& global, uint32_t delay_ms);
 int RunFaultCrashMidApply(const GlobalOptions& global);
 int RunFaultDropLink(const GlobalOptions& global, uint32_t duration_ms);
+// events [--after ID] [--follow]: the daemon's event log (docs/events.md).
+int RunEvents(const GlobalOptions& global, uint64_t after, bool follow);
+// wait STATE [--timeout S]: returns kExitOk once the pair state is STATE, or
+// kExitNotConsistent (1) when `timeout_s` passes first.
+int RunWait(const GlobalOptions& global, const std::string& state, uint32_t timeout_s);
 // fault disk-error|disk-full|disk-heal VOLUME (`kind`); `op` and `count` for the first two.
 int RunFaultDisk(const GlobalOptions& global, const std::string& kind, const std::string& volume,
                  const std::string& op, uint32_t count);

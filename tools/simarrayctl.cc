@@ -215,6 +215,33 @@ void AddRoles(CLI::App& app, const GlobalOptions& global, Command& command) {
   });
 }
 
+void AddEvents(CLI::App& app, const GlobalOptions& global, Command& command) {
+  CLI::App* events = app.add_subcommand("events", "the daemon's events, one line each");
+  auto after = std::make_shared<uint64_t>(0);
+  auto follow = std::make_shared<bool>(false);
+  events->add_option("--after", *after, "only events after this id (default: all kept)")
+      ->transform(NumberArgument())
+      ->type_name("ID");
+  events->add_flag("--follow", *follow, "keep printing new events until interrupted");
+  events->callback([&, after, follow] {
+    command = [&, after, follow] { return RunEvents(global, *after, *follow); };
+  });
+
+  CLI::App* wait = app.add_subcommand(
+      "wait", "return when the pair reaches STATE (exit 1 if the timeout passes first)");
+  auto state = std::make_shared<std::string>();
+  auto timeout = std::make_shared<uint32_t>(60);
+  wait->add_option("STATE", *state, "a pair state, e.g. Synchronized, Consistent, Suspended")
+      ->required()
+      ->type_name("STATE");
+  wait->add_option("--timeout", *timeout, "give up after S seconds (default 60)")
+      ->transform(NumberArgument(1, 86400))
+      ->type_name("S");
+  wait->callback([&, state, timeout] {
+    command = [&, state, timeout] { return RunWait(global, *state, *timeout); };
+  });
+}
+
 void AddWatch(CLI::App& app, const GlobalOptions& global, Command& command) {
   CLI::App* watch = app.add_subcommand("watch", "print a line at every pair state change");
   auto interval = std::make_shared<uint32_t>(200);
@@ -327,6 +354,7 @@ int Main(int argc, char** argv) {
   AddFault(app, global, command);
   AddLink(app, global, command);
   AddWatch(app, global, command);
+  AddEvents(app, global, command);
   AddRoles(app, global, command);
   RequireCommand(app);
   try {
