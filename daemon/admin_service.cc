@@ -110,7 +110,7 @@ grpc::Status AdminServiceImpl::Status(grpc::ServerContext* context,
   reply->set_mode(a.config().mode);
   reply->set_pair_state(std::string(remote::PairStateName(a.pair_state())));
   reply->set_sequence(a.cache().LastSequence());
-  reply->set_generation(a.cache().region().header().generation);
+  reply->set_generation(a.cache().generation());
   cache::SlotCounts slots = a.cache().Counts();
   v1::CacheStatus* cs = reply->mutable_cache();
   cs->set_slots(slots.total);
