@@ -4,7 +4,7 @@ BUILD ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build test test-unit test-integration soak fuzz demo bench format clean
+.PHONY: all deps configure build test test-unit test-integration soak tsan fuzz demo bench format clean
 
 all: build
 
@@ -31,6 +31,12 @@ test-integration: build
 soak: build
 	ctest --test-dir $(BUILD) --output-on-failure -L soak
 
+# ThreadSanitizer (docs/threads.md): a clang-14 TSan build in build-tsan/, its unit tests, and
+# the pair's integration cases run by this build's integration_test against the TSan
+# simarrayd. Fails on any race report. Also under `make soak` (soak:tsan).
+tsan: build
+	BUILD=$(BUILD) JOBS=$(JOBS) scripts/tsan.sh all
+
 # Exploratory libFuzzer runs in a separate clang-14 build (build-fuzz/): FUZZ_SECONDS each.
 FUZZ_SECONDS ?= 60
 fuzz:
@@ -51,4 +57,4 @@ format:
 	git ls-files '*.cc' '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD) build-fuzz demo-data
+	rm -rf $(BUILD) build-fuzz build-tsan demo-data

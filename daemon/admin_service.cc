@@ -119,7 +119,7 @@ void AdminServiceImpl::FillStatus(v1::StatusReply* reply, bool slot_counts) {
   reply->set_mode(a.config().mode);
   reply->set_pair_state(std::string(remote::PairStateName(a.pair_state())));
   reply->set_sequence(a.cache().LastSequence());
-  reply->set_generation(a.cache().region().header().generation);
+  reply->set_generation(a.cache().generation());
   const cache::SlotCounts slots = slot_counts ? a.cache().Counts() : cache::SlotCounts{};
   v1::CacheStatus* cs = reply->mutable_cache();
   cs->set_slots(slots.total);

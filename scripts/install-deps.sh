@@ -11,6 +11,7 @@ packages=(
   libisal-dev libxxhash-dev libssl-dev liburing-dev catch2
   python3 python3-grpcio python3-protobuf procps iproute2 openssl
   libnbd-bin qemu-utils fio nbdkit
+  clang-14 libclang-rt-14-dev
   "$@"
 )
 

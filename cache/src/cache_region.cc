@@ -109,6 +109,10 @@ absl::StatusOr<std::unique_ptr<CacheRegion>> CacheRegion::Open(const RegionOptio
   region->entries_ = reinterpret_cast<SlotEntry*>(region->base_ + layout.entries_offset);
   region->pen_ = reinterpret_cast<PenRecord*>(region->base_ + layout.pen_offset);
   region->slots_ = region->base_ + layout.slots_offset;
+  // An existing region that differs is refused below.
+  region->track_size_ = options.track_size;
+  region->slot_count_ = slot_count;
+  region->pen_records_ = options.pen_records;
 
   RegionHeader& h = *region->header_;
   if (*fresh || h.magic == 0) {

@@ -35,6 +35,13 @@ namespace {
 
 constexpr uint64_t kClientMaxWrite = 64 << 20;
 
+// The simarrayd the tests run: $SIMARRAYD when set (the ThreadSanitizer run points it at
+// build-tsan's, scripts/tsan.sh), else the one built with the tests.
+const char* DaemonPath() {
+  const char* path = std::getenv("SIMARRAYD");
+  return path != nullptr && *path != '\0' ? path : SIMARRAYD_PATH;
+}
+
 // A free port on `ip` below the kernel's ephemeral range (32768 and up by default). A peer
 // port must survive restarts of its daemon; one handed out by port 0 is ephemeral, and after
 // a kill -9 any outgoing connection may take it before the daemon binds it again. 0 if none.
@@ -164,13 +171,12 @@ void Daemon::Start() {
       for (const char* a : {"ip", "netns", "exec", options_.netns.c_str()}) args.push_back(a);
     }
     for (const char* a :
-         {SIMARRAYD_PATH, "--config", config.c_str(), "--ready-file", ready.c_str()}) {
+         {DaemonPath(), "--config", config.c_str(), "--ready-file", ready.c_str()}) {
       args.push_back(a);
     }
     if (options_.holding_pen == "bypass") args.push_back("--unsafe-bypass-holding-pen");
     args.push_back(nullptr);
-    execv(options_.netns.empty() ? SIMARRAYD_PATH : "/bin/ip",
-          const_cast<char* const*>(args.data()));
+    execv(options_.netns.empty() ? DaemonPath() : "/bin/ip", const_cast<char* const*>(args.data()));
     _exit(127);
   }
   bool up = Eventually([&] {
@@ -306,7 +312,7 @@ ExitResult RunDaemonExpectingExit(const std::string& dir, const std::string& con
   if (pid == 0) {
     FILE* err = freopen(log.c_str(), "w", stderr);
     (void)err;
-    execl(SIMARRAYD_PATH, SIMARRAYD_PATH, "--config", config.c_str(), "--data-dir",
+    execl(DaemonPath(), DaemonPath(), "--config", config.c_str(), "--data-dir",
           (dir + "/data").c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }

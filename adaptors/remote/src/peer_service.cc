@@ -53,7 +53,7 @@ grpc::Status PeerServiceImpl::Hello(grpc::ServerContext* context, const v1::Hell
   reply->set_cache_slots(parts_.cache->slot_count());
   reply->set_daemon_id(parts_.daemon_id);
   reply->set_role(parts_.role());
-  reply->set_generation(parts_.cache->region().header().generation);
+  reply->set_generation(parts_.cache->generation());
   reply->set_track_size(track_size);
   reply->set_applied_sequence(parts_.applier->applied_sequence());
   reply->set_applied_cycle(parts_.applier->applied_cycle());

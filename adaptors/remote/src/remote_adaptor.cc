@@ -42,8 +42,10 @@ RemoteAdaptor::RemoteAdaptor(RemoteAdaptorOptions options, cache::CacheMemory* c
           [] { return absl::Now(); }) {
   const mirror::QueueCounters q = queue_->Counters();
   queue_taken_ = q.pushed - q.depth;
-  if (!options_.peer_address.empty()) {
-    channel_ = rpc::MakeChannel(options_.peer_address, options_.max_write, options_.tls);
+  peer_address_ = options_.peer_address;
+  self_address_ = options_.self_address;
+  if (!peer_address_.empty()) {
+    channel_ = rpc::MakeChannel(peer_address_, options_.max_write, options_.tls);
     stub_ = v1::PeerService::NewStub(channel_);
   }
   queue_->SetPushHook([this] { OnPush(); });
@@ -90,8 +92,8 @@ void RemoteAdaptor::Changed() {
 void RemoteAdaptor::SetPeerAddress(const std::string& address) {
   if (running_ || address.empty()) return;
   absl::MutexLock lock(&mu_);
-  if (address == options_.peer_address && stub_) return;
-  options_.peer_address = address;
+  if (address == peer_address_ && stub_) return;
+  peer_address_ = address;
   session_.clear();
   channel_ = rpc::MakeChannel(address, options_.max_write, options_.tls);
   stub_ = v1::PeerService::NewStub(channel_);
@@ -99,12 +101,12 @@ void RemoteAdaptor::SetPeerAddress(const std::string& address) {
 
 std::string RemoteAdaptor::peer_address() {
   absl::MutexLock lock(&mu_);
-  return options_.peer_address;
+  return peer_address_;
 }
 
 void RemoteAdaptor::SetSelfAddress(const std::string& address) {
   absl::MutexLock lock(&mu_);
-  options_.self_address = address;
+  self_address_ = address;
 }
 
 bool RemoteAdaptor::split_brain() { return split_brain_.load(); }
@@ -138,7 +140,7 @@ void RemoteAdaptor::Suspend() {
   {
     absl::MutexLock lock(&mu_);
     if (!suspended_)
-      spdlog::info("remote adaptor: link to {} suspended by the admin", options_.peer_address);
+      spdlog::info("remote adaptor: link to {} suspended by the admin", peer_address_);
     suspended_ = true;
   }
   Changed();
@@ -147,8 +149,7 @@ void RemoteAdaptor::Suspend() {
 void RemoteAdaptor::Resume() {
   {
     absl::MutexLock lock(&mu_);
-    if (suspended_)
-      spdlog::info("remote adaptor: link to {} resumed by the admin", options_.peer_address);
+    if (suspended_) spdlog::info("remote adaptor: link to {} resumed by the admin", peer_address_);
     suspended_ = false;
   }
   Changed();
@@ -247,6 +248,7 @@ absl::Status RemoteAdaptor::PairVolumes(const v1::HelloReply& reply) {
 
 bool RemoteAdaptor::Connect() {
   auto stub = PeerStub();
+  const std::string peer = peer_address();  // for the logs
   auto hello = SayHello(*stub, "primary", /*ships=*/true, absl::Seconds(1));
   if (!hello.ok()) {
     if (hello.status().code() == absl::StatusCode::kUnauthenticated) {
@@ -257,11 +259,10 @@ bool RemoteAdaptor::Connect() {
       // Logged once per cause: a wrong secret does not fix itself between retries.
       if (last_refusal_ != hello.status().message()) {
         last_refusal_ = std::string(hello.status().message());
-        spdlog::error("remote adaptor: {} refused the link: {}", options_.peer_address,
-                      last_refusal_);
+        spdlog::error("remote adaptor: {} refused the link: {}", peer, last_refusal_);
       }
     } else {
-      spdlog::debug("remote adaptor: Hello to {} failed: {}", options_.peer_address,
+      spdlog::debug("remote adaptor: Hello to {} failed: {}", peer,
                     std::string(hello.status().message()));
     }
     return false;
@@ -273,7 +274,7 @@ bool RemoteAdaptor::Connect() {
       spdlog::error(
           "remote adaptor: SPLIT BRAIN: {} ({}) is a primary too; nothing is shipped until "
           "an admin decides",
-          options_.peer_address, reply.daemon_id());
+          peer, reply.daemon_id());
     }
     return false;
   }
@@ -292,7 +293,7 @@ bool RemoteAdaptor::Connect() {
     spdlog::warn("remote adaptor: volume size differs on the peer: {}", mismatch);
   }
   if (absl::Status s = PairVolumes(reply); !s.ok()) {
-    spdlog::warn("remote adaptor: pairing volumes with {} failed: {}", options_.peer_address,
+    spdlog::warn("remote adaptor: pairing volumes with {} failed: {}", peer,
                  std::string(s.message()));
     return false;
   }
@@ -322,8 +323,8 @@ bool RemoteAdaptor::Connect() {
     absl::MutexLock lock(&mu_);
     state_ = LinkState::kUp;
     ++counters_.connects;
-    spdlog::info("remote adaptor: link to {} ({}) is up; {} tracks owed", options_.peer_address,
-                 reply.daemon_id(), owed_->owed());
+    spdlog::info("remote adaptor: link to {} ({}) is up; {} tracks owed", peer, reply.daemon_id(),
+                 owed_->owed());
   }
   Changed();
   return true;
@@ -334,7 +335,7 @@ void RemoteAdaptor::Degrade(mirror::MirrorRequest& request) {
   if (!request.ticket) return;
   if (options_.fail_writes_when_down) {
     request.ticket->Fail(absl::UnavailableError(
-        absl::StrCat("link to mirror ", options_.peer_address,
+        absl::StrCat("link to mirror ", peer_address(),
                      " is down and link.policy is \"fail\"; the "
                      "write is committed on this array and owed to the mirror")));
   } else {
@@ -371,8 +372,8 @@ void RemoteAdaptor::TearDown(const std::string& why) {
   if (cycles_ != nullptr) cycles_->LinkLost();
   shipper_.Released(lost.size());
   Changed();
-  spdlog::warn("remote adaptor: link to {} is down ({}); {} tracks owed", options_.peer_address,
-               why, owed_->owed());
+  spdlog::warn("remote adaptor: link to {} is down ({}); {} tracks owed", peer_address(), why,
+               owed_->owed());
 }
 
 absl::StatusOr<uint64_t> RemoteAdaptor::ResendTracks(const std::vector<cache::TrackKey>& keys,

@@ -19,7 +19,7 @@ v1::HelloRequest RemoteAdaptor::MakeHello(const std::string& role, bool ships) {
   hello.set_track_size(cache_->track_size());
   {
     absl::MutexLock lock(&mu_);
-    hello.set_peer_address(options_.self_address);
+    hello.set_peer_address(self_address_);
   }
   for (const auto& v : volumes_->List()) {
     v1::PeerVolume* pv = hello.add_volumes();
@@ -103,7 +103,7 @@ absl::Status RemoteAdaptor::Promote(uint64_t generation) {
   request.set_daemon_id(options_.daemon_id);
   {
     absl::MutexLock lock(&mu_);
-    request.set_peer_address(options_.self_address);
+    request.set_peer_address(self_address_);
   }
   request.set_generation(generation);
   v1::RoleReply reply;

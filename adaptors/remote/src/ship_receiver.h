@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/grpcpp.h"
 #include "simarray/base/work_pool.h"
@@ -50,9 +51,9 @@ class ShipReceiver final : public grpc::ServerBidiReactor<v1::ShipRequest, v1::S
  private:
   // Applies request_'s records from next_ on. With `may_wait` false it stops at the first
   // that would wait and returns false. Sets status_ when the stream must end.
-  bool ApplyFrom(bool may_wait);
+  bool ApplyFrom(bool may_wait) ABSL_LOCKS_EXCLUDED(mu_);
   // The message is applied: answer it, then read the next (or finish).
-  void Applied();
+  void Applied() ABSL_LOCKS_EXCLUDED(mu_);
   // Merges this message's answer into the next one to write, and writes if none is on the wire.
   void AnswerLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void WriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

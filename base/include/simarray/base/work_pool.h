@@ -23,11 +23,12 @@ class WorkPool {
   WorkPool(const WorkPool&) = delete;
   WorkPool& operator=(const WorkPool&) = delete;
 
-  bool Post(std::function<void()> job);
-  void Stop();
+  bool Post(std::function<void()> job) ABSL_LOCKS_EXCLUDED(mu_);
+  // Joins the threads: never from a job.
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  void Run();
+  void Run() ABSL_LOCKS_EXCLUDED(mu_);
   const size_t max_pending_;
   absl::Mutex mu_;
   std::deque<std::function<void()>> jobs_ ABSL_GUARDED_BY(mu_);

@@ -355,7 +355,8 @@ class CacheMemory {
   };
 
   CacheMemory(std::unique_ptr<CacheRegion> region, bool persistent);
-  void Recover(uint64_t redo_write_id, RecoveryReport* report);
+  // Called by Open with mu_ held, before the cache is shared.
+  void Recover(uint64_t redo_write_id, RecoveryReport* report) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Unref(uint32_t slot);
   void FreeStaged(uint32_t slot);
   void Unpin(TrackKey key);

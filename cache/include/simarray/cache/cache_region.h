@@ -37,14 +37,16 @@ class CacheRegion {
   // Slots that fit in `size` after the header, slot table and pen records.
   static uint64_t SlotCountFor(uint64_t size, uint32_t track_size, uint64_t pen_records);
 
-  uint64_t slot_count() const { return header_->slot_count; }
-  uint32_t track_size() const { return header_->track_size; }
-  uint64_t pen_records() const { return header_->pen_records; }
+  // The geometry, fixed at Open. Read without any lock (SlotData, by whoever holds a slot):
+  // copies, never the header, which Commit rewrites whole under the cache's lock.
+  uint64_t slot_count() const { return slot_count_; }
+  uint32_t track_size() const { return track_size_; }
+  uint64_t pen_records() const { return pen_records_; }
   bool persistent() const { return !path_.empty(); }
   const RegionHeader& header() const { return *header_; }
 
   std::span<uint8_t> SlotData(uint64_t slot) {
-    return {slots_ + slot * header_->track_size, header_->track_size};
+    return {slots_ + slot * track_size_, track_size_};
   }
 
   // False when the entry's checksum does not match (a torn or never-written entry).
@@ -77,6 +79,9 @@ class CacheRegion {
   SlotEntry* entries_ = nullptr;
   PenRecord* pen_ = nullptr;
   uint8_t* slots_ = nullptr;
+  uint32_t track_size_ = 0;
+  uint64_t slot_count_ = 0;
+  uint64_t pen_records_ = 0;
 };
 
 }  // namespace simarray::cache

@@ -46,7 +46,7 @@ class CommitPoint {
   // it commits nothing, takes nothing and returns FAILED_PRECONDITION.
   absl::StatusOr<uint64_t> Commit(uint64_t write_id, std::vector<Portion>& portions,
                                   HoldingPen& pen, Reservation& reservation,
-                                  std::shared_ptr<WriteTicket> ticket);
+                                  std::shared_ptr<WriteTicket> ticket) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Benchmark only (holding_pen = "bypass"): the same commit for a write whose `requests`
   // (one per portion, in portion order) never waited in a holding pen. It exists so the
@@ -54,18 +54,19 @@ class CommitPoint {
   absl::StatusOr<uint64_t> CommitUnpenned(std::vector<Portion>& portions,
                                           std::vector<MirrorRequest> requests,
                                           Reservation& reservation,
-                                          std::shared_ptr<WriteTicket> ticket);
+                                          std::shared_ptr<WriteTicket> ticket)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // The gate, for role changes. Close returns once no commit is in progress, so from then
   // on nothing new reaches the cache or the mirror queue: a daemon becoming the mirror
   // closes it before it drains its queue, and opens it again when it becomes the primary.
-  void Close();
-  void Open();
+  void Close() ABSL_LOCKS_EXCLUDED(mu_);
+  void Open() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Async mode: CycleSet::Switch (the last sequence assigned is the boundary) and
   // CycleSet::Resume, under the commit lock. False without cycles.
-  bool SwitchCycle();
-  bool ResumeCycles();
+  bool SwitchCycle() ABSL_LOCKS_EXCLUDED(mu_);
+  bool ResumeCycles() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Sync mode with a peer: the host reply waits for the mirror's ack (the write ticket).
   bool waits_for_mirror() const { return queue_ != nullptr && cycles_ == nullptr; }

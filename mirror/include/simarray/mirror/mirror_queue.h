@@ -63,20 +63,20 @@ class MirrorQueue {
 
   // Appends `requests` in one step, consuming up to requests.size() places of `reservation`
   // (the rest are given back).
-  void Push(Reservation& reservation, std::vector<MirrorRequest> requests);
+  void Push(Reservation& reservation, std::vector<MirrorRequest> requests) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Up to `max` requests in queue order; waits up to `wait` for the first. Empty when none
   // came or the queue is closed.
   std::vector<MirrorRequest> PopBatch(size_t max, absl::Duration wait);
 
   // Wakes every waiter; later Reserve calls fail and PopBatch returns what is left.
-  void Close();
+  void Close() ABSL_LOCKS_EXCLUDED(mu_);
 
   // `pushed` (may be empty: none) is called after each Push and at Close, on the pushing
   // thread, with no lock held (it may pop), so the consumer (the remote adaptor) can ship
   // at once or wake its sender. It must stay callable until the last Push returned: unset
   // it only once nothing pushes any more.
-  void SetPushHook(std::function<void()> pushed);
+  void SetPushHook(std::function<void()> pushed) ABSL_LOCKS_EXCLUDED(mu_);
 
   QueueCounters Counters();
 

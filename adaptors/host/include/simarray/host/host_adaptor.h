@@ -25,7 +25,9 @@
 #include <span>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "simarray/base/fault_injector.h"
 #include "simarray/base/histogram.h"
@@ -143,8 +145,8 @@ class HostAdaptor {
 
  private:
   friend class HostWrite;
-  void CountInvalid(InvalidReason reason, uint64_t bytes);
-  void CountCommitted(uint64_t bytes);
+  void CountInvalid(InvalidReason reason, uint64_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
+  void CountCommitted(uint64_t bytes) ABSL_LOCKS_EXCLUDED(mu_);
 
   const HostAdaptorOptions options_;
   const ArrayParts parts_;

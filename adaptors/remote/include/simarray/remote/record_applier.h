@@ -17,6 +17,7 @@
 #include <span>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "simarray/base/fault_injector.h"
@@ -53,14 +54,16 @@ class RecordApplier {
   // track's data. The mirror's image is then no longer a cycle boundary (consistent()
   // turns false until the next whole cycle).
   absl::StatusOr<bool> Apply(uint32_t volume_id, uint64_t track, uint32_t offset,
-                             std::span<const uint8_t> data, uint64_t sequence);
+                             std::span<const uint8_t> data, uint64_t sequence)
+      ABSL_LOCKS_EXCLUDED(image_mu_, mu_);
 
   // Apply, without waiting: nullopt (and nothing done) when it would have to wait for a
   // free cache slot, a disk read of a partial record's track, a host read holding the image
   // lock, or a journal note (the first apply after a cycle boundary). The Ship stream's
   // reaction tries this and hands the record to a thread that may wait only when it fails.
   std::optional<absl::StatusOr<bool>> TryApply(uint32_t volume_id, uint64_t track, uint32_t offset,
-                                               std::span<const uint8_t> data, uint64_t sequence);
+                                               std::span<const uint8_t> data, uint64_t sequence)
+      ABSL_LOCKS_EXCLUDED(image_mu_, mu_);
 
   // Copies a record into a staging slot (pinning its track when partial); the same errors
   // as Apply.
@@ -75,9 +78,9 @@ class RecordApplier {
   // newer than the boundary was applied outside the cycles since the last one. Returns
   // false (and applies nothing) for a cycle of an older stream.
   bool ApplyCycle(std::vector<StagedRecord> records, uint64_t cycle, uint64_t boundary,
-                  bool consistent, uint64_t stream);
+                  bool consistent, uint64_t stream) ABSL_LOCKS_EXCLUDED(image_mu_, mu_);
   // This daemon becomes a primary: its image is no longer a mirror's cycle boundary.
-  void ForgetBoundary();
+  void ForgetBoundary() ABSL_LOCKS_EXCLUDED(mu_);
   // A cycle was dropped unfinished (its stream ended before its end marker).
   void CycleDiscarded() { cycles_discarded_.fetch_add(1); }
 

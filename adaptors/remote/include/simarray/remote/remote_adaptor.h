@@ -193,30 +193,30 @@ class RemoteAdaptor {
   bool LinkHeld();
   // A Ship stream is open (the sender thread).
   bool LinkOpen();
-  bool Connect();
+  bool Connect() ABSL_LOCKS_EXCLUDED(send_mu_, mu_);
   absl::Status PairVolumes(const v1::HelloReply& reply);
   std::vector<uint64_t> TracksWithData(const disk::VolumeInfo& volume);
-  void TearDown(const std::string& why);
-  void Degrade(mirror::MirrorRequest& request);
+  void TearDown(const std::string& why) ABSL_LOCKS_EXCLUDED(send_mu_, mu_);
+  void Degrade(mirror::MirrorRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
 
   // remote_adaptor_ship.cc: shipping.
   void SenderLoop();
   // The sender's turn, link up: fills the shipper from the queue, the cycles or the resync
   // set, and sends if no message is on the wire. Returns what SendDue did (kNothing when a
   // message was on the wire).
-  Shipper::Sent Pump(bool resyncing);
+  Shipper::Sent Pump(bool resyncing) ABSL_LOCKS_EXCLUDED(send_mu_);
   // Steady-state shipping on any thread (see the top): never waits. Returns at once if
   // another thread is sending (it looks again when it is done).
-  void Kick();
+  void Kick() ABSL_LOCKS_EXCLUDED(send_mu_);
   // SendDue on the stream if none is on the wire; kNothing if one is or there is no stream.
   Shipper::Sent SendLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_mu_);
   // A reply from the mirror (a gRPC thread).
-  void HandleReply(const v1::ShipReply& reply);
+  void HandleReply(const v1::ShipReply& reply) ABSL_LOCKS_EXCLUDED(send_mu_, mu_);
   // The mirror queue gained records (the pushing thread).
-  void OnPush();
+  void OnPush() ABSL_LOCKS_EXCLUDED(send_mu_);
   // Something changed that the sender and waiters may wait for.
   void Changed();
-  void DrainQueueDegraded();
+  void DrainQueueDegraded() ABSL_LOCKS_EXCLUDED(send_mu_, mu_);
   // Records from `source` (at most the shipper's room and one batch, without waiting) into
   // the shipper, behind the delay fault's delay; returns how many.
   using Source = std::function<std::vector<mirror::MirrorRequest>(size_t max)>;
@@ -237,9 +237,11 @@ class RemoteAdaptor {
   absl::Time NextDeadline();
   // Until when the link is held down (InfiniteFuture while suspended).
   absl::Time HeldUntil();
-  void SetState(LinkState state);
+  void SetState(LinkState state) ABSL_LOCKS_EXCLUDED(mu_);
 
-  RemoteAdaptorOptions options_;  // peer/self address change only while stopped
+  // Constant after construction; the addresses in it are only where peer_address_ and
+  // self_address_ start from.
+  const RemoteAdaptorOptions options_;
   cache::CacheMemory* const cache_;
   mirror::MirrorQueue* const queue_;
   mirror::OwedTracks* const owed_;
@@ -266,7 +268,9 @@ class RemoteAdaptor {
   Shipper shipper_;
 
   // Held by whoever fills the shipper or sends (the sender blocks on it; other threads only
-  // try it), and while the stream is set up or torn down.
+  // try it), and while the stream is set up or torn down. Taken before mu_, and before the
+  // shipper's, the queue's, the owed tracks' and the cache's own mutexes, which are taken
+  // while it is held (docs/threads.md).
   absl::Mutex send_mu_;
   std::shared_ptr<v1::PeerService::Stub> ship_stub_ ABSL_GUARDED_BY(send_mu_);
   std::unique_ptr<ShipStream> stream_ ABSL_GUARDED_BY(send_mu_);
@@ -275,7 +279,12 @@ class RemoteAdaptor {
   std::atomic<bool> stream_broken_{false};
   std::atomic<bool> on_wire_{false};  // a message is being written on stream_
 
-  absl::Mutex mu_;
+  // A leaf but for the logger: nothing else is locked while it is held.
+  absl::Mutex mu_ ABSL_ACQUIRED_AFTER(send_mu_);
+  // Where to ship (SetPeerAddress, which the sender thread may race with: it reads a copy,
+  // peer_address()) and this daemon's PeerService address told in Hello.
+  std::string peer_address_ ABSL_GUARDED_BY(mu_);
+  std::string self_address_ ABSL_GUARDED_BY(mu_);
   // Records popped from the mirror queue that are now in the shipper, acked or owed: with
   // the queue's pushed and depth it tells Idle whether the sender holds any between two
   // places.
