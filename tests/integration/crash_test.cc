@@ -180,6 +180,8 @@ struct SoakRun {
   // Every round arms FAULT_DISK_ERROR on the primary's volume for every fdatasync, goes on
   // writing (acked from the persistent cache), and kills the primary with its disk failing.
   bool failing_disk = false;
+  // At the end: flush, stop both cleanly, and check both backing files. Costs the stop.
+  bool backing_files = true;
 };
 
 std::string Summary(const SoakRun& run, const SoakBooks& books) {
@@ -280,21 +282,28 @@ void CrashSoak(const SoakRun& run) {
   CHECK(check.consistent());
   CHECK(check.owed_tracks() == 0);
 
-  // Both backing files hold every acked write once flushed and cleanly stopped.
-  const uint32_t primary_id = VolumeId(*pair.primary, "vol");
-  const uint32_t mirror_id = VolumeId(*pair.mirror, "vol");
-  for (Daemon* d : {pair.primary.get(), pair.mirror.get()}) {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(90));
-    v1::FlushReply reply;
-    REQUIRE(d->host().Flush(&context, v1::FlushRequest(), &reply).ok());
+  if (run.backing_files) {
+    // Both backing files hold every acked write once flushed and cleanly stopped. The two
+    // stop at once: a clean stop of a paired daemon takes seconds (its gRPC servers drain).
+    const uint32_t primary_id = VolumeId(*pair.primary, "vol");
+    const uint32_t mirror_id = VolumeId(*pair.mirror, "vol");
+    for (Daemon* d : {pair.primary.get(), pair.mirror.get()}) {
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(90));
+      v1::FlushReply reply;
+      REQUIRE(d->host().Flush(&context, v1::FlushRequest(), &reply).ok());
+    }
+    int mirror_exit = -1;
+    std::thread stop_mirror([&] { mirror_exit = pair.mirror->Stop(); });
+    const int primary_exit = pair.primary->Stop();
+    stop_mirror.join();
+    REQUIRE(primary_exit == 0);
+    REQUIRE(mirror_exit == 0);
+    Verify("primary backing file", BackingFile(*pair.primary, primary_id, kBlocks * kBlock), model,
+           books);
+    Verify("mirror backing file", BackingFile(*pair.mirror, mirror_id, kBlocks * kBlock), model,
+           books);
   }
-  REQUIRE(pair.primary->Stop() == 0);
-  REQUIRE(pair.mirror->Stop() == 0);
-  Verify("primary backing file", BackingFile(*pair.primary, primary_id, kBlocks * kBlock), model,
-         books);
-  Verify("mirror backing file", BackingFile(*pair.mirror, mirror_id, kBlocks * kBlock), model,
-         books);
 
   const std::string summary = Summary(run, books);
   Report(summary);
@@ -310,10 +319,12 @@ void CrashSoak(const SoakRun& run) {
 }  // namespace
 
 // CI runs the cache pen: every other integration test runs the default local pen, and the
-// cache pen is the one whose records live in the region and are recovered after a kill.
+// cache pen is the one whose records live in the region and are recovered after a kill. It
+// skips the backing-file check (the clean stop would double its time); the failing-disk case
+// below and the soak cases make it.
 TEST_CASE("20 kill -9 rounds of each daemon under load lose no acknowledged write",
           "[integration][crash]") {
-  CrashSoak({.pen = "cache", .mode = "sync", .rounds_per_daemon = 20});
+  CrashSoak({.pen = "cache", .mode = "sync", .rounds_per_daemon = 20, .backing_files = false});
 }
 
 TEST_CASE("crash soak: 250 kill -9 rounds of each daemon with a local pen in sync mode",
