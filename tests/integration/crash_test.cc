@@ -7,9 +7,9 @@
 //
 // Runs: holding_pen "local" or "cache", mode "sync" or "async" (docs/async.md: the healthy
 // pair state is then "Consistent", and the mirror trails by a cycle), and a failing-disk
-// variant where every fdatasync of the primary's volume fails while the primary is killed
-// (docs/storage-faults.md). The CI case runs one combination; the [soak] cases run all four
-// (ctest -L soak, make soak).
+// variant where every fdatasync or every write of the primary's volume fails while the
+// primary is killed (docs/storage-faults.md). The CI case runs one combination; the [soak]
+// cases run all four (ctest -L soak, make soak).
 #include <signal.h>
 
 #include <algorithm>
