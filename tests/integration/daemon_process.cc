@@ -491,6 +491,39 @@ void InjectFault(Daemon& daemon, v1::FaultKind kind, uint32_t duration_ms,
   REQUIRE(s.ok());
 }
 
+void DiskFault(Daemon& d, v1::FaultKind kind, const std::string& volume, const std::string& op,
+               uint32_t count) {
+  grpc::ClientContext context;
+  d.Authorize(context);
+  v1::InjectFaultRequest request;
+  request.set_kind(kind);
+  request.set_volume(volume);
+  request.set_op(op);
+  request.set_count(count);
+  v1::InjectFaultReply reply;
+  grpc::Status s = d.admin().InjectFault(&context, request, &reply);
+  INFO(s.error_message());
+  REQUIRE(s.ok());
+}
+
+uint32_t VolumeId(Daemon& d, const std::string& volume) {
+  grpc::ClientContext context;
+  d.Authorize(context);
+  v1::ListVolumesReply list;
+  REQUIRE(d.admin().ListVolumes(&context, v1::ListVolumesRequest(), &list).ok());
+  for (const auto& v : list.volumes()) {
+    if (v.name() == volume) return v.id();
+  }
+  FAIL("no volume " << volume);
+  return 0;
+}
+
+std::string BackingFile(Daemon& d, uint32_t id, uint64_t length) {
+  std::string bytes = ReadFile(d.data_dir() + "/vol-" + std::to_string(id) + ".img");
+  bytes.resize(length, '\0');  // a sparse file may end before its last hole
+  return bytes;
+}
+
 v1::RoleChangeReply RoleCall(Daemon& d, const std::string& what, bool force,
                              grpc::StatusCode expect) {
   grpc::ClientContext context;

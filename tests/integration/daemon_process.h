@@ -168,6 +168,16 @@ void SuspendLink(Daemon& primary);
 void ResumeLink(Daemon& primary);
 void InjectFault(Daemon& daemon, v1::FaultKind kind, uint32_t duration_ms = 0,
                  const std::string& volume = "", uint64_t track = 0);
+// Arms (or, with kind FAULT_DISK_HEAL, disarms) a disk fault on `volume` of `d`: the next
+// `count` operations `op` ("write", "sync" or "read") of its backing file fail; 0: every one
+// until healed (docs/storage-faults.md). Faults are not persistent: a restart heals them.
+void DiskFault(Daemon& d, v1::FaultKind kind, const std::string& volume,
+               const std::string& op = "write", uint32_t count = 0);
+// The id of `volume` on `d` (its backing file is data_dir/vol-<id>.img).
+uint32_t VolumeId(Daemon& d, const std::string& volume);
+// The first `length` bytes of volume `id`'s backing file in `d`'s data_dir (zeros past the
+// end of a sparse file).
+std::string BackingFile(Daemon& d, uint32_t id, uint64_t length);
 // Failover, Failback or Swap (`what`) on `d`; fails the test unless it ends with `expect`.
 v1::RoleChangeReply RoleCall(Daemon& d, const std::string& what, bool force = false,
                              grpc::StatusCode expect = grpc::StatusCode::OK);

@@ -44,22 +44,6 @@ class TinyFileSystem {
   std::string path_;
 };
 
-// Arms (or, with kind FAULT_DISK_HEAL, disarms) a disk fault on `volume` of `d`.
-void DiskFault(Daemon& d, v1::FaultKind kind, const std::string& volume,
-               const std::string& op = "write", uint32_t count = 0) {
-  grpc::ClientContext context;
-  d.Authorize(context);
-  v1::InjectFaultRequest request;
-  request.set_kind(kind);
-  request.set_volume(volume);
-  request.set_op(op);
-  request.set_count(count);
-  v1::InjectFaultReply reply;
-  grpc::Status s = d.admin().InjectFault(&context, request, &reply);
-  INFO(s.error_message());
-  REQUIRE(s.ok());
-}
-
 grpc::Status Flush(Daemon& d) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(90));
@@ -75,26 +59,6 @@ std::optional<v1::BackingStoreFailure> Failure(Daemon& d, const std::string& vol
     if (f.volume() == volume) return f;
   }
   return std::nullopt;
-}
-
-// The id of `volume` on `d` (its backing file is data_dir/vol-<id>.img).
-uint32_t VolumeId(Daemon& d, const std::string& volume) {
-  grpc::ClientContext context;
-  d.Authorize(context);
-  v1::ListVolumesReply list;
-  REQUIRE(d.admin().ListVolumes(&context, v1::ListVolumesRequest(), &list).ok());
-  for (const auto& v : list.volumes()) {
-    if (v.name() == volume) return v.id();
-  }
-  FAIL("no volume " << volume);
-  return 0;
-}
-
-// The first `length` bytes of volume `id`'s backing file in `d`'s data_dir.
-std::string BackingFile(Daemon& d, uint32_t id, uint64_t length) {
-  std::string bytes = ReadFile(d.data_dir() + "/vol-" + std::to_string(id) + ".img");
-  bytes.resize(length, '\0');  // a sparse file may end before its last hole
-  return bytes;
 }
 
 // The whole volume through host reads of `chunk` bytes (at most max_write each).
