@@ -318,7 +318,7 @@ absl::StatusOr<BoundAddresses> Array::Start() {
   if (absl::Status s = CreateConfiguredVolumes(); !s.ok()) return s;
   watcher_ = std::make_unique<EventWatcher>(
       [this](v1::StatusReply* out) { admin_service_->FillStatus(out, /*slot_counts=*/false); },
-      &events_);
+      &events_, remote_ != nullptr ? &remote_->state_changes() : nullptr);
   watcher_->Start();
   spdlog::info("{} is serving as {} ({} mode{}){}", config_.name, role(), config_.mode,
                config_.mode == "async" ? absl::StrCat(", cycle_ms=", config_.cycle_ms) : "",

@@ -16,8 +16,9 @@ std::string Plural(uint64_t n, const char* what) {
 }
 }  // namespace
 
-EventWatcher::EventWatcher(std::function<void(v1::StatusReply*)> sample, EventLog* log)
-    : sample_(std::move(sample)), log_(log) {}
+EventWatcher::EventWatcher(std::function<void(v1::StatusReply*)> sample, EventLog* log,
+                           EventCount* changes)
+    : sample_(std::move(sample)), log_(log), changes_(changes) {}
 
 EventWatcher::~EventWatcher() { Stop(); }
 
@@ -27,15 +28,26 @@ void EventWatcher::Start() {
 
 void EventWatcher::Stop() {
   if (!stop_.HasBeenNotified()) stop_.Notify();
+  if (changes_ != nullptr) changes_->Notify();  // ends its wait now
   if (thread_.joinable()) thread_.join();
 }
 
 void EventWatcher::Run() {
+  // Each token is taken before the sample it follows: a change during a sample ends the
+  // next wait at once.
+  uint64_t token = changes_ != nullptr ? changes_->Token() : 0;
   v1::StatusReply before;
   sample_(&before);
   State("role", "array", "", before.role(), absl::StrCat("started as ", before.role()));
   State("pair_state", "pair", "", before.pair_state());
-  while (!stop_.WaitForNotificationWithTimeout(kSampleEvery)) {
+  for (;;) {
+    if (changes_ != nullptr) {
+      changes_->WaitSince(token, absl::Now() + kSampleEvery);
+    } else {
+      stop_.WaitForNotificationWithTimeout(kSampleEvery);
+    }
+    if (stop_.HasBeenNotified()) return;
+    token = changes_ != nullptr ? changes_->Token() : 0;
     v1::StatusReply now;
     sample_(&now);
     Compare(before, now);

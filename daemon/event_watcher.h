@@ -1,5 +1,6 @@
 #pragma once
-// EventWatcher: turns the array's state into events (docs/events.md). Every 20 ms it takes the
+// EventWatcher: turns the array's state into events (docs/events.md). Every 20 ms, and at
+// once when the remote adaptor says its link, suspension or resync changed, it takes the
 // same status the admin Status call returns and publishes one event per change it finds:
 // role, pair state, link state, a resync starting, progressing (every tenth of it, or every
 // second) and ending, async cycles switched and applied, pull-aheads, invalid writes by
@@ -13,6 +14,7 @@
 #include <thread>
 
 #include "absl/synchronization/notification.h"
+#include "simarray/base/event_count.h"
 #include "simarray/base/event_log.h"
 #include "simarray/v1/admin.pb.h"
 
@@ -20,8 +22,9 @@ namespace simarray::daemon {
 
 class EventWatcher {
  public:
-  // `sample` fills a status (AdminServiceImpl::FillStatus); both borrowed and thread-safe.
-  EventWatcher(std::function<void(v1::StatusReply*)> sample, EventLog* log);
+  // `sample` fills a status (AdminServiceImpl::FillStatus); `changes` (may be null: no peer
+  // link) is notified at state changes. All borrowed and thread-safe.
+  EventWatcher(std::function<void(v1::StatusReply*)> sample, EventLog* log, EventCount* changes);
   ~EventWatcher();
   EventWatcher(const EventWatcher&) = delete;
   EventWatcher& operator=(const EventWatcher&) = delete;
@@ -38,6 +41,7 @@ class EventWatcher {
 
   std::function<void(v1::StatusReply*)> sample_;
   EventLog* const log_;
+  EventCount* const changes_;
   absl::Notification stop_;
   std::thread thread_;
   absl::Time resync_reported_;  // the watcher thread's

@@ -87,6 +87,7 @@ void RemoteAdaptor::SetState(LinkState state) {
 void RemoteAdaptor::Changed() {
   wake_.Notify();
   events_.Notify();
+  state_changes_.Notify();
 }
 
 void RemoteAdaptor::SetPeerAddress(const std::string& address) {
@@ -326,6 +327,7 @@ bool RemoteAdaptor::Connect() {
     spdlog::info("remote adaptor: link to {} ({}) is up; {} tracks owed", peer, reply.daemon_id(),
                  owed_->owed());
   }
+  state_changes_.Notify();
   Changed();
   return true;
 }
@@ -363,6 +365,7 @@ void RemoteAdaptor::TearDown(const std::string& why) {
     state_ = LinkState::kDown;
     ++counters_.link_losses;
   }
+  state_changes_.Notify();
   owed_->UntakeAll();  // resync records in flight are taken again later
   for (ShippedRecord& s : lost) {
     // A cycle's records are owed through the cycle set, below.

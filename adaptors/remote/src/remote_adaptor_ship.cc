@@ -204,6 +204,7 @@ void RemoteAdaptor::SenderLoop() {
         absl::MutexLock lock(&mu_);
         if (state_ != LinkState::kDown) state_ = LinkState::kConnecting;
       }
+      state_changes_.Notify();
       if (!Connect()) {
         SetState(LinkState::kDown);
         // Writes must not wait for the next attempt: keep turning them into owed tracks.
@@ -244,6 +245,7 @@ void RemoteAdaptor::SenderLoop() {
                      owed_->tracks_resynced());
       }
       was_resyncing_ = resyncing;
+      state_changes_.Notify();
     }
     if (cycles_ == nullptr && resyncing) DrainQueueDegraded();  // their tracks join the resync
     // Records due, else a heartbeat if one is due (the mirror answers every message).

@@ -134,6 +134,9 @@ class RemoteAdaptor {
   bool Await(Condition condition, absl::Time deadline) {
     return events_.Await(condition, deadline);
   }
+  // Notified whenever the link's state, its suspension or a resync's running changes, and not
+  // at every ack: the event watcher samples the array at once on it (docs/events.md).
+  EventCount& state_changes() { return state_changes_; }
   // After Stop: turns requests still in the queue into owed tracks (writes that committed
   // while the adaptor stopped).
   void DrainStopped() { DrainQueueDegraded(); }
@@ -265,6 +268,7 @@ class RemoteAdaptor {
 
   EventCount wake_;    // the sender's (see the top)
   EventCount events_;  // waiters' (see the top)
+  EventCount state_changes_;
   Shipper shipper_;
 
   // Held by whoever fills the shipper or sends (the sender blocks on it; other threads only
