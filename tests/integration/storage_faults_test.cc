@@ -77,6 +77,35 @@ struct Model {
   std::string bytes;
 };
 
+// Writes whole tracks of "vol" from `first` on, each a new one with pattern `seed` + track,
+// until one is refused (its status to `refused`) or the volume ends; returns the track
+// refused (the volume's track count if none was). Acked writes go into `model`.
+uint64_t WriteTracksUntilRefused(Daemon& d, Model* model, uint64_t first, uint32_t seed,
+                                 grpc::Status* refused) {
+  const uint64_t tracks = model->bytes.size() / kTrack;
+  for (uint64_t track = first; track < tracks; ++track) {
+    const std::string data = Pattern(kTrack, seed + track);
+    WriteOutcome w = Write(d.host(), "vol", track * kTrack, data);
+    if (!w.status.ok()) {
+      *refused = w.status;
+      return track;
+    }
+    model->Apply(track * kTrack, data);
+  }
+  return tracks;
+}
+
+// The same from `first` to the end, retrying each write until it is acked.
+void WriteTracksEventually(Daemon& d, Model* model, uint64_t first, uint32_t seed) {
+  for (uint64_t track = first; track < model->bytes.size() / kTrack; ++track) {
+    const std::string data = Pattern(kTrack, seed + track);
+    WriteOutcome w;
+    REQUIRE(
+        Eventually([&] { return (w = Write(d.host(), "vol", track * kTrack, data)).status.ok(); }));
+    model->Apply(track * kTrack, data);
+  }
+}
+
 }  // namespace
 
 TEST_CASE("a pair whose fdatasync fails keeps every acked write and destages it once healed",
@@ -226,17 +255,8 @@ TEST_CASE("a disk-full fault: writes fill the cache then fail RESOURCE_EXHAUSTED
   DiskFault(d, v1::FAULT_DISK_FULL, "vol");
 
   // Whole tracks, each a new one: the cache takes them until every slot is write-pending.
-  uint64_t track = 0;
   grpc::Status refused;
-  for (; track < 64; ++track) {
-    const std::string data = Pattern(kTrack, 10 + track);
-    WriteOutcome w = Write(d.host(), "vol", track * kTrack, data);
-    if (!w.status.ok()) {
-      refused = w.status;
-      break;
-    }
-    model.Apply(track * kTrack, data);
-  }
+  uint64_t track = WriteTracksUntilRefused(d, &model, 0, 10, &refused);
   INFO(refused.error_message());
   CHECK(track > 4);   // the cache held some
   CHECK(track < 64);  // and then it was full
@@ -251,13 +271,7 @@ TEST_CASE("a disk-full fault: writes fill the cache then fail RESOURCE_EXHAUSTED
 
   // Space is back: the destage resumes, writes are taken again.
   DiskFault(d, v1::FAULT_DISK_HEAL, "vol");
-  for (; track < 64; ++track) {
-    const std::string data = Pattern(kTrack, 10 + track);
-    WriteOutcome w;
-    REQUIRE(
-        Eventually([&] { return (w = Write(d.host(), "vol", track * kTrack, data)).status.ok(); }));
-    model.Apply(track * kTrack, data);
-  }
+  WriteTracksEventually(d, &model, track, 10);
   REQUIRE(Flush(d).ok());
   const uint32_t id = VolumeId(d, "vol");
   REQUIRE(d.Stop() == 0);
@@ -286,17 +300,8 @@ TEST_CASE("a real file system that fills up: writes refused, then drained once s
   REQUIRE(CreateVolumeCall(d, "vol", kSize).ok());
   Model model(kSize);
 
-  uint64_t track = 0;
   grpc::Status refused;
-  for (; track < 64; ++track) {
-    const std::string data = Pattern(kTrack, 500 + track);
-    WriteOutcome w = Write(d.host(), "vol", track * kTrack, data);
-    if (!w.status.ok()) {
-      refused = w.status;
-      break;
-    }
-    model.Apply(track * kTrack, data);
-  }
+  uint64_t track = WriteTracksUntilRefused(d, &model, 0, 500, &refused);
   INFO(refused.error_message());
   CHECK(track < 64);
   CHECK(refused.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
@@ -307,13 +312,7 @@ TEST_CASE("a real file system that fills up: writes refused, then drained once s
   // Space is freed: the destage resumes by itself within its back-off, writes go on.
   REQUIRE(std::filesystem::remove(filler));
   REQUIRE(Eventually([&] { return d.Status().backing_store() == "ok"; }));
-  for (; track < 64; ++track) {
-    const std::string data = Pattern(kTrack, 500 + track);
-    WriteOutcome w;
-    REQUIRE(
-        Eventually([&] { return (w = Write(d.host(), "vol", track * kTrack, data)).status.ok(); }));
-    model.Apply(track * kTrack, data);
-  }
+  WriteTracksEventually(d, &model, track, 500);
   REQUIRE(Flush(d).ok());
   const uint32_t id = VolumeId(d, "vol");
   REQUIRE(d.Stop() == 0);

@@ -211,18 +211,14 @@ int DiskAdaptor::SyncVolume(const Volume& volume) {
 }
 
 bool DiskAdaptor::ReportFailure(const Volume& volume, DiskOp op, int error) {
-  const bool fresh = health_.Failed(volume.id, volume.name, op, error);
-  const std::vector<StoreFailure> failures = health_.Failures();
-  for (const StoreFailure& f : failures) {
-    if (f.volume_id != volume.id) continue;
-    // The first failure, then one line a minute or so (the retries back off to a second).
-    if (fresh) {
-      spdlog::error("disk adaptor: {}; {} of its tracks are write-pending",
-                    std::string(FailureStatus(f).message()), cache_->WritePendingOf(volume.id));
-    } else if (f.failures % 64 == 0) {
-      spdlog::warn("disk adaptor: backing store of {} still failing ({}: {}), {} attempts",
-                   volume.name, DiskOpName(op), strerror(error), f.failures);
-    }
+  const StoreFailure f = health_.Failed(volume.id, volume.name, op, error);
+  // The first failure, then one line a minute or so (the retries back off to a second).
+  if (f.failures == 1) {
+    spdlog::error("disk adaptor: {}; {} of its tracks are write-pending",
+                  std::string(FailureStatus(f).message()), cache_->WritePendingOf(volume.id));
+  } else if (f.failures % 64 == 0) {
+    spdlog::warn("disk adaptor: backing store of {} still failing ({}: {}), {} attempts",
+                 volume.name, DiskOpName(op), strerror(error), f.failures);
   }
   return true;
 }

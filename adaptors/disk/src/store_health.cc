@@ -20,7 +20,8 @@ absl::Status FailureStatus(const StoreFailure& f) {
   return absl::UnavailableError(what);
 }
 
-bool StoreHealth::Failed(uint32_t volume_id, const std::string& volume, DiskOp op, int error) {
+StoreFailure StoreHealth::Failed(uint32_t volume_id, const std::string& volume, DiskOp op,
+                                 int error) {
   errors_.fetch_add(1, std::memory_order_relaxed);
   absl::MutexLock lock(&mu_);
   auto [it, fresh] = failed_.try_emplace(volume_id);
@@ -33,15 +34,18 @@ bool StoreHealth::Failed(uint32_t volume_id, const std::string& volume, DiskOp o
   f.op = op;
   f.error = error;
   ++f.failures;
-  return fresh;
+  failed_count_.store(failed_.size(), std::memory_order_relaxed);
+  return f;
 }
 
 std::optional<StoreFailure> StoreHealth::Recovered(uint32_t volume_id) {
+  if (failed_count_.load(std::memory_order_relaxed) == 0) return std::nullopt;
   absl::MutexLock lock(&mu_);
   auto it = failed_.find(volume_id);
   if (it == failed_.end()) return std::nullopt;
   StoreFailure ended = std::move(it->second);
   failed_.erase(it);
+  failed_count_.store(failed_.size(), std::memory_order_relaxed);
   recoveries_.fetch_add(1, std::memory_order_relaxed);
   return ended;
 }

@@ -36,9 +36,11 @@ absl::Status FailureStatus(const StoreFailure& failure);
 
 class StoreHealth {
  public:
-  // A write or sync of the volume failed with `error`. True when the volume was healthy.
-  bool Failed(uint32_t volume_id, const std::string& volume, DiskOp op, int error);
-  // A destage of the volume wrote and synced. The failure it ends, if it was failed.
+  // A write or sync of the volume failed with `error`. The volume's failure as it stands
+  // now (`failures` is 1 when the volume was healthy).
+  StoreFailure Failed(uint32_t volume_id, const std::string& volume, DiskOp op, int error);
+  // A destage of the volume wrote and synced. The failure it ends, if it was failed. One
+  // relaxed atomic load when no volume is failed (every destage batch calls it).
   std::optional<StoreFailure> Recovered(uint32_t volume_id);
   // Forgets failures of volumes for which `exists` is false (deleted while failed); true if
   // it forgot any.
@@ -49,6 +51,7 @@ class StoreHealth {
     for (auto it = failed_.begin(); it != failed_.end();) {
       it = exists(it->first) ? std::next(it) : failed_.erase(it);
     }
+    failed_count_.store(failed_.size(), std::memory_order_relaxed);
     return failed_.size() != before;
   }
   // Every failed volume, in id order.
@@ -62,6 +65,7 @@ class StoreHealth {
  private:
   absl::Mutex mu_;
   std::map<uint32_t, StoreFailure> failed_ ABSL_GUARDED_BY(mu_);
+  std::atomic<size_t> failed_count_{0};  // failed_.size()
   std::atomic<uint64_t> errors_{0};
   std::atomic<uint64_t> recoveries_{0};
 };
