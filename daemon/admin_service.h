@@ -51,11 +51,8 @@ class AdminServiceImpl final : public v1::AdminService::Service {
                         v1::RoleChangeReply* reply) override;
   grpc::Status Swap(grpc::ServerContext* context, const v1::RoleChangeRequest* request,
                     v1::RoleChangeReply* reply) override;
-
-  // What Status returns, without the authorization check (the event watcher samples it).
-  // `slot_counts` false leaves the cache slot counts at zero: they take a scan of every
-  // slot under the cache lock.
-  void FillStatus(v1::StatusReply* reply, bool slot_counts);
+  grpc::Status ListGroups(grpc::ServerContext* context, const v1::ListGroupsRequest* request,
+                          v1::ListGroupsReply* reply) override;
 
   static constexpr int kMaxWatchers = 16;
 

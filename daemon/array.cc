@@ -13,6 +13,7 @@
 #include "daemon/admin_service.h"
 #include "daemon/event_watcher.h"
 #include "daemon/metrics.h"
+#include "daemon/status_report.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "simarray/base/state_file.h"
@@ -144,48 +145,33 @@ absl::Status Array::CreateConfiguredVolumes() {
 
 absl::StatusOr<BoundAddresses> Array::Start() {
   if (absl::Status s = OpenStorage(); !s.ok()) return s;
-  // A primary with a peer ships to it; a mirror keeps the same parts ready for a failover
-  // or swap, when it takes the primary role and ships back to the side it learned in Hello.
-  LoadLearnedPeer();
-  const bool paired = !config_.peer_address.empty() || !is_primary_ || !learned_peer_.empty();
-  if (paired) {
-    queue_ = std::make_unique<mirror::MirrorQueue>(config_.queue_capacity);
-    owed_ = std::make_unique<mirror::OwedTracks>(config_.data_dir);
-    for (const disk::VolumeInfo& v : volumes_->List()) {
-      if (absl::Status s = owed_->AddVolume(v.id, v.size / config_.track_size); !s.ok()) return s;
-    }
-    if (owed_->owed() != 0) {
-      spdlog::info("owed tracks: {} tracks are owed to the mirror from before the restart",
-                   owed_->owed());
-    }
+  // A source ships to its peer; a target keeps the same parts ready for a failover or
+  // swap, when it takes the source role and ships back to the side it learned in Hello. The
+  // single-peer form without a peer still has its group "default" once a Hello taught one.
+  GroupParts gp;
+  gp.daemon_name = config_.name;
+  gp.data_dir = config_.data_dir;
+  gp.cache = cache_.get();
+  gp.volumes = volumes_.get();
+  gp.disk = disk_.get();
+  gp.faults = &faults_;
+  gp.queue_capacity = config_.queue_capacity;
+  gp.max_write = config_.max_write;
+  gp.peer_secret = config_.peer_secret;
+  gp.peer_tls = config_.peer_tls;
+  gp.role = [this] { return role(); };
+  auto group = std::make_unique<RdfGroup>(
+      config_.groups.empty() ? config_.SinglePeerGroup() : config_.groups.front(), gp);
+  group->LoadLearnedPeer();
+  if (!config_.groups.empty() || !is_primary_ || !group->learned_peer().empty()) {
+    if (absl::Status s = group->Open(); !s.ok()) return s;
+    group_ = std::move(group);
   }
-  if (paired && config_.mode == "async") {
-    const uint64_t limit =
-        std::max<uint64_t>(1, cache_->slot_count() * config_.cycle_cache_percent / 100);
-    cycles_ = std::make_unique<mirror::CycleSet>(cache_.get(), owed_.get(),
-                                                 absl::Milliseconds(config_.cycle_ms), limit);
-  }
-  commit_ =
-      std::make_unique<mirror::CommitPoint>(cache_.get(), queue_.get(), owed_.get(), cycles_.get());
+  commit_ = std::make_unique<mirror::CommitPoint>(cache_.get(), queue(), owed(), cycles());
   if (!is_primary_) commit_->Close();  // a mirror commits no host write
   applier_ = std::make_unique<remote::RecordApplier>(cache_.get(), volumes_.get(), journal_.get(),
                                                      &faults_, journal_applied_);
-  if (paired) {
-    remote::RemoteAdaptorOptions ro;
-    ro.daemon_id = config_.name;
-    ro.mode = config_.mode;
-    ro.cycle_cache_percent = config_.cycle_cache_percent;
-    ro.peer_address = config_.peer_address.empty() ? learned_peer_ : config_.peer_address;
-    ro.max_write = config_.max_write;
-    ro.ack_timeout = absl::Milliseconds(config_.ack_timeout_ms);
-    ro.fail_writes_when_down = config_.link_policy == "fail";
-    ro.secret = config_.peer_secret;
-    ro.tls = config_.peer_tls;
-    ro.role = [this] { return role(); };
-    remote_ = std::make_unique<remote::RemoteAdaptor>(ro, cache_.get(), queue_.get(), owed_.get(),
-                                                      volumes_.get(), disk_.get(), &faults_,
-                                                      commit_.get());
-  }
+  if (group_) group_->Wire(commit_.get());
 
   BoundAddresses bound;
   host::ArrayParts parts;
@@ -193,7 +179,7 @@ absl::StatusOr<BoundAddresses> Array::Start() {
   parts.volumes = volumes_.get();
   parts.disk = disk_.get();
   parts.commit = commit_.get();
-  parts.queue = queue_.get();
+  parts.queue = queue();
   parts.faults = &faults_;
   parts.image_lock = &applier_->image_lock();
   parts.admit_write = [this] { return AdmitWrite(); };
@@ -251,7 +237,7 @@ absl::StatusOr<BoundAddresses> Array::Start() {
   pp.volumes = volumes_.get();
   pp.disk = disk_.get();
   pp.applier = applier_.get();
-  pp.owed = owed_.get();
+  pp.owed = owed();
   peer_gate_ = std::make_unique<remote::PeerGate>(config_.peer_secret);
   pp.gate = peer_gate_.get();
   pp.is_primary = [this] { return is_primary_.load(); };
@@ -268,10 +254,10 @@ absl::StatusOr<BoundAddresses> Array::Start() {
     if (absl::Status s = LearnPeer(address, generation); !s.ok()) {
       return absl::UnavailableError(absl::StrCat("promotion refused: ", s.message()));
     }
-    if (absl::Status s = SetFailedOver(false); !s.ok()) {
+    if (absl::Status s = group_->SetFailedOver(false); !s.ok()) {
       return absl::UnavailableError(absl::StrCat("promotion refused: ", s.message()));
     }
-    if (owed_) owed_->ClearAll();  // the peer made this side identical before handing over
+    owed()->ClearAll();  // the peer made this side identical before handing over
     return BecomePrimary(/*ship=*/true);
   };
   peer_service_ = std::make_unique<remote::PeerServiceImpl>(pp);
@@ -296,33 +282,21 @@ absl::StatusOr<BoundAddresses> Array::Start() {
     spdlog::info("metrics on http://{}/metrics", bound.metrics);
   }
 
-  if (remote_) {
-    remote_->SetSelfAddress(bound.peer);
-    // A daemon failed over to stays failed over across a restart: it ships nothing until
-    // failback. A marker on a mirror is a failover cut short before the region said
-    // primary (Failover writes the marker first): the daemon is the mirror it was.
-    failed_over_ = std::filesystem::exists(FailedOverPath());
-    if (failed_over_ && !is_primary_) {
-      spdlog::warn(
-          "{} is here but this daemon is the mirror: a failover did not finish; "
-          "it stays the mirror",
-          FailedOverPath());
-      if (absl::Status s = SetFailedOver(false); !s.ok()) {
-        spdlog::error("{} (a mirror ignores it at every start)", std::string(s.message()));
-      }
-      failed_over_ = false;
-    }
-    if (failed_over_) remote_->Suspend();
-    if (is_primary_) remote_->Start();
+  if (group_) {
+    remote()->SetSelfAddress(bound.peer);
+    RestoreFailedOver();
+    if (is_primary_) remote()->Start();
   }
   if (absl::Status s = CreateConfiguredVolumes(); !s.ok()) return s;
   watcher_ = std::make_unique<EventWatcher>(
-      [this](v1::StatusReply* out) { admin_service_->FillStatus(out, /*slot_counts=*/false); },
-      &events_, remote_ != nullptr ? &remote_->state_changes() : nullptr);
+      [this](v1::StatusReply* out) { FillStatus(*this, out, /*slot_counts=*/false); }, &events_,
+      group_ ? &remote()->state_changes() : nullptr);
   watcher_->Start();
   spdlog::info("{} is serving as {} ({} mode{}){}", config_.name, role(), config_.mode,
                config_.mode == "async" ? absl::StrCat(", cycle_ms=", config_.cycle_ms) : "",
-               remote_ ? absl::StrCat(", mirroring to ", config_.peer_address) : "");
+               group_ && is_primary_ ? absl::StrCat(", group ", group_->name(), " mirroring to ",
+                                                    group_->peer_address())
+                                     : "");
   return bound;
 }
 
@@ -336,8 +310,7 @@ void Array::Shutdown() {
   for (auto& server : servers_)
     server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   for (auto& nbd : nbd_servers_) nbd->Stop();  // destroyed with the Array, after the pools
-  if (queue_) queue_->Close();
-  if (remote_) remote_->Stop();
+  if (group_) group_->Shutdown();
   for (auto& h : hosts_) h->pool().Stop();
   for (auto& server : servers_) server->Wait();
   if (disk_) disk_->Stop();
@@ -352,12 +325,12 @@ remote::PairState Array::pair_state() {
     facts.receiving = peer_service_->open_streams() != 0;
     facts.async = config_.mode == "async";
     facts.applied_consistent = applier_->consistent();
-  } else if (!remote_) {
+  } else if (!group_) {
     facts.has_peer = false;
   } else {
-    facts = remote_->Facts();
+    facts = remote()->Facts();
     facts.split_brain |= peer_service_->split_brain_refusals() > split_brain_seen_;
-    facts.failed_over = failed_over_;
+    facts.failed_over = group_->failed_over();
   }
   return remote::ComputePairState(facts);
 }
@@ -367,10 +340,10 @@ absl::Status Array::AdmitWrite() {
     return absl::FailedPreconditionError(
         "this daemon is a mirror: hosts may read only; write to the primary");
   }
-  if (remote_ && !failed_over_ && !remote_->AdmitsWrites()) {
+  if (group_ && !group_->failed_over() && !remote()->AdmitsWrites()) {
     return absl::UnavailableError(
         absl::StrCat("link.policy is \"fail\" and the pair is ",
-                     std::string(remote::PairStateName(remote_->pair_state())),
+                     std::string(remote::PairStateName(remote()->pair_state())),
                      ": writes are refused until the mirror is synchronized"));
   }
   return absl::OkStatus();
@@ -379,16 +352,16 @@ absl::Status Array::AdmitWrite() {
 absl::StatusOr<disk::VolumeInfo> Array::CreateVolume(const std::string& name, uint64_t size) {
   auto created = volumes_->Create(name, size, 0, false);
   if (!created.ok()) return created.status();
-  if (owed_) {
-    if (absl::Status s = owed_->AddVolume(created->id, size / config_.track_size); !s.ok()) {
+  if (group_) {
+    if (absl::Status s = owed()->AddVolume(created->id, size / config_.track_size); !s.ok()) {
       (void)volumes_->Delete(name);
       return s;
     }
   }
-  if (remote_ != nullptr) {
+  if (group_) {
     // When the mirror cannot be reached the volume starts not paired; the remote adaptor
     // creates the twin when the link comes up.
-    absl::Status twin = remote_->CreateTwin(*created);
+    absl::Status twin = remote()->CreateTwin(*created);
     if (twin.ok()) {
       created->paired = volumes_->SetPaired(name, true).ok();
     } else {
@@ -411,14 +384,14 @@ absl::Status Array::DeleteVolume(const std::string& name, bool force) {
     return absl::FailedPreconditionError(
         absl::StrCat("volume ", name, " is paired; delete with force to drop both sides"));
   }
-  if (info->paired && remote_ != nullptr) {
-    absl::Status twin = remote_->DeleteTwin(*info);
+  if (info->paired && group_) {
+    absl::Status twin = remote()->DeleteTwin(*info);
     if (!twin.ok()) {
       spdlog::warn("volume {}: twin not deleted: {}", name, std::string(twin.message()));
     }
   }
   cache_->DropVolume(info->id);
-  if (owed_) owed_->DropVolume(info->id);
+  if (group_) owed()->DropVolume(info->id);
   spdlog::info("volume {} deleted", name);
   return volumes_->Delete(name);
 }

@@ -1,7 +1,8 @@
 #pragma once
-// Array: one simarrayd, wired. It owns the cache memory, the volumes, the disk adaptor,
-// the mirror queue and commit point, the host adaptors (a gRPC or NBD port each), the remote
-// adaptor (primary with a peer) and the peer service, and the admin service. Start() opens
+// Array: one simarrayd, wired. It owns the cache memory, the volumes, the disk adaptor, the
+// commit point, the host adaptors (a gRPC or NBD port each), its RDF group (rdf_group.h:
+// mirror queue, owed tracks, cycles, remote adaptor; none for a primary without a peer), the
+// peer service, and the admin service. Start() opens
 // every listener and reports the bound addresses; Shutdown() stops accepting, drains and
 // destroys in the reverse order. Thread-safe after Start().
 
@@ -14,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "daemon/config.h"
 #include "daemon/metrics_server.h"
+#include "daemon/rdf_group.h"
 #include "grpcpp/grpcpp.h"
 #include "simarray/base/event_log.h"
 #include "simarray/base/fault_injector.h"
@@ -68,10 +70,13 @@ class Array {
   uint64_t pen_records_dropped() const { return pen_records_dropped_; }
   disk::VolumeCatalog& volumes() { return *volumes_; }
   disk::DiskAdaptor& disk() { return *disk_; }
-  mirror::MirrorQueue* queue() { return queue_.get(); }
-  mirror::OwedTracks* owed() { return owed_.get(); }
-  mirror::CycleSet* cycles() { return cycles_.get(); }
-  remote::RemoteAdaptor* remote() { return remote_.get(); }
+  // The array's RDF group (docs/groups.md); null for a primary without a peer. One for now.
+  RdfGroup* group() { return group_.get(); }
+  // The group's parts, or null without a group.
+  mirror::MirrorQueue* queue() { return group_ ? group_->queue() : nullptr; }
+  mirror::OwedTracks* owed() { return group_ ? group_->owed() : nullptr; }
+  mirror::CycleSet* cycles() { return group_ ? group_->cycles() : nullptr; }
+  remote::RemoteAdaptor* remote() { return group_ ? group_->remote() : nullptr; }
   remote::RecordApplier& applier() { return *applier_; }
   remote::PeerServiceImpl& peer_service() { return *peer_service_; }
   remote::PeerGate& peer_gate() { return *peer_gate_; }
@@ -97,17 +102,11 @@ class Array {
   absl::Status OpenStorage();
   absl::Status CreateConfiguredVolumes();
   absl::Status AdmitWrite();
-  // Reads data_dir/peer.address, if there is one (an unreadable one is logged and ignored).
-  void LoadLearnedPeer();
-  // data_dir/failed_over: a failed-over primary keeps it so a restart does not start
-  // shipping. SetFailedOver writes or removes it durably (docs/reliability.md, "State
-  // files") and only then changes failed_over_; on an error (naming the file, the step and
-  // the errno) failed_over_ is unchanged, and the caller refuses its role change.
-  std::string FailedOverPath() const;
-  absl::Status SetFailedOver(bool failed_over);
-  // Keeps the peer address and generation a primary's Hello or Promote gave, in
-  // data_dir/peer.address first; on an error nothing learned changes.
+  // The group's RdfGroup::LearnPeer, serialised with role changes.
   absl::Status LearnPeer(const std::string& address, uint64_t generation);
+  // At start, with the group wired: a failed-over marker keeps the adaptor suspended; one on
+  // a mirror (a failover cut short) is dropped.
+  void RestoreFailedOver();
   absl::Status BecomeMirror(bool graceful);
   absl::Status BecomePrimary(bool ship);
   // Ships the peer's owed tracks and this side's, whole, to the peer; waits until done.
@@ -120,14 +119,11 @@ class Array {
   uint64_t pen_records_dropped_ = 0;  // set at start, before any service runs
   std::unique_ptr<disk::VolumeCatalog> volumes_;
   std::unique_ptr<disk::DiskAdaptor> disk_;
-  std::unique_ptr<mirror::MirrorQueue> queue_;
-  std::unique_ptr<mirror::OwedTracks> owed_;
-  std::unique_ptr<mirror::CycleSet> cycles_;  // async mode with a peer
+  std::unique_ptr<RdfGroup> group_;  // before commit_, whose queue and cycles it owns
   std::unique_ptr<mirror::CommitPoint> commit_;
   std::unique_ptr<remote::CycleJournal> journal_;  // async mirror: data_dir/cycles.journal
   remote::CycleMark journal_applied_;              // what it said at start
   std::unique_ptr<remote::RecordApplier> applier_;
-  std::unique_ptr<remote::RemoteAdaptor> remote_;
   std::vector<std::unique_ptr<host::HostAdaptor>> hosts_;
   std::vector<std::unique_ptr<host::GrpcHostService>> host_services_;
   // NBD ports; after hosts_ so they are destroyed first (and after the pools stopped).
@@ -139,12 +135,8 @@ class Array {
   EventLog events_;
   std::unique_ptr<EventWatcher> watcher_;  // samples every component above into events_
   std::vector<std::unique_ptr<grpc::Server>> servers_;
-  // Role changes are serialised; the learned peer is the PeerService address and data
-  // generation of the primary that last said Hello (kept in data_dir/peer.address).
+  // Role changes are serialised (and so is learning a peer, which they read).
   absl::Mutex role_mu_;
-  std::string learned_peer_;
-  uint64_t learned_generation_ = 0;
-  std::atomic<bool> failed_over_{false};
   std::atomic<uint64_t> split_brain_seen_{0};
   int data_dir_lock_ = -1;  // flock on data_dir/LOCK: one daemon per data_dir
   bool stopped_ = false;

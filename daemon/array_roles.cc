@@ -20,8 +20,6 @@ namespace simarray::daemon {
 
 namespace {
 
-constexpr char kFailedOverText[] = "failed over: changes are recorded, nothing is shipped\n";
-
 // The error of a role change refused because its state file could not be persisted
 // (docs/errors.md): UNAVAILABLE, naming the file, the step and the errno.
 absl::Status Unpersisted(absl::string_view change, const absl::Status& cause) {
@@ -31,48 +29,28 @@ absl::Status Unpersisted(absl::string_view change, const absl::Status& cause) {
 
 }  // namespace
 
-std::string Array::FailedOverPath() const { return config_.data_dir + "/failed_over"; }
-
-absl::Status Array::SetFailedOver(bool failed_over) {
-  const std::string marker = FailedOverPath();
-  absl::Status persisted =
-      failed_over ? WriteFileAtomically(marker, kFailedOverText, 0644) : RemoveFileDurably(marker);
-  if (!persisted.ok()) return persisted;
-  failed_over_ = failed_over;
-  return absl::OkStatus();
+absl::Status Array::LearnPeer(const std::string& address, uint64_t generation) {
+  if (!group_) return absl::OkStatus();
+  absl::MutexLock lock(&role_mu_);
+  return group_->LearnPeer(address, generation);
 }
 
-void Array::LoadLearnedPeer() {
-  const std::string path = config_.data_dir + "/peer.address";
-  std::ifstream in(path);
-  if (!in) return;  // never paired with a primary yet
-  std::string address;
-  uint64_t generation = 0;
-  if (!(in >> address >> generation)) {
-    spdlog::error("{}: expected \"ADDRESS GENERATION\", cannot read it: the peer is not known",
-                  path);
+void Array::RestoreFailedOver() {
+  // A daemon failed over to stays failed over across a restart: it ships nothing until
+  // failback. A marker on a mirror is a failover cut short before the region said primary
+  // (Failover writes the marker first): the daemon is the mirror it was.
+  if (!group_->ReadFailedOver()) return;
+  if (!is_primary_) {
+    spdlog::warn(
+        "{} is here but this daemon is the mirror: a failover did not finish; "
+        "it stays the mirror",
+        group_->FailedOverPath());
+    if (absl::Status s = group_->SetFailedOver(false); !s.ok()) {
+      spdlog::error("{} (a mirror ignores it at every start)", std::string(s.message()));
+    }
     return;
   }
-  learned_peer_ = address;
-  learned_generation_ = generation;
-}
-
-absl::Status Array::LearnPeer(const std::string& address, uint64_t generation) {
-  {
-    absl::MutexLock lock(&role_mu_);
-    if (address.empty() || (address == learned_peer_ && generation == learned_generation_)) {
-      return absl::OkStatus();
-    }
-    if (absl::Status s = WriteFileAtomically(config_.data_dir + "/peer.address",
-                                             absl::StrCat(address, " ", generation, "\n"), 0644);
-        !s.ok()) {
-      return s;  // what was learned before stays, on disk and here
-    }
-    learned_peer_ = address;
-    learned_generation_ = generation;
-  }
-  if (remote_) remote_->SetPeerAddress(address);  // ignored while it ships
-  return absl::OkStatus();
+  remote()->Suspend();
 }
 
 absl::Status Array::BecomeMirror(bool graceful) {
@@ -80,7 +58,7 @@ absl::Status Array::BecomeMirror(bool graceful) {
   if (!is_primary_) return absl::OkStatus();
   is_primary_ = false;  // host writes are refused from now on
   commit_->Close();     // and any already past that check do not commit
-  if (remote_ != nullptr) {
+  if (remote::RemoteAdaptor* link = remote(); link != nullptr) {
     // Graceful: let what was queued or in flight reach the peer first, so nothing acked
     // stays behind only on this side. Waits for: the link not up, or nothing queued, in
     // flight or to resync (acks, link loss and queue changes notify the adaptor's events).
@@ -89,11 +67,11 @@ absl::Status Array::BecomeMirror(bool graceful) {
     // the gate under a sender that is about to be stopped. Nothing the drain needs takes
     // role_mu_; a Hello that teaches a peer address (LearnPeer) waits at most the deadline.
     if (graceful) {
-      remote_->Await([this] { return !remote_->LinkUp() || remote_->Idle(); },
-                     absl::Now() + absl::Seconds(10));
+      link->Await([link] { return !link->LinkUp() || link->Idle(); },
+                  absl::Now() + absl::Seconds(10));
     }
-    remote_->Stop();          // what is left becomes owed
-    remote_->DrainStopped();  // so does what reached the queue while it stopped
+    link->Stop();          // what is left becomes owed
+    link->DrainStopped();  // so does what reached the queue while it stopped
   }
   cache_->SetRole(cache::Role::kMirror);
   spdlog::warn("role: {} is now the mirror", config_.name);
@@ -103,15 +81,20 @@ absl::Status Array::BecomeMirror(bool graceful) {
 absl::Status Array::BecomePrimary(bool ship) {
   absl::MutexLock lock(&role_mu_);
   if (is_primary_) return absl::OkStatus();
-  if (remote_ == nullptr) return absl::FailedPreconditionError("this daemon has no peer link");
-  if (learned_generation_ != 0) cache_->SetPeerGeneration(learned_generation_);
-  if (!learned_peer_.empty()) remote_->SetPeerAddress(learned_peer_);
-  ship ? remote_->Resume() : remote_->Suspend();
+  if (!group_) return absl::FailedPreconditionError("this daemon has no peer link");
+  remote::RemoteAdaptor* link = remote();
+  if (const uint64_t generation = group_->learned_generation(); generation != 0) {
+    cache_->SetPeerGeneration(generation);
+  }
+  if (const std::string peer = group_->learned_peer(); !peer.empty()) {
+    link->SetPeerAddress(peer);
+  }
+  ship ? link->Resume() : link->Suspend();
   cache_->SetRole(cache::Role::kPrimary);
   applier_->ForgetBoundary();  // host writes from now on: no longer a mirror's boundary
   commit_->Open();
   is_primary_ = true;
-  remote_->Start();
+  link->Start();
   spdlog::warn("role: {} is now the primary{}", config_.name,
                ship ? "" : " (failed over: changes are recorded, nothing is shipped)");
   return absl::OkStatus();
@@ -119,14 +102,14 @@ absl::Status Array::BecomePrimary(bool ship) {
 
 absl::StatusOr<RoleChange> Array::Failover() {
   if (is_primary_) return absl::FailedPreconditionError("this daemon is already the primary");
-  if (remote_ == nullptr) return absl::FailedPreconditionError("this daemon has no peer link");
+  if (!group_) return absl::FailedPreconditionError("this daemon has no peer link");
   // The marker first, before the old primary is demoted: a marker that cannot be written
   // leaves both sides as they were. A crash after it and before the region says primary
   // restarts a mirror, which drops the marker (Start).
-  if (absl::Status s = SetFailedOver(true); !s.ok()) return Unpersisted("failover", s);
+  if (absl::Status s = group_->SetFailedOver(true); !s.ok()) return Unpersisted("failover", s);
   RoleChange out;
   if (peer_service_->open_streams() > 0) {
-    absl::Status demoted = remote_->Demote();
+    absl::Status demoted = remote()->Demote();
     out.description = demoted.ok() ? "the old primary was demoted first"
                                    : absl::StrCat("the old primary could not be demoted (",
                                                   std::string(demoted.message()), ")");
@@ -135,7 +118,7 @@ absl::StatusOr<RoleChange> Array::Failover() {
   }
   split_brain_seen_ = peer_service_->split_brain_refusals();
   if (absl::Status s = BecomePrimary(/*ship=*/false); !s.ok()) {
-    if (absl::Status undone = SetFailedOver(false); !undone.ok()) {
+    if (absl::Status undone = group_->SetFailedOver(false); !undone.ok()) {
       spdlog::error("failover: {}; the mirror restarts as a mirror all the same",
                     std::string(undone.message()));
     }
@@ -146,32 +129,32 @@ absl::StatusOr<RoleChange> Array::Failover() {
 }
 
 absl::StatusOr<uint64_t> Array::CopyBack(absl::Duration wait) {
-  auto theirs = remote_->PeerOwed();
+  auto theirs = remote()->PeerOwed();
   if (!theirs.ok()) return theirs.status();
-  for (const cache::TrackKey& key : *theirs) owed_->NeedResync(key);
-  const uint64_t before = owed_->tracks_resynced();
-  remote_->Resume();
+  for (const cache::TrackKey& key : *theirs) owed()->NeedResync(key);
+  const uint64_t before = owed()->tracks_resynced();
+  remote()->Resume();
   // Waits for: the pair Synchronized (sync) or Consistent (async) with nothing queued, in
   // flight or to resync; acks, the link coming up and the resync set shrinking notify the
   // adaptor's events. No role_mu_ is held here.
-  const bool done = remote_->Await(
+  const bool done = remote()->Await(
       [this] {
-        const remote::PairState state = remote_->pair_state();
+        const remote::PairState state = remote()->pair_state();
         return (state == remote::PairState::kSynchronized ||
                 state == remote::PairState::kConsistent) &&
-               remote_->Idle();
+               remote()->Idle();
       },
       absl::Now() + wait);
   if (!done) {
     return absl::DeadlineExceededError(absl::StrCat("copy-back not finished after ",
                                                     absl::FormatDuration(wait), ": ",
-                                                    owed_->resync_pending(), " tracks left"));
+                                                    owed()->resync_pending(), " tracks left"));
   }
-  return owed_->tracks_resynced() - before;
+  return owed()->tracks_resynced() - before;
 }
 
 absl::StatusOr<RoleChange> Array::Failback(bool force, absl::Duration wait) {
-  if (!is_primary_ || !failed_over_) {
+  if (!is_primary_ || !group_->failed_over()) {
     return absl::FailedPreconditionError("failback is for a daemon that was failed over to");
   }
   if (peer_service_->split_brain_refusals() > split_brain_seen_ && !force) {
@@ -179,14 +162,14 @@ absl::StatusOr<RoleChange> Array::Failback(bool force, absl::Duration wait) {
         "SplitBrain: the old primary kept the primary role while apart and may hold writes "
         "this side lacks; failback with force discards them");
   }
-  if (absl::Status s = remote_->Demote(); !s.ok()) return s;
+  if (absl::Status s = remote()->Demote(); !s.ok()) return s;
   split_brain_seen_ = peer_service_->split_brain_refusals();
   // Refused here, this side stays the failed-over primary with its peer demoted: the state
   // a failover with the link up leaves, from which failback can be asked again.
-  if (absl::Status s = SetFailedOver(false); !s.ok()) return Unpersisted("failback", s);
+  if (absl::Status s = group_->SetFailedOver(false); !s.ok()) return Unpersisted("failback", s);
   auto copied = CopyBack(wait);
   if (!copied.ok()) {
-    if (absl::Status again = SetFailedOver(true); !again.ok()) {
+    if (absl::Status again = group_->SetFailedOver(true); !again.ok()) {
       return absl::Status(
           copied.status().code(),
           absl::StrCat(copied.status().message(),
@@ -196,7 +179,7 @@ absl::StatusOr<RoleChange> Array::Failback(bool force, absl::Duration wait) {
   }
   // Hand the role back: stop taking writes, ship the last ones, then promote the peer.
   if (absl::Status s = BecomeMirror(/*graceful=*/true); !s.ok()) return s;
-  if (absl::Status s = remote_->Promote(cache_->generation()); !s.ok()) return s;
+  if (absl::Status s = remote()->Promote(cache_->generation()); !s.ok()) return s;
   RoleChange out;
   out.tracks_copied = *copied;
   out.description = absl::StrCat("copied back ", *copied,
@@ -208,13 +191,13 @@ absl::StatusOr<RoleChange> Array::Failback(bool force, absl::Duration wait) {
 
 absl::StatusOr<RoleChange> Array::Swap(absl::Duration wait) {
   if (is_primary_) return absl::FailedPreconditionError("swap is asked of the mirror");
-  if (remote_ == nullptr || peer_service_->open_streams() == 0) {
+  if (!group_ || peer_service_->open_streams() == 0) {
     return absl::FailedPreconditionError("swap needs the link up (use failover when it is down)");
   }
   // A mirror is never failed over: a marker left from before goes first, while refusing
   // still leaves both sides as they were.
-  if (absl::Status s = SetFailedOver(false); !s.ok()) return Unpersisted("swap", s);
-  if (absl::Status s = remote_->Demote(); !s.ok()) return s;
+  if (absl::Status s = group_->SetFailedOver(false); !s.ok()) return Unpersisted("swap", s);
+  if (absl::Status s = remote()->Demote(); !s.ok()) return s;
   if (absl::Status s = BecomePrimary(/*ship=*/true); !s.ok()) return s;
   auto copied = CopyBack(wait);
   if (!copied.ok()) return copied.status();

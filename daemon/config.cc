@@ -82,7 +82,10 @@ class Reader {
 
   template <typename T>
   void Integer(const std::string& key, T* out) {
-    auto node = root_.at_path(key);
+    Integer(key, out, root_.at_path(key));
+  }
+  template <typename T>
+  void Integer(const std::string& key, T* out, const toml::node_view<const toml::node>& node) {
     if (!node) return;
     // as_integer, not value<int64_t>: toml++ converts a float with an unchecked cast
     // (undefined behaviour for 1e20; found by fuzz_config).
@@ -127,6 +130,102 @@ bool OneOf(const std::string& v, std::initializer_list<const char*> options) {
     if (v == o) return true;
   }
   return false;
+}
+
+bool ValidGroupName(const std::string& name) {
+  if (name.empty() || name.size() > 32) return false;
+  for (const char ch : name) {
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-')) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// The checks every group's settings get, in the single-peer form (`prefix` empty: the keys
+// are top-level) or in an [[rdf_group]] (`prefix` "rdf_group[N].").
+void CheckGroup(Reader& r, const std::string& prefix, const GroupConfig& g) {
+  if (!ValidGroupName(g.name)) {
+    r.Fail(prefix + "name", absl::StrCat("expected [a-z0-9_-]{1,32}, got \"", g.name, "\""));
+  }
+  if (g.number < 1 || g.number > 250) {
+    r.Fail(prefix + "number", absl::StrCat("expected 1 to 250, got ", g.number));
+  }
+  if (!OneOf(g.mode, {"sync", "async"})) {
+    r.Fail(prefix + "mode", absl::StrCat("expected \"sync\" or \"async\", got \"", g.mode, "\""));
+  }
+  if (g.cycle_ms < 10 || g.cycle_ms > 600000) {
+    r.Fail(prefix + "cycle_ms", absl::StrCat("expected 10 to 600000 (ms), got ", g.cycle_ms));
+  }
+  if (g.cycle_cache_percent < 1 || g.cycle_cache_percent > 90) {
+    r.Fail(prefix + "cycle_cache_percent",
+           absl::StrCat("expected 1 to 90, got ", g.cycle_cache_percent));
+  }
+  if (!OneOf(g.link_policy, {"continue", "fail"})) {
+    r.Fail(prefix + "link.policy",
+           absl::StrCat("expected \"continue\" or \"fail\", got \"", g.link_policy, "\""));
+  }
+  if (g.ack_timeout_ms == 0) r.Fail(prefix + "link.ack_timeout_ms", "expected at least 1");
+}
+
+// The [[rdf_group]] tables. A key the table does not know is an error (a misspelt
+// "peer.adress" must not leave a group silently unpaired).
+void ReadGroups(Reader& r, const toml::table& root, std::vector<GroupConfig>* groups) {
+  const toml::node* node = root.get("rdf_group");
+  if (node == nullptr) return;
+  const toml::array* tables = node->as_array();
+  if (tables == nullptr) return r.Fail("rdf_group", "expected an array of tables ([[rdf_group]])");
+  static const std::set<std::string> kKeys = {
+      "name", "number", "mode", "cycle_ms", "cycle_cache_percent", "peer", "link"};
+  for (size_t i = 0; i < tables->size(); ++i) {
+    const std::string key = absl::StrCat("rdf_group[", i, "]");
+    const toml::table* t = (*tables)[i].as_table();
+    if (t == nullptr) return r.Fail(key, "expected a table ([[rdf_group]])");
+    for (const auto& [k, v] : *t) {
+      std::string name(k.str());
+      bool known = kKeys.count(name) != 0;
+      // peer and link are tables of their own, with only these keys.
+      if (known && (name == "peer" || name == "link")) {
+        const toml::table* sub = v.as_table();
+        known = sub != nullptr;
+        for (const auto& [sk, sv] : sub != nullptr ? *sub : toml::table()) {
+          const std::string_view inner = sk.str();
+          if (known && (name == "peer" ? inner != "address"
+                                       : inner != "policy" && inner != "ack_timeout_ms")) {
+            known = false;
+            absl::StrAppend(&name, ".", std::string(inner));
+          }
+        }
+      }
+      if (!known) {
+        r.Fail(absl::StrCat(key, ".", name),
+               "unknown key (expected name, number, mode, cycle_ms, cycle_cache_percent, "
+               "peer.address, link.policy or link.ack_timeout_ms)");
+      }
+    }
+    GroupConfig g;
+    g.name.clear();
+    g.number = static_cast<uint32_t>(i + 1);
+    toml::node_view<const toml::node> view(t);
+    r.String(key + ".name", &g.name, view["name"]);
+    r.Integer(key + ".number", &g.number, view["number"]);
+    r.String(key + ".mode", &g.mode, view["mode"]);
+    r.Integer(key + ".cycle_ms", &g.cycle_ms, view["cycle_ms"]);
+    r.Integer(key + ".cycle_cache_percent", &g.cycle_cache_percent, view["cycle_cache_percent"]);
+    r.String(key + ".peer.address", &g.peer_address, view["peer"]["address"]);
+    r.String(key + ".link.policy", &g.link_policy, view["link"]["policy"]);
+    r.Integer(key + ".link.ack_timeout_ms", &g.ack_timeout_ms, view["link"]["ack_timeout_ms"]);
+    CheckGroup(r, key + ".", g);
+    for (const GroupConfig& other : *groups) {
+      if (other.name == g.name)
+        r.Fail(key + ".name", absl::StrCat("duplicate group \"", g.name, "\""));
+      if (other.number == g.number) {
+        r.Fail(key + ".number", absl::StrCat("group ", g.name, " has number ", g.number,
+                                             ", which group ", other.name, " has too"));
+      }
+    }
+    groups->push_back(g);
+  }
 }
 
 }  // namespace
@@ -230,14 +329,38 @@ absl::StatusOr<DaemonConfig> ParseConfig(std::string_view text, const std::strin
   if (!OneOf(c.role, {"primary", "mirror"})) {
     r.Fail("role", absl::StrCat("expected \"primary\" or \"mirror\", got \"", c.role, "\""));
   }
-  if (!OneOf(c.mode, {"sync", "async"})) {
-    r.Fail("mode", absl::StrCat("expected \"sync\" or \"async\", got \"", c.mode, "\""));
-  }
-  if (c.cycle_ms < 10 || c.cycle_ms > 600000) {
-    r.Fail("cycle_ms", absl::StrCat("expected 10 to 600000 (ms), got ", c.cycle_ms));
-  }
-  if (c.cycle_cache_percent < 1 || c.cycle_cache_percent > 90) {
-    r.Fail("cycle_cache_percent", absl::StrCat("expected 1 to 90, got ", c.cycle_cache_percent));
+  ReadGroups(r, root, &c.groups);
+  if (c.groups.empty()) {
+    CheckGroup(r, "", c.SinglePeerGroup());
+    if (!c.peer_address.empty() || c.role == "mirror") c.groups.push_back(c.SinglePeerGroup());
+  } else {
+    // One form or the other: a group's settings are in its table.
+    for (const char* key : {"mode", "cycle_ms", "cycle_cache_percent", "peer.address",
+                            "link.policy", "link.ack_timeout_ms"}) {
+      if (root.at_path(key)) {
+        r.Fail(key,
+               "given at the top level and [[rdf_group]] is used too: move it into the "
+               "group's table (docs/groups.md)");
+      }
+    }
+    if (c.groups.size() > 1) {
+      r.Fail("rdf_group",
+             absl::StrCat("expected at most one [[rdf_group]] for now, got ", c.groups.size(),
+                          " (docs/groups.md, \"What is not there yet\")"));
+    }
+    // The daemon-wide settings the rest of the daemon reads are the one group's.
+    const GroupConfig& g = c.groups.front();
+    if (g.peer_address.empty() && c.role == "primary") {
+      r.Fail("rdf_group[0].peer.address",
+             "required where this array is the source (role = \"primary\"); only a target "
+             "learns its peer from the source's Hello");
+    }
+    c.mode = g.mode;
+    c.cycle_ms = g.cycle_ms;
+    c.cycle_cache_percent = g.cycle_cache_percent;
+    c.peer_address = g.peer_address;
+    c.link_policy = g.link_policy;
+    c.ack_timeout_ms = g.ack_timeout_ms;
   }
   if (c.data_dir.empty()) r.Fail("data_dir", "required (or pass --data-dir)");
   if (c.track_size < 4096 || c.track_size > (1 << 20) || (c.track_size & (c.track_size - 1))) {
@@ -255,11 +378,6 @@ absl::StatusOr<DaemonConfig> ParseConfig(std::string_view text, const std::strin
     r.Fail("holding_pen",
            absl::StrCat("expected \"local\" or \"cache\", got \"", c.holding_pen, "\""));
   }
-  if (!OneOf(c.link_policy, {"continue", "fail"})) {
-    r.Fail("link.policy",
-           absl::StrCat("expected \"continue\" or \"fail\", got \"", c.link_policy, "\""));
-  }
-  if (c.ack_timeout_ms == 0) r.Fail("link.ack_timeout_ms", "expected at least 1");
   const int tls_files =
       !c.peer_tls_cert_file.empty() + !c.peer_tls_key_file.empty() + !c.peer_tls_ca_file.empty();
   if (tls_files != 0 && tls_files != 3) {
@@ -297,6 +415,22 @@ absl::StatusOr<DaemonConfig> ParseConfig(std::string_view text, const std::strin
   }
   if (!r.status().ok()) return r.status();
   return c;
+}
+
+std::string GroupConfig::StateDir(const std::string& data_dir) const {
+  if (name == "default") return data_dir;
+  return std::filesystem::path(data_dir) / "groups" / name;
+}
+
+GroupConfig DaemonConfig::SinglePeerGroup() const {
+  GroupConfig g;
+  g.peer_address = peer_address;
+  g.mode = mode;
+  g.cycle_ms = cycle_ms;
+  g.cycle_cache_percent = cycle_cache_percent;
+  g.link_policy = link_policy;
+  g.ack_timeout_ms = ack_timeout_ms;
+  return g;
 }
 
 namespace {

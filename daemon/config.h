@@ -24,15 +24,35 @@ struct VolumeConfig {
   uint64_t size = 0;
 };
 
-struct DaemonConfig {
-  std::string path;
-  std::string name;              // daemon id in logs and Hello
-  std::string role = "primary";  // "primary" | "mirror" (first start only)
+// One RDF group (docs/groups.md): a set of this array's volumes mirrored to one remote
+// array, in one mode, over one link. From `[[rdf_group]]`, or, in a config without one, from
+// the top-level keys of the single-peer form (mode, cycle_ms, cycle_cache_percent,
+// peer.address, link.*), which make the group named "default".
+struct GroupConfig {
+  std::string name = "default";  // [a-z0-9_-]{1,32}
+  uint32_t number = 1;           // SRDF's RDF group number, 1 to 250, unique per array
+  std::string peer_address;      // the remote array's peer port; empty: learned (target)
   std::string mode = "sync";     // "sync" | "async" (docs/async.md)
   uint32_t cycle_ms = 1000;      // async: how long a capture cycle stays open
   // async: the share of cache slots the capture and transmit cycles may pin before they
   // fall back to owed tracks (pull-ahead). The mirror stages a whole cycle in its cache, so
   // keep it under half of the smaller cache of the pair.
+  uint32_t cycle_cache_percent = 25;
+  std::string link_policy = "continue";  // "continue" | "fail" (docs/pair.md)
+  uint32_t ack_timeout_ms = 5000;
+  // Where the group's state files live: data_dir itself for "default" (the single-peer
+  // form's files stay where they always were), data_dir/groups/NAME for any other.
+  std::string StateDir(const std::string& data_dir) const;
+};
+
+struct DaemonConfig {
+  std::string path;
+  std::string name;              // daemon id in logs and Hello
+  std::string role = "primary";  // "primary" | "mirror" (first start only)
+  // The single-peer form's group settings; with an [[rdf_group]] they are its settings (the
+  // daemon-wide code that still reads them sees the one group).
+  std::string mode = "sync";
+  uint32_t cycle_ms = 1000;
   uint32_t cycle_cache_percent = 25;
   std::string data_dir;
   uint32_t track_size = 64 << 10;
@@ -63,6 +83,12 @@ struct DaemonConfig {
   rpc::TlsConfig peer_tls;  // filled by LoadSecrets; server_name from peer.tls.server_name
   std::string link_policy = "continue";
   uint32_t ack_timeout_ms = 5000;
+  // The RDF groups: the [[rdf_group]] tables, or the one the single-peer form makes when it
+  // names a peer or the mirror role (a primary without either has none until a Hello
+  // teaches it one, docs/groups.md). At most one for now.
+  std::vector<GroupConfig> groups;
+  // The group the single-peer form makes (name "default"), whether or not it is in `groups`.
+  GroupConfig SinglePeerGroup() const;
   std::string log_level = "info";
   std::vector<VolumeConfig> volumes;
 };

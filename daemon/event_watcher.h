@@ -22,7 +22,7 @@ namespace simarray::daemon {
 
 class EventWatcher {
  public:
-  // `sample` fills a status (AdminServiceImpl::FillStatus); `changes` (may be null: no peer
+  // `sample` fills a status (FillStatus, status_report.h); `changes` (may be null: no peer
   // link) is notified at state changes. All borrowed and thread-safe.
   EventWatcher(std::function<void(v1::StatusReply*)> sample, EventLog* log, EventCount* changes);
   ~EventWatcher();

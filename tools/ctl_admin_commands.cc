@@ -102,6 +102,22 @@ int RunVolumeList(const GlobalOptions& global) {
   return kExitOk;
 }
 
+int RunGroupList(const GlobalOptions& global) {
+  grpc::ClientContext context;
+  PrepareCall(context, global);
+  v1::ListGroupsReply reply;
+  grpc::Status status = AdminStub(global)->ListGroups(&context, v1::ListGroupsRequest(), &reply);
+  if (!status.ok()) return ReportRpcError("group list", status);
+  if (global.json) {
+    Print(ReplyJson(reply) + "\n");
+  } else if (reply.groups_size() == 0) {
+    Print("no RDF groups (this array has no peer)\n");
+  } else {
+    Print(FormatGroups(reply));
+  }
+  return kExitOk;
+}
+
 int RunVolumeDelete(const GlobalOptions& global, const std::string& name, bool force) {
   grpc::ClientContext context;
   PrepareCall(context, global);

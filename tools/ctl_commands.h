@@ -35,6 +35,8 @@ int RunStatus(const GlobalOptions& global);
 
 int RunVolumeCreate(const GlobalOptions& global, const std::string& name, uint64_t size);
 int RunVolumeList(const GlobalOptions& global);
+// AdminService.ListGroups: one row per group, then one per volume pair (docs/groups.md).
+int RunGroupList(const GlobalOptions& global);
 int RunVolumeDelete(const GlobalOptions& global, const std::string& name, bool force);
 
 struct ConsistencyOptions {

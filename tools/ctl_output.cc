@@ -219,6 +219,32 @@ void AsyncRows(const v1::CycleStatus& c, bool primary,
 
 }  // namespace
 
+namespace {
+
+// "R1 of group default (1), sync, to 127.0.0.1:7203: Synchronized"
+std::string GroupLine(const v1::GroupStatus& g) {
+  return absl::StrCat(
+      g.role(), " of group ", g.name(), " (", g.number(), "), ", g.mode(),
+      g.peer().empty() ? std::string(", peer not known yet") : absl::StrCat(", peer ", g.peer()),
+      ": ", g.state());
+}
+
+}  // namespace
+
+std::string FormatGroups(const v1::ListGroupsReply& reply) {
+  std::vector<std::vector<std::string>> rows = {
+      {"GROUP", "NUMBER", "ROLE", "MODE", "STATE", "LINK", "OWED", "PEER"}};
+  for (const v1::GroupStatus& g : reply.groups()) {
+    rows.push_back({g.name(), absl::StrCat(g.number()), g.role(), g.mode(), g.state(), g.link(),
+                    absl::StrCat(g.owed_tracks()), g.peer().empty() ? "-" : g.peer()});
+    for (const v1::VolumePair& v : g.volumes()) {
+      rows.push_back({absl::StrCat("  ", v.volume()), "", "", "", v.state(),
+                      v.paired() ? "" : "no twin yet", absl::StrCat(v.owed_tracks()), ""});
+    }
+  }
+  return FormatTable(rows, {false, true, false, false, false, false, true, false});
+}
+
 std::string FormatStatus(const v1::StatusReply& s) {
   const v1::CacheStatus& c = s.cache();
   const v1::LinkStatus& l = s.link();
@@ -248,6 +274,9 @@ std::string FormatStatus(const v1::StatusReply& s) {
       {"owed tracks", absl::StrCat(s.owed_tracks())},
       {"link", l.peer().empty() ? l.state() : absl::StrCat(l.state(), " (peer ", l.peer(), ")")},
   };
+  for (const v1::GroupStatus& g : s.groups()) {
+    rows.insert(rows.begin() + 4, {"rdf group", GroupLine(g)});
+  }
   for (const v1::BackingStoreFailure& f : s.failed_backing_stores()) {
     rows.push_back({absl::StrCat("  ", f.volume()),
                     absl::StrFormat("%s failed: %s (errno %d), %d attempts over %.1f s; %d "

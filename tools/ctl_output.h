@@ -57,6 +57,8 @@ std::string HexDump(std::string_view data, uint64_t base);
 
 // The multi-line human form of AdminService.Status.
 std::string FormatStatus(const v1::StatusReply& status);
+// The groups of `simarrayctl group list`: a row per group, then a row per volume pair.
+std::string FormatGroups(const v1::ListGroupsReply& reply);
 
 // Columns padded to their widest cell; columns flagged in `right` are right-aligned.
 std::string FormatTable(const std::vector<std::vector<std::string>>& rows,

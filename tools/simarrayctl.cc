@@ -188,6 +188,14 @@ void AddFault(CLI::App& app, const GlobalOptions& global, Command& command) {
   RequireCommand(*fault);
 }
 
+void AddGroup(CLI::App& app, const GlobalOptions& global, Command& command) {
+  CLI::App* group = app.add_subcommand("group", "this array's RDF groups (docs/groups.md)");
+  group->require_subcommand(0, 1);
+  group->add_subcommand("list", "each group's role, mode, SRDF state, link and volume pairs")
+      ->callback([&] { command = [&] { return RunGroupList(global); }; });
+  RequireCommand(*group);
+}
+
 void AddLink(CLI::App& app, const GlobalOptions& global, Command& command) {
   CLI::App* link = app.add_subcommand("link", "suspend or resume the peer link (on the primary)");
   link->require_subcommand(0, 1);
@@ -352,6 +360,7 @@ int Main(int argc, char** argv) {
   AddRead(app, global, command);
   AddConsistency(app, global, command);
   AddFault(app, global, command);
+  AddGroup(app, global, command);
   AddLink(app, global, command);
   AddWatch(app, global, command);
   AddEvents(app, global, command);

@@ -103,10 +103,12 @@ void Daemon::WriteConfig() {
          // "bypass" is refused in a config file: Start passes the flag instead.
          << "holding_pen = \""
          << (options_.holding_pen == "bypass" ? "local" : options_.holding_pen) << "\"\n"
-         << "host_workers = 4\n"
-         << "mode = \"" << options_.mode << "\"\n"
-         << "cycle_ms = " << options_.cycle_ms << "\n"
-         << options_.extra << "\n"
+         << "host_workers = 4\n";
+  if (options_.group.empty()) {
+    config << "mode = \"" << options_.mode << "\"\n"
+           << "cycle_ms = " << options_.cycle_ms << "\n";
+  }
+  config << options_.extra << "\n"
          << "[cache]\nsize = \"" << options_.cache_size << "\"\n"
          << "persistent = " << (options_.persistent ? "true" : "false") << "\n"
          << "[mirror_queue]\ncapacity = 1024\n"
@@ -114,7 +116,9 @@ void Daemon::WriteConfig() {
          << (options_.admin_token ? "token_file = \"admin.token\"\n" : "")
          << (options_.metrics ? "[metrics]\nlisten = \"127.0.0.1:0\"\n" : "")
          << "[peer]\nlisten = \"" << (peer_.empty() ? options_.bind_ip + ":0" : peer_) << "\"\n";
-  if (!options_.peer_address.empty()) config << "address = \"" << options_.peer_address << "\"\n";
+  if (!options_.peer_address.empty() && options_.group.empty()) {
+    config << "address = \"" << options_.peer_address << "\"\n";
+  }
   if (!options_.peer_secret.empty()) {
     const std::string secret_file = dir_ + "/peer.secret";
     std::ofstream(secret_file) << options_.peer_secret << "\n";
@@ -128,9 +132,20 @@ void Daemon::WriteConfig() {
            << "tls.key_file = \"" << base << ".key\"\n"
            << "tls.ca_file = \"" << options_.tls_dir << "/ca.crt\"\n";
   }
-  config << "[link]\nack_timeout_ms = " << options_.ack_timeout_ms << "\n"
-         << "policy = \"" << options_.link_policy << "\"\n"
-         << "[log]\nlevel = \"info\"\n";
+  if (options_.group.empty()) {
+    config << "[link]\nack_timeout_ms = " << options_.ack_timeout_ms << "\n"
+           << "policy = \"" << options_.link_policy << "\"\n";
+  }
+  config << "[log]\nlevel = \"info\"\n";
+  if (!options_.group.empty()) {
+    config << "[[rdf_group]]\nname = \"" << options_.group << "\"\nnumber = 7\n"
+           << "mode = \"" << options_.mode << "\"\ncycle_ms = " << options_.cycle_ms << "\n"
+           << "link.ack_timeout_ms = " << options_.ack_timeout_ms << "\n"
+           << "link.policy = \"" << options_.link_policy << "\"\n";
+    if (!options_.peer_address.empty()) {
+      config << "peer.address = \"" << options_.peer_address << "\"\n";
+    }
+  }
   for (int i = 0; i < options_.host_adaptors; ++i) {
     config << "[[host_adaptor]]\nid = \"ha" << i << "\"\nlisten = \"" << options_.bind_ip
            << ":0\"\n";

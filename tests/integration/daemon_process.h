@@ -33,6 +33,9 @@ struct DaemonOptions {
   uint32_t cycle_ms = 1000;
   bool metrics = false;  // [metrics] listen on a free port; see Daemon::metrics_address
   std::string extra;     // more TOML, appended verbatim
+  // Not empty: mode, cycle_ms, the peer address and the link settings go into one
+  // [[rdf_group]] of this name (number 7) instead of the single-peer form's top-level keys.
+  std::string group;
   std::string bind_ip = "127.0.0.1";  // every listener binds here
   std::string netns;                  // run inside this network namespace (ip netns exec)
   // Security: the peer link's shared secret (written to a file the config names; empty:

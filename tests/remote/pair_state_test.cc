@@ -2,6 +2,7 @@
 #include "simarray/remote/pair_state.h"
 
 #include <catch2/catch.hpp>
+#include <set>
 
 namespace simarray::remote {
 namespace {
@@ -65,6 +66,27 @@ TEST_CASE("pair state: names are what the admin service and metrics show", "[rem
   CHECK(PairStateName(PairState::kFailedOver) == "FailedOver");
   CHECK(LinkStateName(LinkState::kStopped) == "stopped");
   CHECK(LinkStateName(LinkState::kUp) == "up");
+}
+
+TEST_CASE("pair state: SRDF names and the group rollup by precedence", "[remote][pair]") {
+  CHECK(SrdfStateName(ToSrdf(PairState::kFailedOver)) == "Failed Over");
+  CHECK(SrdfStateName(ToSrdf(PairState::kSyncInProg)) == "SyncInProg");
+  CHECK(ToSrdf(PairState::kSplitBrain) == SrdfState::kInvalid);
+  CHECK(SrdfStateName(SrdfState::kR1UpdInProg) == "R1 UpdInProg");
+  // Every state has its own name.
+  std::set<std::string_view> names;
+  for (const SrdfState s : kSrdfStates) names.insert(SrdfStateName(s));
+  CHECK(names.size() == std::size(kSrdfStates));
+
+  using S = SrdfState;
+  CHECK(RollUp({S::kSynchronized, S::kSynchronized}) == S::kSynchronized);
+  CHECK(RollUp({S::kSynchronized, S::kSyncInProg, S::kSynchronized}) == S::kSyncInProg);
+  CHECK(RollUp({S::kSyncInProg, S::kFailedOver}) == S::kFailedOver);
+  CHECK(RollUp({S::kR1Updated, S::kSplit}) == S::kSplit);
+  CHECK(RollUp({S::kSuspended, S::kPartitioned, S::kSynchronized}) == S::kPartitioned);
+  CHECK(RollUp({S::kPartitioned, S::kInvalid}) == S::kInvalid);
+  CHECK(RollUp({S::kConsistent, S::kSynchronized}) == S::kConsistent);
+  CHECK(RollUp({}) == S::kInvalid);
 }
 
 }  // namespace

@@ -41,6 +41,64 @@ std::string_view PairStateName(PairState state) {
   return "Unknown";
 }
 
+std::string_view SrdfStateName(SrdfState state) {
+  switch (state) {
+    case SrdfState::kInvalid:
+      return "Invalid";
+    case SrdfState::kPartitioned:
+      return "Partitioned";
+    case SrdfState::kSuspended:
+      return "Suspended";
+    case SrdfState::kSplit:
+      return "Split";
+    case SrdfState::kR1UpdInProg:
+      return "R1 UpdInProg";
+    case SrdfState::kR1Updated:
+      return "R1 Updated";
+    case SrdfState::kFailedOver:
+      return "Failed Over";
+    case SrdfState::kTransIdle:
+      return "TransIdle";
+    case SrdfState::kSyncInProg:
+      return "SyncInProg";
+    case SrdfState::kConsistent:
+      return "Consistent";
+    case SrdfState::kSynchronized:
+      return "Synchronized";
+  }
+  return "Invalid";
+}
+
+SrdfState ToSrdf(PairState state) {
+  switch (state) {
+    case PairState::kSynchronized:
+      return SrdfState::kSynchronized;
+    case PairState::kConsistent:
+      return SrdfState::kConsistent;
+    case PairState::kSyncInProg:
+      return SrdfState::kSyncInProg;
+    case PairState::kSuspended:
+      return SrdfState::kSuspended;
+    case PairState::kPartitioned:
+      return SrdfState::kPartitioned;
+    case PairState::kFailedOver:
+      return SrdfState::kFailedOver;
+    case PairState::kNotPaired:
+    case PairState::kSplitBrain:
+      return SrdfState::kInvalid;
+  }
+  return SrdfState::kInvalid;
+}
+
+SrdfState RollUp(const std::vector<SrdfState>& states) {
+  for (const SrdfState ranked : kSrdfStates) {
+    for (const SrdfState s : states) {
+      if (s == ranked) return ranked;
+    }
+  }
+  return SrdfState::kInvalid;
+}
+
 PairState ComputePairState(const PairFacts& f) {
   if (!f.primary) {
     // A mirror sees the pair through the stream its primary ships on.

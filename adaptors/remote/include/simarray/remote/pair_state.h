@@ -4,6 +4,7 @@
 // produced only at that edge.
 
 #include <string_view>
+#include <vector>
 
 namespace simarray::remote {
 
@@ -34,6 +35,38 @@ enum class PairState {
 // "NotPaired", "Synchronized", "Consistent", "SyncInProg", "Suspended", "Partitioned",
 // "SplitBrain", "FailedOver".
 std::string_view PairStateName(PairState state);
+
+// The states a group or a volume pair reports by SRDF's names (docs/groups.md), which tools
+// that drive arrays branch on. Some are reached only by group operations still to come
+// (Split, R1 Updated, R1 UpdInProg, TransIdle); the list is whole so a rollup can rank them.
+enum class SrdfState {
+  kInvalid,       // no other state applies (split brain: both sides are sources)
+  kPartitioned,   // the link is down
+  kSuspended,     // an admin suspended the link
+  kSplit,         // mirroring stopped, both sides writable
+  kR1UpdInProg,   // the target's changes are being copied back to the source
+  kR1Updated,     // they were
+  kFailedOver,    // the target took over
+  kTransIdle,     // async: the link is up but idle
+  kSyncInProg,    // a resync or initial copy runs, or async cycles have not settled
+  kConsistent,    // async: the target holds a cycle boundary and cycles flow
+  kSynchronized,  // sync: every acknowledged write is on the target
+};
+// Highest precedence first: the order a rollup ranks by (the first one present wins).
+inline constexpr SrdfState kSrdfStates[] = {
+    SrdfState::kInvalid,    SrdfState::kPartitioned, SrdfState::kSuspended,
+    SrdfState::kSplit,      SrdfState::kR1UpdInProg, SrdfState::kR1Updated,
+    SrdfState::kFailedOver, SrdfState::kTransIdle,   SrdfState::kSyncInProg,
+    SrdfState::kConsistent, SrdfState::kSynchronized};
+// "Invalid", "Partitioned", "Suspended", "Split", "R1 UpdInProg", "R1 Updated",
+// "Failed Over", "TransIdle", "SyncInProg", "Consistent", "Synchronized".
+std::string_view SrdfStateName(SrdfState state);
+// The SRDF state of a pair state. kNotPaired has none (a group always has a peer): kInvalid.
+SrdfState ToSrdf(PairState state);
+// The state of a set of pairs (a group's volumes): the one of highest precedence, SRDF's
+// rollup (Invalid > Partitioned > Suspended > Split > R1 UpdInProg > R1 Updated >
+// Failed Over > TransIdle > SyncInProg > Consistent > Synchronized). kInvalid for none.
+SrdfState RollUp(const std::vector<SrdfState>& states);
 
 // What the pair state is computed from: everything a daemon knows about its pair.
 struct PairFacts {

@@ -1,0 +1,136 @@
+#include "daemon/rdf_group.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "simarray/base/state_file.h"
+#include "spdlog/spdlog.h"
+
+namespace simarray::daemon {
+namespace {
+
+constexpr char kFailedOverText[] = "failed over: changes are recorded, nothing is shipped\n";
+
+}  // namespace
+
+RdfGroup::RdfGroup(GroupConfig config, GroupParts parts)
+    : config_(std::move(config)),
+      parts_(std::move(parts)),
+      state_dir_(config_.StateDir(parts_.data_dir)) {}
+
+RdfGroup::~RdfGroup() { Shutdown(); }
+
+void RdfGroup::LoadLearnedPeer() {
+  const std::string path = state_dir_ + "/peer.address";
+  std::ifstream in(path);
+  if (!in) return;  // never paired with a source yet
+  std::string address;
+  uint64_t generation = 0;
+  if (!(in >> address >> generation)) {
+    spdlog::error("{}: expected \"ADDRESS GENERATION\", cannot read it: the peer is not known",
+                  path);
+    return;
+  }
+  absl::MutexLock lock(&mu_);
+  learned_peer_ = address;
+  learned_generation_ = generation;
+}
+
+absl::Status RdfGroup::Open() {
+  std::error_code ec;
+  std::filesystem::create_directories(state_dir_, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(absl::StrCat("group ", config_.name, ": cannot create ",
+                                                      state_dir_, ": ", std::string(ec.message())));
+  }
+  queue_ = std::make_unique<mirror::MirrorQueue>(parts_.queue_capacity);
+  owed_ = std::make_unique<mirror::OwedTracks>(state_dir_);
+  const uint64_t track_size = parts_.cache->track_size();
+  for (const disk::VolumeInfo& v : parts_.volumes->List()) {
+    if (absl::Status s = owed_->AddVolume(v.id, v.size / track_size); !s.ok()) return s;
+  }
+  if (owed_->owed() != 0) {
+    spdlog::info("group {}: {} tracks are owed to the remote array from before the restart",
+                 config_.name, owed_->owed());
+  }
+  if (async()) {
+    const uint64_t limit =
+        std::max<uint64_t>(1, parts_.cache->slot_count() * config_.cycle_cache_percent / 100);
+    cycles_ = std::make_unique<mirror::CycleSet>(parts_.cache, owed_.get(),
+                                                 absl::Milliseconds(config_.cycle_ms), limit);
+  }
+  return absl::OkStatus();
+}
+
+void RdfGroup::Wire(mirror::CommitPoint* commit) {
+  remote::RemoteAdaptorOptions ro;
+  ro.daemon_id = parts_.daemon_name;
+  ro.mode = config_.mode;
+  ro.cycle_cache_percent = config_.cycle_cache_percent;
+  ro.peer_address = peer_address();
+  ro.max_write = parts_.max_write;
+  ro.ack_timeout = absl::Milliseconds(config_.ack_timeout_ms);
+  ro.fail_writes_when_down = config_.link_policy == "fail";
+  ro.secret = parts_.peer_secret;
+  ro.tls = parts_.peer_tls;
+  ro.role = parts_.role;
+  remote_ =
+      std::make_unique<remote::RemoteAdaptor>(ro, parts_.cache, queue_.get(), owed_.get(),
+                                              parts_.volumes, parts_.disk, parts_.faults, commit);
+}
+
+void RdfGroup::Shutdown() {
+  if (queue_) queue_->Close();
+  if (remote_) remote_->Stop();
+}
+
+std::string RdfGroup::peer_address() {
+  return config_.peer_address.empty() ? learned_peer() : config_.peer_address;
+}
+
+std::string RdfGroup::learned_peer() {
+  absl::MutexLock lock(&mu_);
+  return learned_peer_;
+}
+
+uint64_t RdfGroup::learned_generation() {
+  absl::MutexLock lock(&mu_);
+  return learned_generation_;
+}
+
+absl::Status RdfGroup::LearnPeer(const std::string& address, uint64_t generation) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (address.empty() || (address == learned_peer_ && generation == learned_generation_)) {
+      return absl::OkStatus();
+    }
+    if (absl::Status s = WriteFileAtomically(state_dir_ + "/peer.address",
+                                             absl::StrCat(address, " ", generation, "\n"), 0644);
+        !s.ok()) {
+      return s;  // what was learned before stays, on disk and here
+    }
+    learned_peer_ = address;
+    learned_generation_ = generation;
+  }
+  if (remote_) remote_->SetPeerAddress(address);  // ignored while it ships
+  return absl::OkStatus();
+}
+
+std::string RdfGroup::FailedOverPath() const { return state_dir_ + "/failed_over"; }
+
+bool RdfGroup::ReadFailedOver() {
+  failed_over_ = std::filesystem::exists(FailedOverPath());
+  return failed_over_;
+}
+
+absl::Status RdfGroup::SetFailedOver(bool failed_over) {
+  const std::string marker = FailedOverPath();
+  absl::Status persisted =
+      failed_over ? WriteFileAtomically(marker, kFailedOverText, 0644) : RemoveFileDurably(marker);
+  if (!persisted.ok()) return persisted;
+  failed_over_ = failed_over;
+  return absl::OkStatus();
+}
+
+}  // namespace simarray::daemon

@@ -1,0 +1,113 @@
+#pragma once
+// RdfGroup: one RDF group of this array (docs/groups.md) — a set of volumes mirrored to one
+// remote array, in one mode, over one link. It owns what the pair needs on this side: the
+// mirror queue, the owed tracks, the async cycles, the remote adaptor (link, shipper and
+// peer calls), and the group's two state files: the peer a source taught this side in Hello
+// (peer.address) and the failed-over marker (failed_over), both in the group's state
+// directory (GroupConfig::StateDir) and written like data (docs/reliability.md, "State
+// files").
+//
+// Life: construct, LoadLearnedPeer, Open (queue, owed tracks, cycles), then, once the commit
+// point exists, Wire (the remote adaptor). The array decides the group's role and calls its
+// adaptor's Start/Stop at role changes (daemon/array_roles.cc). Thread-safe after Wire.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "daemon/config.h"
+#include "simarray/base/fault_injector.h"
+#include "simarray/cache/cache_memory.h"
+#include "simarray/disk/disk_adaptor.h"
+#include "simarray/disk/volume_catalog.h"
+#include "simarray/mirror/commit_point.h"
+#include "simarray/mirror/cycle_set.h"
+#include "simarray/mirror/mirror_queue.h"
+#include "simarray/mirror/owed_tracks.h"
+#include "simarray/remote/remote_adaptor.h"
+#include "simarray/rpc/rpc.h"
+
+namespace simarray::daemon {
+
+// What a group borrows from its array; all must outlive it.
+struct GroupParts {
+  std::string daemon_name;
+  std::string data_dir;
+  cache::CacheMemory* cache = nullptr;
+  disk::VolumeCatalog* volumes = nullptr;
+  disk::DiskAdaptor* disk = nullptr;
+  FaultInjector* faults = nullptr;
+  uint64_t queue_capacity = 4096;
+  uint64_t max_write = 32 << 20;
+  std::string peer_secret;  // the array's peer link secret and TLS (daemon-wide for now)
+  rpc::TlsConfig peer_tls;
+  std::function<std::string()> role;  // this side's role, as told in Hello
+};
+
+class RdfGroup {
+ public:
+  RdfGroup(GroupConfig config, GroupParts parts);
+  ~RdfGroup();
+  RdfGroup(const RdfGroup&) = delete;
+  RdfGroup& operator=(const RdfGroup&) = delete;
+
+  const GroupConfig& config() const { return config_; }
+  const std::string& name() const { return config_.name; }
+  bool async() const { return config_.mode == "async"; }
+  // data_dir for "default", data_dir/groups/NAME for any other.
+  const std::string& state_dir() const { return state_dir_; }
+
+  // Reads state_dir/peer.address, if there is one (an unreadable one is logged and ignored).
+  void LoadLearnedPeer();
+  // Creates the state directory, the mirror queue, the owed tracks (one bitmap per volume of
+  // the array) and, in async mode, the cycles. The error names the file or directory.
+  absl::Status Open();
+  // Creates the remote adaptor, which ships through `commit`'s cycles in async mode.
+  void Wire(mirror::CommitPoint* commit);
+  // Stops shipping and closes the queue (array shutdown).
+  void Shutdown();
+
+  mirror::MirrorQueue* queue() { return queue_.get(); }
+  mirror::OwedTracks* owed() { return owed_.get(); }
+  mirror::CycleSet* cycles() { return cycles_.get(); }
+  remote::RemoteAdaptor* remote() { return remote_.get(); }
+
+  // Where the adaptor ships: the configured peer, else the learned one.
+  std::string peer_address();
+  // The source that last said Hello to this side (target) and its data generation.
+  std::string learned_peer() ABSL_LOCKS_EXCLUDED(mu_);
+  uint64_t learned_generation() ABSL_LOCKS_EXCLUDED(mu_);
+  // Keeps a source's address and generation, in state_dir/peer.address first; on an error
+  // (naming the file, the step and the errno) nothing learned changes. Tells the adaptor
+  // (which takes it at its next Start).
+  absl::Status LearnPeer(const std::string& address, uint64_t generation) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // state_dir/failed_over: a failed-over source keeps it so a restart does not start
+  // shipping. SetFailedOver writes or removes it durably and only then changes
+  // failed_over(); on an error failed_over() is unchanged and the caller refuses its role
+  // change. ReadFailedOver is for the start: whether the marker is there.
+  bool failed_over() const { return failed_over_.load(); }
+  absl::Status SetFailedOver(bool failed_over);
+  bool ReadFailedOver();
+  std::string FailedOverPath() const;
+
+ private:
+  const GroupConfig config_;
+  const GroupParts parts_;
+  const std::string state_dir_;
+  std::unique_ptr<mirror::MirrorQueue> queue_;
+  std::unique_ptr<mirror::OwedTracks> owed_;
+  std::unique_ptr<mirror::CycleSet> cycles_;  // async mode
+  std::unique_ptr<remote::RemoteAdaptor> remote_;
+  std::atomic<bool> failed_over_{false};
+  absl::Mutex mu_;
+  std::string learned_peer_ ABSL_GUARDED_BY(mu_);
+  uint64_t learned_generation_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace simarray::daemon
