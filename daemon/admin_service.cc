@@ -109,23 +109,52 @@ grpc::Status AdminServiceImpl::WatchEvents(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+namespace {
+
+void FillVolumeInfo(const disk::VolumeInfo& v, v1::VolumeInfo* out) {
+  out->set_name(v.name);
+  out->set_id(v.id);
+  out->set_size(v.size);
+  out->set_paired(v.paired);
+  out->set_group(v.group);
+}
+
+}  // namespace
+
 grpc::Status AdminServiceImpl::CreateVolume(grpc::ServerContext* context,
                                             const v1::CreateVolumeRequest* request,
                                             v1::VolumeInfo* reply) {
   if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
-  if (!array_->is_primary()) {
-    return Error(grpc::StatusCode::FAILED_PRECONDITION,
-                 "volumes are created on the primary; it creates the mirror's twin");
+  if (request->local() && !request->group().empty()) {
+    return Error(grpc::StatusCode::INVALID_ARGUMENT,
+                 absl::StrCat("expected a group or local, got both (group \"", request->group(),
+                              "\" and local)"));
   }
-  auto created = array_->CreateVolume(request->name(), request->size());
+  auto created =
+      array_->CreateVolume(request->name(), request->size(), request->group(), request->local());
   if (!created.ok()) return rpc::ToGrpc(created.status());
   Publish("volume", created->name, "created",
           absl::StrCat("volume created: ", created->size, " bytes, id ", created->id,
+                       created->group.empty() ? ", local (in no RDF group)"
+                                              : absl::StrCat(", in RDF group ", created->group),
                        created->paired ? ", with its twin on the mirror" : ""));
-  reply->set_name(created->name);
-  reply->set_id(created->id);
-  reply->set_size(created->size);
-  reply->set_paired(created->paired);
+  FillVolumeInfo(*created, reply);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminServiceImpl::PairVolume(grpc::ServerContext* context,
+                                          const v1::PairVolumeRequest* request,
+                                          v1::PairVolumeReply* reply) {
+  if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
+  auto paired = array_->PairVolume(request->name(), request->group());
+  if (!paired.ok()) return rpc::ToGrpc(paired.status());
+  if (paired->tracks_to_copy != 0 || paired->volume.paired) {
+    Publish("volume", paired->volume.name, "paired",
+            absl::StrCat("volume joined RDF group ", paired->volume.group, "; initial copy of ",
+                         paired->tracks_to_copy, " tracks"));
+  }
+  FillVolumeInfo(paired->volume, reply->mutable_volume());
+  reply->set_tracks_to_copy(paired->tracks_to_copy);
   return grpc::Status::OK;
 }
 
@@ -142,13 +171,7 @@ grpc::Status AdminServiceImpl::ListVolumes(grpc::ServerContext* context,
                                            const v1::ListVolumesRequest* request,
                                            v1::ListVolumesReply* reply) {
   if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
-  for (const auto& v : array_->volumes().List()) {
-    v1::VolumeInfo* vi = reply->add_volumes();
-    vi->set_name(v.name);
-    vi->set_id(v.id);
-    vi->set_size(v.size);
-    vi->set_paired(v.paired);
-  }
+  for (const auto& v : array_->volumes().List()) FillVolumeInfo(v, reply->add_volumes());
   return grpc::Status::OK;
 }
 
@@ -162,6 +185,12 @@ grpc::Status AdminServiceImpl::CheckConsistency(grpc::ServerContext* context,
   if (ra == nullptr) {
     return Error(grpc::StatusCode::FAILED_PRECONDITION,
                  "this daemon ships to no mirror; run the check on the primary of a pair");
+  }
+  if (!array_->InGroup(**volume)) {
+    return Error(grpc::StatusCode::FAILED_PRECONDITION,
+                 absl::StrCat("volume ", (*volume)->name,
+                              " is local (in no RDF group): it has no twin to compare with; "
+                              "volume pair puts it in the group"));
   }
   const uint32_t id = (*volume)->id;
   const uint64_t tracks = (*volume)->size / array_->cache().track_size();

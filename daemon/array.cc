@@ -133,7 +133,7 @@ absl::Status Array::OpenStorage() {
 absl::Status Array::CreateConfiguredVolumes() {
   for (const VolumeConfig& v : config_.volumes) {
     if (volumes_->Find(v.name).ok()) continue;  // created at an earlier start
-    auto created = CreateVolume(v.name, v.size);
+    auto created = CreateVolume(v.name, v.size, /*group=*/"", /*local=*/false);
     if (!created.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("config ", config_.path, ": volume ", v.name,
                                                      ": ",
@@ -182,7 +182,7 @@ absl::StatusOr<BoundAddresses> Array::Start() {
   parts.queue = queue();
   parts.faults = &faults_;
   parts.image_lock = &applier_->image_lock();
-  parts.admit_write = [this] { return AdmitWrite(); };
+  parts.admit_write = [this](const disk::Volume& volume) { return AdmitWrite(volume); };
   if (config_.holding_pen == "bypass") {
     spdlog::warn(
         "holding_pen = \"bypass\": writes skip the holding pen and are NOT validated (a "
@@ -214,7 +214,7 @@ absl::StatusOr<BoundAddresses> Array::Start() {
       nbd::NbdServerOptions no;
       no.listen = config_.host_adaptors[i].listen;
       nbd::NbdServerParts np{hosts_[i].get(), volumes_.get(), disk_.get(), config_.track_size,
-                             [this] { return is_primary_.load(); }};
+                             [this](const std::string& volume) { return AcceptsWrites(volume); }};
       nbd_servers_.push_back(std::make_unique<nbd::NbdServer>(no, np));
       auto nbd_addr = nbd_servers_.back()->Start();
       if (!nbd_addr.ok()) return nbd_addr.status();
@@ -232,6 +232,7 @@ absl::StatusOr<BoundAddresses> Array::Start() {
   remote::PeerServiceParts pp;
   pp.daemon_id = config_.name;
   pp.mode = config_.mode;
+  if (group_) pp.group = group_->name();
   pp.role = [this] { return role(); };
   pp.cache = cache_.get();
   pp.volumes = volumes_.get();
@@ -333,67 +334,6 @@ remote::PairState Array::pair_state() {
     facts.failed_over = group_->failed_over();
   }
   return remote::ComputePairState(facts);
-}
-
-absl::Status Array::AdmitWrite() {
-  if (!is_primary_) {
-    return absl::FailedPreconditionError(
-        "this daemon is a mirror: hosts may read only; write to the primary");
-  }
-  if (group_ && !group_->failed_over() && !remote()->AdmitsWrites()) {
-    return absl::UnavailableError(
-        absl::StrCat("link.policy is \"fail\" and the pair is ",
-                     std::string(remote::PairStateName(remote()->pair_state())),
-                     ": writes are refused until the mirror is synchronized"));
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<disk::VolumeInfo> Array::CreateVolume(const std::string& name, uint64_t size) {
-  auto created = volumes_->Create(name, size, 0, false);
-  if (!created.ok()) return created.status();
-  if (group_) {
-    if (absl::Status s = owed()->AddVolume(created->id, size / config_.track_size); !s.ok()) {
-      (void)volumes_->Delete(name);
-      return s;
-    }
-  }
-  if (group_) {
-    // When the mirror cannot be reached the volume starts not paired; the remote adaptor
-    // creates the twin when the link comes up.
-    absl::Status twin = remote()->CreateTwin(*created);
-    if (twin.ok()) {
-      created->paired = volumes_->SetPaired(name, true).ok();
-    } else {
-      spdlog::warn("volume {}: twin not created on the mirror ({}); not paired yet", name,
-                   std::string(twin.message()));
-    }
-  }
-  spdlog::info("volume {} created (id {}, {} bytes){}", name, created->id, size,
-               created->paired ? ", twin created on the mirror" : "");
-  return created;
-}
-
-absl::Status Array::DeleteVolume(const std::string& name, bool force) {
-  std::optional<disk::VolumeInfo> info;
-  for (const auto& v : volumes_->List()) {
-    if (v.name == name) info = v;
-  }
-  if (!info) return absl::NotFoundError(absl::StrCat("no volume \"", name, "\""));
-  if (info->paired && !force) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("volume ", name, " is paired; delete with force to drop both sides"));
-  }
-  if (info->paired && group_) {
-    absl::Status twin = remote()->DeleteTwin(*info);
-    if (!twin.ok()) {
-      spdlog::warn("volume {}: twin not deleted: {}", name, std::string(twin.message()));
-    }
-  }
-  cache_->DropVolume(info->id);
-  if (group_) owed()->DropVolume(info->id);
-  spdlog::info("volume {} deleted", name);
-  return volumes_->Delete(name);
 }
 
 uint64_t Array::streams_cancelled() {

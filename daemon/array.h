@@ -88,9 +88,32 @@ class Array {
   const std::vector<std::unique_ptr<nbd::NbdServer>>& nbd_servers() { return nbd_servers_; }
   uint64_t streams_cancelled();
 
-  // Creates a volume (and, paired and reachable, its twin), keeping owed tracks for it.
-  absl::StatusOr<disk::VolumeInfo> CreateVolume(const std::string& name, uint64_t size);
+  // Volumes and their groups (array_volumes.cc, docs/groups.md).
+  // Creates a volume in RDF group `group` (empty: the array's group, if any) or, `local`, in
+  // none. A group volume is created on the group's source side only (FAILED_PRECONDITION
+  // elsewhere), with its twin on the peer when the link is up (else when it comes up); a
+  // local one on either side. NOT_FOUND for a group this array does not have.
+  absl::StatusOr<disk::VolumeInfo> CreateVolume(const std::string& name, uint64_t size,
+                                                const std::string& group, bool local);
   absl::Status DeleteVolume(const std::string& name, bool force);
+  // Moves a local volume into RDF group `group` (empty: the array's) on its source side:
+  // creates the twin and queues the initial copy of every track that holds data, whose
+  // count it returns. Already in that group: returns 0 tracks (idempotent).
+  struct Paired {
+    disk::VolumeInfo volume;
+    uint64_t tracks_to_copy = 0;
+  };
+  absl::StatusOr<Paired> PairVolume(const std::string& name, const std::string& group);
+  // Whether hosts may write `volume` now: not when it is in a group whose target this array
+  // is (FAILED_PRECONDITION naming the group), nor while link.policy "fail" holds its
+  // group's writes (UNAVAILABLE). A local volume always.
+  absl::Status AdmitWrite(const disk::Volume& volume);
+  // For NBD's export flags: false for a volume hosts may only read (a target's).
+  bool AcceptsWrites(const std::string& volume);
+  // A volume whose writes this array's group mirrors or receives.
+  bool InGroup(const disk::Volume& volume) const {
+    return group_ != nullptr && volume.in_group.load(std::memory_order_relaxed);
+  }
 
   // Role changes (docs/pair.md), asked of this daemon's admin service. Failover and Swap
   // are asked of the mirror, Failback of the side that was failed over to.
@@ -101,7 +124,8 @@ class Array {
  private:
   absl::Status OpenStorage();
   absl::Status CreateConfiguredVolumes();
-  absl::Status AdmitWrite();
+  // The group `name` names (empty: the array's); NOT_FOUND, naming the groups there are.
+  absl::StatusOr<RdfGroup*> FindGroup(const std::string& name);
   // The group's RdfGroup::LearnPeer, serialised with role changes.
   absl::Status LearnPeer(const std::string& address, uint64_t generation);
   // At start, with the group wired: a failed-over marker keeps the adaptor suspended; one on

@@ -48,6 +48,7 @@ absl::Status RdfGroup::Open() {
   owed_ = std::make_unique<mirror::OwedTracks>(state_dir_);
   const uint64_t track_size = parts_.cache->track_size();
   for (const disk::VolumeInfo& v : parts_.volumes->List()) {
+    if (v.group != config_.name) continue;  // local, or another group's
     if (absl::Status s = owed_->AddVolume(v.id, v.size / track_size); !s.ok()) return s;
   }
   if (owed_->owed() != 0) {
@@ -66,6 +67,7 @@ absl::Status RdfGroup::Open() {
 void RdfGroup::Wire(mirror::CommitPoint* commit) {
   remote::RemoteAdaptorOptions ro;
   ro.daemon_id = parts_.daemon_name;
+  ro.group = config_.name;
   ro.mode = config_.mode;
   ro.cycle_cache_percent = config_.cycle_cache_percent;
   ro.peer_address = peer_address();

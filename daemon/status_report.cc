@@ -59,6 +59,7 @@ GroupState StateOfGroup(Array& a) {
   GroupState out;
   std::vector<remote::SrdfState> states;
   for (const disk::VolumeInfo& v : a.volumes().List()) {
+    if (v.group != group.name()) continue;  // local
     VolumePairState vp;
     vp.volume = v.name;
     vp.paired = v.paired;

@@ -21,7 +21,7 @@ const ExportCatalog& Catalog() {
       return std::nullopt;
     };
     c->names = [] { return std::vector<std::string>{"vol"}; };
-    c->accepts_writes = [] { return true; };
+    c->accepts_writes = [](const std::string&) { return true; };
     return c;
   }();
   return *catalog;

@@ -62,20 +62,43 @@ int RunStatus(const GlobalOptions& global) {
   return kExitOk;
 }
 
-int RunVolumeCreate(const GlobalOptions& global, const std::string& name, uint64_t size) {
+int RunVolumeCreate(const GlobalOptions& global, const VolumeCreateOptions& options) {
   grpc::ClientContext context;
   PrepareCall(context, global);
   v1::CreateVolumeRequest request;
-  request.set_name(name);
-  request.set_size(size);
+  request.set_name(options.name);
+  request.set_size(options.size);
+  request.set_group(options.group);
+  request.set_local(options.local);
   v1::VolumeInfo reply;
   grpc::Status status = AdminStub(global)->CreateVolume(&context, request, &reply);
   if (!status.ok()) return ReportRpcError("volume create", status);
-  Print(global.json ? ReplyJson(reply) + "\n"
-                    : absl::StrCat("created volume ", reply.name(), ": id ", reply.id(), ", size ",
-                                   FormatSize(reply.size()), " (", reply.size(), " bytes), ",
-                                   reply.paired() ? "paired with its twin on the mirror\n"
-                                                  : "not paired\n"));
+  Print(global.json
+            ? ReplyJson(reply) + "\n"
+            : absl::StrCat("created volume ", reply.name(), ": id ", reply.id(), ", size ",
+                           FormatSize(reply.size()), " (", reply.size(), " bytes), ",
+                           reply.group().empty() ? "local (in no RDF group)\n"
+                           : reply.paired()      ? absl::StrCat("in RDF group ", reply.group(),
+                                                                ", paired with its twin on the mirror\n")
+                                                 : absl::StrCat("in RDF group ", reply.group(),
+                                                                ", not paired yet\n")));
+  return kExitOk;
+}
+
+int RunVolumePair(const GlobalOptions& global, const std::string& name, const std::string& group) {
+  grpc::ClientContext context;
+  PrepareCall(context, global);
+  v1::PairVolumeRequest request;
+  request.set_name(name);
+  request.set_group(group);
+  v1::PairVolumeReply reply;
+  grpc::Status status = AdminStub(global)->PairVolume(&context, request, &reply);
+  if (!status.ok()) return ReportRpcError("volume pair", status);
+  Print(global.json
+            ? ReplyJson(reply) + "\n"
+            : absl::StrCat("volume ", reply.volume().name(), " is in RDF group ",
+                           reply.volume().group(), "; initial copy of ", reply.tracks_to_copy(),
+                           " tracks", reply.volume().paired() ? "" : " once the link is up", "\n"));
   return kExitOk;
 }
 
@@ -93,12 +116,12 @@ int RunVolumeList(const GlobalOptions& global) {
     Print("no volumes\n");
     return kExitOk;
   }
-  std::vector<std::vector<std::string>> rows = {{"NAME", "ID", "SIZE", "BYTES", "PAIRED"}};
+  std::vector<std::vector<std::string>> rows = {{"NAME", "ID", "SIZE", "BYTES", "GROUP", "PAIRED"}};
   for (const v1::VolumeInfo& v : reply.volumes()) {
     rows.push_back({v.name(), absl::StrCat(v.id()), FormatSize(v.size()), absl::StrCat(v.size()),
-                    v.paired() ? "yes" : "no"});
+                    v.group().empty() ? "-" : v.group(), v.paired() ? "yes" : "no"});
   }
-  Print(FormatTable(rows, {false, true, true, true, false}));
+  Print(FormatTable(rows, {false, true, true, true, false, false}));
   return kExitOk;
 }
 

@@ -33,7 +33,15 @@ void PrepareCall(grpc::ClientContext& context, const GlobalOptions& global, int6
 
 int RunStatus(const GlobalOptions& global);
 
-int RunVolumeCreate(const GlobalOptions& global, const std::string& name, uint64_t size);
+struct VolumeCreateOptions {
+  std::string name;
+  uint64_t size = 0;
+  std::string group;   // empty: the array's group
+  bool local = false;  // in no RDF group
+};
+int RunVolumeCreate(const GlobalOptions& global, const VolumeCreateOptions& options);
+// AdminService.PairVolume: a local volume joins RDF group `group` (empty: the array's).
+int RunVolumePair(const GlobalOptions& global, const std::string& name, const std::string& group);
 int RunVolumeList(const GlobalOptions& global);
 // AdminService.ListGroups: one row per group, then one per volume pair (docs/groups.md).
 int RunGroupList(const GlobalOptions& global);

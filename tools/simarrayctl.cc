@@ -63,16 +63,31 @@ void AddVolume(CLI::App& app, const GlobalOptions& global, Command& command) {
   CLI::App* volume = app.add_subcommand("volume", "create, list or delete volumes");
   volume->require_subcommand(0, 1);
 
-  CLI::App* create = volume->add_subcommand("create", "create a volume (and its mirror twin)");
-  auto name = std::make_shared<std::string>();
-  auto size = std::make_shared<uint64_t>(0);
-  create->add_option("NAME", *name, "volume name")->required()->type_name("NAME");
-  create->add_option("SIZE", *size, "volume size: bytes, or with suffix K, M, G, T")
+  CLI::App* create = volume->add_subcommand(
+      "create", "create a volume in the array's RDF group (and its twin), or a local one");
+  auto create_options = std::make_shared<VolumeCreateOptions>();
+  create->add_option("NAME", create_options->name, "volume name")->required()->type_name("NAME");
+  create->add_option("SIZE", create_options->size, "volume size: bytes, or with suffix K, M, G, T")
       ->required()
       ->transform(SizeArgument(1))
       ->type_name("SIZE");
-  create->callback([&, name, size] {
-    command = [&, name, size] { return RunVolumeCreate(global, *name, *size); };
+  CLI::Option* in_group =
+      create->add_option("--group", create_options->group, "the RDF group (default: the array's)")
+          ->type_name("G");
+  create->add_flag("--local", create_options->local, "in no RDF group: never mirrored")
+      ->excludes(in_group);
+  create->callback([&, create_options] {
+    command = [&, create_options] { return RunVolumeCreate(global, *create_options); };
+  });
+
+  CLI::App* pair = volume->add_subcommand(
+      "pair", "put a local volume into an RDF group: twin, then initial copy (on the source)");
+  auto pair_name = std::make_shared<std::string>();
+  auto pair_group = std::make_shared<std::string>();
+  pair->add_option("NAME", *pair_name, "volume name")->required()->type_name("NAME");
+  pair->add_option("--group", *pair_group, "the RDF group (default: the array's)")->type_name("G");
+  pair->callback([&, pair_name, pair_group] {
+    command = [&, pair_name, pair_group] { return RunVolumePair(global, *pair_name, *pair_group); };
   });
 
   CLI::App* list = volume->add_subcommand("list", "list volumes");

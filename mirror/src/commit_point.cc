@@ -29,6 +29,21 @@ absl::StatusOr<uint64_t> CommitPoint::CommitUnpenned(std::vector<Portion>& porti
   return PublishAndQueue(portions, std::move(requests), reservation, std::move(ticket));
 }
 
+absl::StatusOr<uint64_t> CommitPoint::CommitLocal(std::vector<Portion>& portions,
+                                                  const std::atomic<bool>& in_group) {
+  absl::MutexLock lock(&mu_);
+  const uint64_t sequence = cache_->NextSequence();
+  const bool joined = owed_ != nullptr && in_group.load();
+  for (Portion& p : portions) {
+    const cache::TrackKey key = p.staged.key();
+    if (joined) owed_->MarkWritten(key, sequence);
+    (void)cache_->Publish(std::move(p.staged), p.offset, p.length, sequence, joined,
+                          cache::Keep::kNothing);
+    if (joined) owed_->NeedResync(key);
+  }
+  return sequence;
+}
+
 void CommitPoint::Close() {
   absl::MutexLock lock(&mu_);
   closed_ = true;

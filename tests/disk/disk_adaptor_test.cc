@@ -27,7 +27,7 @@ struct Rig {
     auto catalog = VolumeCatalog::Open(dir.path(), kTrack);
     REQUIRE(catalog.ok());
     volumes = std::move(*catalog);
-    auto info = volumes->Create("vol", 16 * kTrack, 0, false);
+    auto info = volumes->Create("vol", 16 * kTrack, 0, false, /*group=*/"");
     REQUIRE(info.ok());
     volume_id = info->id;
     cache::RecoveryReport report;

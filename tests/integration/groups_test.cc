@@ -41,6 +41,41 @@ States StatesOf(Daemon& d) {
   return out;
 }
 
+grpc::Status CreateVolumeIn(Daemon& d, const std::string& name, uint64_t size,
+                            const std::string& group, bool local, v1::VolumeInfo* info = nullptr) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  d.Authorize(context);
+  v1::CreateVolumeRequest request;
+  request.set_name(name);
+  request.set_size(size);
+  request.set_group(group);
+  request.set_local(local);
+  v1::VolumeInfo reply;
+  return d.admin().CreateVolume(&context, request, info != nullptr ? info : &reply);
+}
+
+grpc::Status PairVolumeCall(Daemon& d, const std::string& name, v1::PairVolumeReply* reply) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  d.Authorize(context);
+  v1::PairVolumeRequest request;
+  request.set_name(name);
+  return d.admin().PairVolume(&context, request, reply);
+}
+
+// The volumes `d` lists, by name.
+std::map<std::string, v1::VolumeInfo> VolumesOf(Daemon& d) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  d.Authorize(context);
+  v1::ListVolumesReply reply;
+  REQUIRE(d.admin().ListVolumes(&context, v1::ListVolumesRequest(), &reply).ok());
+  std::map<std::string, v1::VolumeInfo> out;
+  for (const v1::VolumeInfo& v : reply.volumes()) out[v.name()] = v;
+  return out;
+}
+
 bool HasOwedBitmap(const std::string& dir) {
   if (!std::filesystem::is_directory(dir)) return false;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
@@ -169,6 +204,110 @@ TEST_CASE("rdf groups: a primary without a peer has none", "[integration][groups
   CtlResult listed = Ctl("--admin " + alone.admin_address() + " group list");
   CHECK(listed.code == 0);
   CHECK_THAT(listed.out, Catch::Contains("no RDF groups"));
+}
+
+TEST_CASE("rdf groups: a local volume is never mirrored and is writable on either side",
+          "[integration][groups]") {
+  Pair pair;
+  pair.CreateVolume("shared", 8 * kTrack);
+  v1::VolumeInfo scratch;
+  REQUIRE(CreateVolumeIn(*pair.primary, "scratch", 8 * kTrack, "", true, &scratch).ok());
+  CHECK(scratch.group().empty());
+  CHECK_FALSE(scratch.paired());
+  CHECK(VolumesOf(*pair.primary)["shared"].group() == "default");
+  CHECK(VolumesOf(*pair.mirror).count("scratch") == 0);
+  CHECK(CreateVolumeIn(*pair.primary, "both", kTrack, "default", true).error_code() ==
+        grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(CreateVolumeIn(*pair.primary, "nowhere", kTrack, "west", false).error_code() ==
+        grpc::StatusCode::NOT_FOUND);
+
+  // A local write is committed here only: not mirrored, nothing owed.
+  SuspendLink(*pair.primary);
+  for (uint64_t t : {0, 3, 5}) {
+    WriteOutcome w = Write(pair.primary->host(), "scratch", t * kTrack + 512, Pattern(1024, t));
+    REQUIRE(w.status.ok());
+    CHECK_FALSE(w.reply.mirrored());
+  }
+  CHECK(pair.primary->Status().owed_tracks() == 0);
+  REQUIRE(Write(pair.primary->host(), "shared", 0, Pattern(kTrack, 9)).status.ok());
+  CHECK(pair.primary->Status().owed_tracks() == 1);
+  ResumeLink(*pair.primary);
+  REQUIRE(WaitPairState(*pair.primary, "Synchronized"));
+  WriteOutcome synced = Write(pair.primary->host(), "scratch", 0, Pattern(512, 10));
+  REQUIRE(synced.status.ok());
+  CHECK_FALSE(synced.reply.mirrored());
+  CHECK(Write(pair.primary->host(), "shared", kTrack, Pattern(512, 11)).reply.mirrored());
+  // Only group volumes are pairs of the group; a local one has no twin to compare with.
+  const States states = StatesOf(*pair.primary);
+  CHECK(states.volumes.size() == 1);
+  CHECK(states.volumes.count("shared") == 1);
+  grpc::ClientContext context;
+  v1::CheckConsistencyRequest check;
+  check.set_volume("scratch");
+  v1::CheckConsistencyReply checked;
+  CHECK(pair.primary->admin().CheckConsistency(&context, check, &checked).error_code() ==
+        grpc::StatusCode::FAILED_PRECONDITION);
+
+  // The target takes host writes on its own local volumes, not on its group's.
+  v1::VolumeInfo notes;
+  REQUIRE(CreateVolumeIn(*pair.mirror, "notes", 4 * kTrack, "", true, &notes).ok());
+  CHECK(notes.id() >= (1u << 30));  // never an id its source gives a group volume
+  CHECK(Write(pair.mirror->host(), "notes", 0, Pattern(kTrack, 12)).status.ok());
+  CHECK(Read(pair.mirror->host(), "notes", 0, kTrack) == Pattern(kTrack, 12));
+  WriteOutcome refused = Write(pair.mirror->host(), "shared", 0, Pattern(512, 13));
+  CHECK(refused.status.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+  CHECK_THAT(refused.status.error_message(),
+             Catch::Contains("shared is the target (R2) of RDF group default"));
+  grpc::Status made_here = CreateVolumeIn(*pair.mirror, "elsewhere", kTrack, "", false);
+  CHECK(made_here.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+  CHECK_THAT(made_here.error_message(), Catch::Contains("target (R2) of RDF group default"));
+  v1::PairVolumeReply on_target;
+  CHECK(PairVolumeCall(*pair.mirror, "notes", &on_target).error_code() ==
+        grpc::StatusCode::FAILED_PRECONDITION);
+
+  // volume pair: the twin, then an initial copy of exactly the tracks that hold data.
+  v1::PairVolumeReply paired;
+  REQUIRE(PairVolumeCall(*pair.primary, "scratch", &paired).ok());
+  CHECK(paired.volume().group() == "default");
+  CHECK(paired.volume().paired());
+  CHECK(paired.tracks_to_copy() == 3);
+  CHECK(VolumesOf(*pair.mirror).count("scratch") == 1);
+  REQUIRE(WaitPairState(*pair.primary, "Synchronized"));
+  CHECK(CheckConsistency(*pair.primary, "scratch").consistent());
+  CHECK(Read(pair.mirror->host(), "scratch", 3 * kTrack + 512, 1024) == Pattern(1024, 3));
+  // From now on its writes are mirrored; pairing again is nothing to do.
+  CHECK(Write(pair.primary->host(), "scratch", 7 * kTrack, Pattern(512, 14)).reply.mirrored());
+  v1::PairVolumeReply again;
+  REQUIRE(PairVolumeCall(*pair.primary, "scratch", &again).ok());
+  CHECK(again.tracks_to_copy() == 0);
+
+  // Membership survives a restart of both sides.
+  pair.primary->Kill();
+  pair.mirror->Kill();
+  pair.mirror->Start();
+  pair.primary->Start();
+  CHECK(VolumesOf(*pair.primary)["scratch"].group() == "default");
+  CHECK(VolumesOf(*pair.mirror)["notes"].group().empty());
+  CHECK(Write(pair.mirror->host(), "notes", kTrack, Pattern(512, 15)).status.ok());
+  REQUIRE(WaitPairState(*pair.primary, "Synchronized"));
+  CHECK(Write(pair.primary->host(), "scratch", 0, Pattern(512, 16)).reply.mirrored());
+}
+
+TEST_CASE("rdf groups: a peer whose group has another name refuses the link",
+          "[integration][groups]") {
+  TempDir dir;
+  Daemon mirror(dir.path() + "/mirror", DaemonOptions{.role = "mirror"});
+  mirror.Start();
+  DaemonOptions po;
+  po.group = "east";
+  po.peer_address = mirror.peer_address();
+  Daemon primary(dir.path() + "/primary", po);
+  primary.Start();
+  CHECK(Eventually([&] {
+    return ReadFile(primary.log_path()).find("this array's group is default") != std::string::npos;
+  }));
+  CHECK(primary.Status().link().state() != "up");
+  CHECK(Groups(primary).groups(0).state() == "Partitioned");
 }
 
 TEST_CASE("rdf groups: config errors name the key and the reason", "[integration][groups]") {

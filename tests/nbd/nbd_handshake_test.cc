@@ -28,7 +28,7 @@ struct Fixture {
       for (const auto& [name, size] : volumes) names.push_back(name);
       return names;
     };
-    catalog.accepts_writes = [this] { return primary; };
+    catalog.accepts_writes = [this](const std::string&) { return primary; };
     catalog.track_size = kTrack;
     catalog.max_payload = kMaxWrite;
   }

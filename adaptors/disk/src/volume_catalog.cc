@@ -20,6 +20,7 @@ absl::Status ErrnoStatus(const std::string& what) {
 }
 
 constexpr const char* kCatalogFile = "volumes.tsv";
+constexpr const char* kNoGroup = "-";  // the group column of a volume in none
 
 }  // namespace
 
@@ -52,6 +53,10 @@ absl::StatusOr<std::unique_ptr<VolumeCatalog>> VolumeCatalog::Open(std::string d
     int paired = 0;
     if (!(fields >> info.id >> info.name >> info.size >> paired)) continue;
     info.paired = paired != 0;
+    // The group column: none for "default" (a catalog from before RDF groups has none, and
+    // all its volumes were mirrored by the single-peer form's group, "default").
+    if (!(fields >> info.group)) info.group = "default";
+    if (info.group == kNoGroup) info.group.clear();
     auto volume = catalog->OpenBacking(info);
     if (!volume.ok()) return volume.status();
     catalog->volumes_[info.name] = Entry{info, *volume};
@@ -78,21 +83,28 @@ absl::StatusOr<std::shared_ptr<Volume>> VolumeCatalog::OpenBacking(const VolumeI
     return ErrnoStatus(absl::StrCat("size ", path));
   }
   const int direct_fd = open(path.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC);
-  return std::make_shared<Volume>(info.name, info.id, info.size, fd, direct_fd);
+  auto volume = std::make_shared<Volume>(info.name, info.id, info.size, fd, direct_fd);
+  volume->in_group = !info.group.empty();
+  return volume;
 }
 
 absl::Status VolumeCatalog::SaveLocked() {
   std::string text;
   for (const auto& [name, e] : volumes_) {
-    absl::StrAppend(&text, e.info.id, "\t", name, "\t", e.info.size, "\t", e.info.paired ? 1 : 0,
-                    "\n");
+    absl::StrAppend(&text, e.info.id, "\t", name, "\t", e.info.size, "\t", e.info.paired ? 1 : 0);
+    // No group column means "default", so a single-peer array's catalog reads as it always did.
+    if (e.info.group != "default") {
+      absl::StrAppend(&text, "\t", e.info.group.empty() ? kNoGroup : e.info.group);
+    }
+    absl::StrAppend(&text, "\n");
   }
   // Written like data (docs/reliability.md, "State files"): the old catalog or the new one.
   return WriteFileAtomically(absl::StrCat(data_dir_, "/", kCatalogFile), text, 0644);
 }
 
 absl::StatusOr<VolumeInfo> VolumeCatalog::Create(const std::string& name, uint64_t size,
-                                                 uint32_t id, bool paired) {
+                                                 uint32_t id, bool paired,
+                                                 const std::string& group) {
   if (!ValidVolumeName(name)) {
     return absl::InvalidArgumentError(
         absl::StrCat("volume name must match [a-z0-9_-]{1,64}, got \"", name, "\""));
@@ -105,14 +117,15 @@ absl::StatusOr<VolumeInfo> VolumeCatalog::Create(const std::string& name, uint64
   if (volumes_.count(name)) {
     return absl::AlreadyExistsError(absl::StrCat("volume \"", name, "\" already exists"));
   }
-  uint32_t max_id = 0;
+  const bool high = id == kPickLocalId;
+  uint32_t max_id = high ? kLocalIdBase - 1 : 0;
   for (const auto& [n, e] : volumes_) {
     if (id != 0 && e.info.id == id) {
       return absl::AlreadyExistsError(absl::StrCat("volume id ", id, " is taken by \"", n, "\""));
     }
-    max_id = std::max(max_id, e.info.id);
+    if ((e.info.id >= kLocalIdBase) == high) max_id = std::max(max_id, e.info.id);
   }
-  VolumeInfo info{name, id != 0 ? id : max_id + 1, size, paired};
+  VolumeInfo info{name, id != 0 && !high ? id : max_id + 1, size, paired, group};
   // A stale file of a deleted volume with this id must not leak old data.
   unlink(PathFor(info.id).c_str());
   if (size > static_cast<uint64_t>(std::numeric_limits<off_t>::max())) {
@@ -150,6 +163,20 @@ absl::Status VolumeCatalog::SetPaired(const std::string& name, bool paired) {
   if (it == volumes_.end()) return absl::NotFoundError(absl::StrCat("no volume \"", name, "\""));
   it->second.info.paired = paired;
   return SaveLocked();
+}
+
+absl::Status VolumeCatalog::SetGroup(const std::string& name, const std::string& group) {
+  absl::MutexLock lock(&mu_);
+  auto it = volumes_.find(name);
+  if (it == volumes_.end()) return absl::NotFoundError(absl::StrCat("no volume \"", name, "\""));
+  const std::string before = it->second.info.group;
+  it->second.info.group = group;
+  if (absl::Status s = SaveLocked(); !s.ok()) {
+    it->second.info.group = before;
+    return s;
+  }
+  it->second.volume->in_group = !group.empty();
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::shared_ptr<Volume>> VolumeCatalog::Find(const std::string& name) {

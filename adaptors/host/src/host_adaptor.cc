@@ -72,15 +72,17 @@ absl::StatusOr<std::unique_ptr<HostWrite>> HostAdaptor::BeginWrite(const std::st
     return s;
   }
   if (parts_.admit_write) {
-    if (absl::Status s = parts_.admit_write(); !s.ok()) return s;
+    if (absl::Status s = parts_.admit_write(**volume); !s.ok()) return s;
   }
+  // A local volume's write has no mirror requests: no queue places, nothing in the pen.
+  const bool mirrored = parts_.queue != nullptr && (*volume)->in_group.load();
   if (waits == Waits::kNever && !parts_.cache->persistent()) return WouldWait("the destage");
   const uint64_t track_size = parts_.cache->track_size();
   const uint64_t portions = (offset + length - 1) / track_size - offset / track_size + 1;
   // One portion at most: a later portion's wait would come after an earlier one was penned.
   if (waits == Waits::kNever && portions > 1) return WouldWait("a write of several tracks");
   mirror::Reservation reservation;
-  if (parts_.queue != nullptr) {
+  if (mirrored) {
     const bool now = waits == Waits::kNever;
     auto r = parts_.queue->Reserve(portions,
                                    now ? absl::InfinitePast() : absl::Now() + options_.wait_limit);
@@ -95,7 +97,8 @@ absl::StatusOr<std::unique_ptr<HostWrite>> HostAdaptor::BeginWrite(const std::st
     ++counters_.writes;
   }
   return std::unique_ptr<HostWrite>(new HostWrite(this, *std::move(volume), offset, length, crc32c,
-                                                  write_id, std::move(reservation), waits));
+                                                  write_id, std::move(reservation), waits,
+                                                  mirrored));
 }
 
 absl::Status HostAdaptor::Read(const std::string& name, uint64_t offset, uint64_t length,

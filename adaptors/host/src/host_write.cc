@@ -11,7 +11,7 @@ namespace simarray::host {
 
 HostWrite::HostWrite(HostAdaptor* adaptor, std::shared_ptr<disk::Volume> volume, uint64_t offset,
                      uint64_t length, uint32_t crc32c, uint64_t write_id,
-                     mirror::Reservation reservation, Waits waits)
+                     mirror::Reservation reservation, Waits waits, bool mirrored)
     : adaptor_(adaptor),
       volume_(std::move(volume)),
       offset_(offset),
@@ -19,6 +19,7 @@ HostWrite::HostWrite(HostAdaptor* adaptor, std::shared_ptr<disk::Volume> volume,
       crc32c_(crc32c),
       write_id_(write_id),
       waits_(waits),
+      mirrored_(mirrored),
       reservation_(std::move(reservation)) {}
 
 HostWrite::~HostWrite() {
@@ -76,7 +77,9 @@ absl::Status HostWrite::StartPortion() {
   request.length = length;
   request.write_id = write_id_;
   portion.staged = std::move(*staged);
-  if (adaptor_->options_.bypass_pen) {
+  if (!mirrored_) {
+    // A local volume: no mirror request (docs/groups.md).
+  } else if (adaptor_->options_.bypass_pen) {
     unpenned_.push_back(std::move(request));
   } else if (absl::Status s = adaptor_->pen_.Buffer(std::move(request)); !s.ok()) {
     return s;
@@ -153,7 +156,7 @@ void HostWrite::Finish(WriteDone done) {
   const bool validate = !adaptor_->options_.bypass_pen;
   const uint32_t actual = validate ? CrcInCache() : crc32c_;
   if (actual != crc32c_) {
-    const size_t deleted = portions_.size();
+    const size_t deleted = mirrored_ ? portions_.size() : 0;
     Drop(injected ? InvalidReason::kInjected : InvalidReason::kCrcMismatch);
     spdlog::info(
         "host adaptor {}: invalid write to {} at {} ({} bytes): crc32c {:#010x} "
@@ -174,7 +177,7 @@ void HostWrite::Finish(WriteDone done) {
     if (result.ok()) histogram->Record(absl::Now() - started);
     done(std::move(result));
   };
-  const bool mirrored = adaptor_->parts_.commit->waits_for_mirror();
+  const bool mirrored = mirrored_ && adaptor_->parts_.commit->waits_for_mirror();
   const auto portions = static_cast<uint32_t>(portions_.size());
   auto sequence = std::make_shared<std::atomic<uint64_t>>(0);
   std::shared_ptr<mirror::WriteTicket> ticket;
@@ -191,8 +194,9 @@ void HostWrite::Finish(WriteDone done) {
   }
   mirror::CommitPoint& commit = *adaptor_->parts_.commit;
   absl::StatusOr<uint64_t> committed =
-      validate ? commit.Commit(write_id_, portions_, adaptor_->pen_, reservation_, ticket)
-               : commit.CommitUnpenned(portions_, std::move(unpenned_), reservation_, ticket);
+      !mirrored_ ? commit.CommitLocal(portions_, volume_->in_group)
+      : validate ? commit.Commit(write_id_, portions_, adaptor_->pen_, reservation_, ticket)
+                 : commit.CommitUnpenned(portions_, std::move(unpenned_), reservation_, ticket);
   if (!committed.ok()) {
     // The daemon is becoming the mirror: the write never happened (not an invalid write).
     adaptor_->pen_.Delete(write_id_);

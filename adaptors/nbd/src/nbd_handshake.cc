@@ -60,7 +60,9 @@ uint16_t Handshake::TransmissionFlags() const {
                    kFlagSendWriteZeroes | kFlagCanMultiConn;
   // A read is always answered in one content chunk, so "don't fragment" costs nothing.
   if (structured_) flags |= kFlagSendDf;
-  if (catalog_->accepts_writes && !catalog_->accepts_writes()) flags |= kFlagReadOnly;
+  if (catalog_->accepts_writes && !catalog_->accepts_writes(session_.export_name)) {
+    flags |= kFlagReadOnly;
+  }
   return flags;
 }
 

@@ -132,8 +132,10 @@ uint32_t NbdConnection::Check(const Request& r, uint16_t allowed_flags, bool mod
     *why = absl::StrCat("flags 0x", absl::Hex(r.flags), " are not valid for ", CommandName(r.type));
     return kEinval;
   }
-  if (modifies && shared_->parts.accepts_writes && !shared_->parts.accepts_writes()) {
-    *why = "this daemon is a mirror: hosts may read only; write to the primary";
+  if (modifies && shared_->parts.accepts_writes &&
+      !shared_->parts.accepts_writes(session_.export_name)) {
+    *why = absl::StrCat("volume ", session_.export_name,
+                        " is the target of an RDF group: hosts may read only; write to its source");
     return kEperm;
   }
   if (r.length == 0) {

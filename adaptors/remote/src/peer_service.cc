@@ -30,6 +30,13 @@ grpc::Status PeerServiceImpl::Hello(grpc::ServerContext* context, const v1::Hell
                         absl::StrCat("track sizes differ: peer ", request->daemon_id(), " uses ",
                                      request->track_size(), ", this daemon uses ", track_size));
   }
+  const std::string group = request->group().empty() ? "default" : request->group();
+  if (!parts_.group.empty() && group != parts_.group) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("peer ", request->daemon_id(), " speaks for RDF group ", group,
+                                     ", this array's group is ", parts_.group,
+                                     ": name the same group on both sides (docs/groups.md)"));
+  }
   const bool pairing = request->ships() && request->role() == "primary";
   const bool split_brain = pairing && parts_.is_primary && parts_.is_primary();
   if (split_brain) {
@@ -115,7 +122,16 @@ grpc::Status PeerServiceImpl::CreateVolume(grpc::ServerContext* context,
                                            const v1::PeerVolume* request,
                                            v1::PeerVolumeReply* reply) {
   if (grpc::Status denied = parts_.gate->Check(*context); !denied.ok()) return denied;
-  auto created = parts_.volumes->Create(request->name(), request->size(), request->id(), true);
+  const std::string group = !request->group().empty() ? request->group()
+                            : !parts_.group.empty()   ? parts_.group
+                                                      : "default";
+  if (!parts_.group.empty() && group != parts_.group) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("a twin for RDF group ", group, " cannot be created here: ",
+                                     "this array's group is ", parts_.group));
+  }
+  auto created =
+      parts_.volumes->Create(request->name(), request->size(), request->id(), true, group);
   if (!created.ok()) return rpc::ToGrpc(created.status());
   if (parts_.owed != nullptr) {
     (void)parts_.owed->AddVolume(created->id, created->size / parts_.cache->track_size());

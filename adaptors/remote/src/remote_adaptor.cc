@@ -201,6 +201,13 @@ bool RemoteAdaptor::AdmitsWrites() {
          !owed_->resyncing();
 }
 
+uint64_t RemoteAdaptor::CopyVolume(const disk::VolumeInfo& volume) {
+  std::vector<uint64_t> tracks = TracksWithData(volume);
+  owed_->NeedResyncAll(volume.id, tracks);
+  Changed();
+  return tracks.size();
+}
+
 std::vector<uint64_t> RemoteAdaptor::TracksWithData(const disk::VolumeInfo& volume) {
   std::vector<uint64_t> tracks;
   const uint64_t count = volume.size / cache_->track_size();
@@ -214,6 +221,7 @@ std::vector<uint64_t> RemoteAdaptor::TracksWithData(const disk::VolumeInfo& volu
 absl::Status RemoteAdaptor::PairVolumes(const v1::HelloReply& reply) {
   const bool initial_copy = reply.generation() != cache_->peer_generation();
   for (const disk::VolumeInfo& v : volumes_->List()) {
+    if (v.group != options_.group) continue;  // local, or another group's
     const v1::PeerVolume* twin = nullptr;
     for (const auto& pv : reply.volumes()) {
       if (pv.name() == v.name) twin = &pv;
@@ -252,8 +260,12 @@ bool RemoteAdaptor::Connect() {
   const std::string peer = peer_address();  // for the logs
   auto hello = SayHello(*stub, "primary", /*ships=*/true, absl::Seconds(1));
   if (!hello.ok()) {
-    if (hello.status().code() == absl::StatusCode::kUnauthenticated) {
-      {
+    const absl::StatusCode code = hello.status().code();
+    if (code == absl::StatusCode::kUnauthenticated ||
+        code == absl::StatusCode::kFailedPrecondition) {
+      // Refused for a reason retrying does not fix: a wrong secret, or a peer set up
+      // otherwise (another RDF group, another track size).
+      if (code == absl::StatusCode::kUnauthenticated) {
         absl::MutexLock lock(&mu_);
         ++counters_.auth_failures;
       }

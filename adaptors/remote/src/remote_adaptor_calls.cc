@@ -21,7 +21,9 @@ v1::HelloRequest RemoteAdaptor::MakeHello(const std::string& role, bool ships) {
     absl::MutexLock lock(&mu_);
     hello.set_peer_address(self_address_);
   }
+  hello.set_group(options_.group);
   for (const auto& v : volumes_->List()) {
+    if (v.group != options_.group) continue;
     v1::PeerVolume* pv = hello.add_volumes();
     pv->set_name(v.name);
     pv->set_id(v.id);
@@ -131,6 +133,7 @@ v1::PeerVolume AsPeerVolume(const disk::VolumeInfo& volume) {
   out.set_name(volume.name);
   out.set_id(volume.id);
   out.set_size(volume.size);
+  out.set_group(volume.group);
   return out;
 }
 

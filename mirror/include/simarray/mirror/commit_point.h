@@ -8,6 +8,7 @@
 // each portion joins the capture cycle instead (CycleSet), and cycle switches happen under
 // the same lock. Thread-safe.
 
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -56,6 +57,14 @@ class CommitPoint {
                                           Reservation& reservation,
                                           std::shared_ptr<WriteTicket> ticket)
       ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Commits `portions` of a write to a local volume, one in no RDF group (docs/groups.md):
+  // it takes a sequence number and publishes, and nothing is mirrored; the gate does not
+  // apply. `in_group` is the volume's flag, read under the commit lock: a volume that
+  // joined a group after the write began (Array::PairVolume) has the write's tracks marked
+  // owed and put in the resync set, so the initial copy cannot miss them.
+  absl::StatusOr<uint64_t> CommitLocal(std::vector<Portion>& portions,
+                                       const std::atomic<bool>& in_group) ABSL_LOCKS_EXCLUDED(mu_);
 
   // The gate, for role changes. Close returns once no commit is in progress, so from then
   // on nothing new reaches the cache or the mirror queue: a daemon becoming the mirror

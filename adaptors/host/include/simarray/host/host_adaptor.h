@@ -91,9 +91,10 @@ struct ArrayParts {
   // Held shared while a read copies, so it never sees half of an async cycle being applied
   // (RecordApplier::image_lock). May be null.
   absl::Mutex* image_lock = nullptr;
-  // Whether a host write may begin now: FAILED_PRECONDITION on a mirror-role daemon,
-  // UNAVAILABLE while link.policy = "fail" and the pair is not synchronized. Unset: yes.
-  std::function<absl::Status()> admit_write;
+  // Whether a host write to `volume` may begin now: FAILED_PRECONDITION for a volume of a
+  // group whose target this array is, UNAVAILABLE while link.policy = "fail" holds its
+  // group's writes. Unset: yes.
+  std::function<absl::Status(const disk::Volume& volume)> admit_write;
 };
 
 struct HostAdaptorOptions {
@@ -192,9 +193,11 @@ class HostWrite {
 
  private:
   friend class HostAdaptor;
+  // `mirrored`: the volume is in the array's RDF group (with a queue): the write's portions
+  // get mirror requests in the pen, else (a local volume) none.
   HostWrite(HostAdaptor* adaptor, std::shared_ptr<disk::Volume> volume, uint64_t offset,
             uint64_t length, uint32_t crc32c, uint64_t write_id, mirror::Reservation reservation,
-            Waits waits);
+            Waits waits, bool mirrored);
   absl::Status StartPortion();
   void Drop(InvalidReason reason);
   // The CRC-32C of the write's bytes as they sit in the staged slots.
@@ -207,6 +210,7 @@ class HostWrite {
   uint32_t crc32c_;
   const uint64_t write_id_;
   const Waits waits_;
+  const bool mirrored_;
   const absl::Time started_ = absl::Now();
   mirror::Reservation reservation_;
   std::vector<mirror::Portion> portions_;

@@ -30,8 +30,8 @@ struct ExportCatalog {
   // Size in bytes of the export `name`; nullopt when there is no such volume.
   std::function<std::optional<uint64_t>(const std::string& name)> size_of;
   std::function<std::vector<std::string>()> names;
-  // False while the daemon is a mirror: exports are advertised read-only.
-  std::function<bool()> accepts_writes;
+  // False for a volume hosts may only read (a target's): its export is advertised read-only.
+  std::function<bool(const std::string& volume)> accepts_writes;
   uint32_t track_size = 64 << 10;   // advertised as the preferred block size
   uint32_t max_payload = 32 << 20;  // max_write, advertised as the maximum block size
 };

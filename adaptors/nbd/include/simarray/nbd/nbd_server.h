@@ -53,8 +53,9 @@ struct NbdServerParts {
   disk::VolumeCatalog* volumes = nullptr;
   disk::DiskAdaptor* disk = nullptr;
   uint32_t track_size = 64 << 10;
-  // False while the daemon is a mirror: exports are read-only, writes get EPERM.
-  std::function<bool()> accepts_writes;
+  // False for a volume hosts may only read (the target of an RDF group, docs/groups.md):
+  // its export is read-only, writes get EPERM.
+  std::function<bool(const std::string& volume)> accepts_writes;
 };
 
 struct NbdCounters {

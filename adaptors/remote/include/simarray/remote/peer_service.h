@@ -26,6 +26,9 @@ namespace simarray::remote {
 struct PeerServiceParts {
   std::string daemon_id;
   std::string mode;  // "sync" or "async" (told in Hello replies)
+  // This array's RDF group (docs/groups.md): a Hello or twin for another is refused. Empty:
+  // no group yet; the first source to say hello makes one (the single-peer form).
+  std::string group;
   std::function<std::string()> role;
   cache::CacheMemory* cache = nullptr;
   disk::VolumeCatalog* volumes = nullptr;

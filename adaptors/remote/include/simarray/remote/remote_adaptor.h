@@ -68,6 +68,10 @@ namespace simarray::remote {
 
 struct RemoteAdaptorOptions {
   std::string daemon_id;
+  // The RDF group this adaptor is the link of (docs/groups.md): only the volumes in it are
+  // told in Hello, paired, given twins and copied; the peer refuses a Hello for a group it
+  // does not have.
+  std::string group = "default";
   std::string mode = "sync";  // told to the peer in Hello
   // Async: the share of the mirror's cache slots a cycle may pin (cycle_cache_percent).
   uint32_t cycle_cache_percent = 25;
@@ -165,6 +169,9 @@ class RemoteAdaptor {
   absl::Status Promote(uint64_t generation);
   absl::StatusOr<std::vector<cache::TrackKey>> PeerOwed();
   absl::Status CreateTwin(const disk::VolumeInfo& volume);
+  // The initial copy of a volume that joined the group: every track of it that holds data
+  // joins the resync set. Returns how many.
+  uint64_t CopyVolume(const disk::VolumeInfo& volume);
   absl::Status DeleteTwin(const disk::VolumeInfo& volume);
   absl::StatusOr<std::vector<uint64_t>> PeerDigests(uint32_t volume_id, uint64_t first,
                                                     uint64_t count);
