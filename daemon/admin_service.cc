@@ -341,6 +341,9 @@ grpc::Status AdminServiceImpl::SuspendLink(grpc::ServerContext* context,
     return Error(grpc::StatusCode::FAILED_PRECONDITION,
                  "this daemon ships to no mirror; suspend the link on the primary");
   }
+  if (auto group = array_->FindGroup(request->group()); !group.ok()) {
+    return rpc::ToGrpc(group.status());
+  }
   array_->remote()->Suspend();
   return grpc::Status::OK;
 }
@@ -352,6 +355,13 @@ grpc::Status AdminServiceImpl::ResumeLink(grpc::ServerContext* context,
   if (array_->remote() == nullptr) {
     return Error(grpc::StatusCode::FAILED_PRECONDITION,
                  "this daemon ships to no mirror; resume the link on the primary");
+  }
+  if (auto group = array_->FindGroup(request->group()); !group.ok()) {
+    return rpc::ToGrpc(group.status());
+  }
+  if (array_->group()->split() != SplitSide::kNone) {
+    return Error(grpc::StatusCode::FAILED_PRECONDITION,
+                 "the group is split: establish or restore ends a split, not resume");
   }
   array_->remote()->Resume();
   return grpc::Status::OK;
@@ -389,22 +399,55 @@ grpc::Status AdminServiceImpl::Failover(grpc::ServerContext* context,
                                         const v1::RoleChangeRequest* request,
                                         v1::RoleChangeReply* reply) {
   if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
-  return RoleReply(*array_, "failover", array_->Failover(), reply);
+  return RoleReply(*array_, "failover",
+                   array_->OnGroup(request->group(), [&] { return array_->Failover(); }), reply);
 }
 
 grpc::Status AdminServiceImpl::Failback(grpc::ServerContext* context,
                                         const v1::RoleChangeRequest* request,
                                         v1::RoleChangeReply* reply) {
   if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
-  return RoleReply(*array_, "failback", array_->Failback(request->force(), WaitOf(*request)),
-                   reply);
+  return RoleReply(
+      *array_, "failback",
+      array_->OnGroup(request->group(),
+                      [&] { return array_->Failback(request->force(), WaitOf(*request)); }),
+      reply);
 }
 
 grpc::Status AdminServiceImpl::Swap(grpc::ServerContext* context,
                                     const v1::RoleChangeRequest* request,
                                     v1::RoleChangeReply* reply) {
   if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
-  return RoleReply(*array_, "swap", array_->Swap(WaitOf(*request)), reply);
+  return RoleReply(
+      *array_, "swap",
+      array_->OnGroup(request->group(), [&] { return array_->Swap(WaitOf(*request)); }), reply);
+}
+
+grpc::Status AdminServiceImpl::Split(grpc::ServerContext* context,
+                                     const v1::RoleChangeRequest* request,
+                                     v1::RoleChangeReply* reply) {
+  if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
+  return RoleReply(*array_, "split",
+                   array_->OnGroup(request->group(), [&] { return array_->Split(); }), reply);
+}
+
+grpc::Status AdminServiceImpl::Establish(grpc::ServerContext* context,
+                                         const v1::RoleChangeRequest* request,
+                                         v1::RoleChangeReply* reply) {
+  if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
+  return RoleReply(
+      *array_, "establish",
+      array_->OnGroup(request->group(), [&] { return array_->Establish(WaitOf(*request)); }),
+      reply);
+}
+
+grpc::Status AdminServiceImpl::Restore(grpc::ServerContext* context,
+                                       const v1::RoleChangeRequest* request,
+                                       v1::RoleChangeReply* reply) {
+  if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
+  return RoleReply(
+      *array_, "restore",
+      array_->OnGroup(request->group(), [&] { return array_->Restore(WaitOf(*request)); }), reply);
 }
 
 grpc::Status AdminServiceImpl::ListGroups(grpc::ServerContext* context,

@@ -51,6 +51,12 @@ class AdminServiceImpl final : public v1::AdminService::Service {
                         v1::RoleChangeReply* reply) override;
   grpc::Status Swap(grpc::ServerContext* context, const v1::RoleChangeRequest* request,
                     v1::RoleChangeReply* reply) override;
+  grpc::Status Split(grpc::ServerContext* context, const v1::RoleChangeRequest* request,
+                     v1::RoleChangeReply* reply) override;
+  grpc::Status Establish(grpc::ServerContext* context, const v1::RoleChangeRequest* request,
+                         v1::RoleChangeReply* reply) override;
+  grpc::Status Restore(grpc::ServerContext* context, const v1::RoleChangeRequest* request,
+                       v1::RoleChangeReply* reply) override;
   grpc::Status PairVolume(grpc::ServerContext* context, const v1::PairVolumeRequest* request,
                           v1::PairVolumeReply* reply) override;
   grpc::Status ListGroups(grpc::ServerContext* context, const v1::ListGroupsRequest* request,

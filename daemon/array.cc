@@ -248,19 +248,8 @@ absl::StatusOr<BoundAddresses> Array::Start() {
                     std::string(s.message()));
     }
   };
-  pp.demote = [this] { return BecomeMirror(/*graceful=*/true); };
-  pp.promote = [this](const std::string& address, uint64_t generation) -> absl::Status {
-    // Persisted first (docs/reliability.md, "State files"): a file that cannot be written
-    // refuses the promotion before anything changes.
-    if (absl::Status s = LearnPeer(address, generation); !s.ok()) {
-      return absl::UnavailableError(absl::StrCat("promotion refused: ", s.message()));
-    }
-    if (absl::Status s = group_->SetFailedOver(false); !s.ok()) {
-      return absl::UnavailableError(absl::StrCat("promotion refused: ", s.message()));
-    }
-    owed()->ClearAll();  // the peer made this side identical before handing over
-    return BecomePrimary(/*ship=*/true);
-  };
+  pp.demote = [this](const v1::RoleRequest& request) { return DemotedByPeer(request); };
+  pp.promote = [this](const v1::RoleRequest& request) { return PromotedByPeer(request); };
   peer_service_ = std::make_unique<remote::PeerServiceImpl>(pp);
   auto peer = Serve(config_.peer_listen, {peer_service_.get()}, config_.max_write, &bound.peer,
                     config_.peer_tls);
@@ -286,6 +275,7 @@ absl::StatusOr<BoundAddresses> Array::Start() {
   if (group_) {
     remote()->SetSelfAddress(bound.peer);
     RestoreFailedOver();
+    RestoreSplit();
     if (is_primary_) remote()->Start();
   }
   if (absl::Status s = CreateConfiguredVolumes(); !s.ok()) return s;
@@ -332,6 +322,7 @@ remote::PairState Array::pair_state() {
     facts = remote()->Facts();
     facts.split_brain |= peer_service_->split_brain_refusals() > split_brain_seen_;
     facts.failed_over = group_->failed_over();
+    facts.split = group_->split() != SplitSide::kNone;
   }
   return remote::ComputePairState(facts);
 }

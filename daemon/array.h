@@ -7,6 +7,7 @@
 // destroys in the reverse order. Thread-safe after Start().
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -108,6 +109,8 @@ class Array {
   // is (FAILED_PRECONDITION naming the group), nor while link.policy "fail" holds its
   // group's writes (UNAVAILABLE). A local volume always.
   absl::Status AdmitWrite(const disk::Volume& volume);
+  // The group `name` names (empty: the array's); NOT_FOUND, naming the groups there are.
+  absl::StatusOr<RdfGroup*> FindGroup(const std::string& name);
   // For NBD's export flags: false for a volume hosts may only read (a target's).
   bool AcceptsWrites(const std::string& volume);
   // A volume whose writes this array's group mirrors or receives.
@@ -120,21 +123,36 @@ class Array {
   absl::StatusOr<RoleChange> Failover();
   absl::StatusOr<RoleChange> Failback(bool force, absl::Duration wait);
   absl::StatusOr<RoleChange> Swap(absl::Duration wait);
+  // Group operations (group_operations.cc, docs/groups.md "Operations"): Split and
+  // Establish asked of the group's R1 side, Restore of its R2 side during a split.
+  absl::StatusOr<RoleChange> Split();
+  absl::StatusOr<RoleChange> Establish(absl::Duration wait);
+  absl::StatusOr<RoleChange> Restore(absl::Duration wait);
+  // Runs `operation` on RDF group `group` (empty: the array's) unless another operation
+  // on it is running (ABORTED) or there is no such group (NOT_FOUND).
+  absl::StatusOr<RoleChange> OnGroup(const std::string& group,
+                                     const std::function<absl::StatusOr<RoleChange>()>& operation);
 
  private:
   absl::Status OpenStorage();
   absl::Status CreateConfiguredVolumes();
-  // The group `name` names (empty: the array's); NOT_FOUND, naming the groups there are.
-  absl::StatusOr<RdfGroup*> FindGroup(const std::string& name);
   // The group's RdfGroup::LearnPeer, serialised with role changes.
   absl::Status LearnPeer(const std::string& address, uint64_t generation);
   // At start, with the group wired: a failed-over marker keeps the adaptor suspended; one on
   // a mirror (a failover cut short) is dropped.
   void RestoreFailedOver();
+  // At start: a split marker keeps both sides writable and the link suspended; one that
+  // does not fit the role (a split cut short) is dropped.
+  void RestoreSplit();
+  // The peer's Demote and Promote (RoleRequest in peer.proto).
+  absl::Status DemotedByPeer(const v1::RoleRequest& request);
+  absl::Status PromotedByPeer(const v1::RoleRequest& request);
   absl::Status BecomeMirror(bool graceful);
   absl::Status BecomePrimary(bool ship);
-  // Ships the peer's owed tracks and this side's, whole, to the peer; waits until done.
-  absl::StatusOr<uint64_t> CopyBack(absl::Duration wait);
+  // Ships `theirs` (the peer's owed tracks) and this side's, whole, to the peer; waits
+  // until done and returns how many were copied.
+  absl::StatusOr<uint64_t> CopyBack(absl::Duration wait,
+                                    const std::vector<cache::TrackKey>& theirs);
 
   const DaemonConfig config_;
   std::atomic<bool> is_primary_{true};
@@ -161,6 +179,8 @@ class Array {
   std::vector<std::unique_ptr<grpc::Server>> servers_;
   // Role changes are serialised (and so is learning a peer, which they read).
   absl::Mutex role_mu_;
+  // Held by the admin's operation on the group for its whole run (OnGroup).
+  absl::Mutex operation_mu_;
   std::atomic<uint64_t> split_brain_seen_{0};
   int data_dir_lock_ = -1;  // flock on data_dir/LOCK: one daemon per data_dir
   bool stopped_ = false;

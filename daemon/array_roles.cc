@@ -101,6 +101,9 @@ absl::Status Array::BecomePrimary(bool ship) {
 }
 
 absl::StatusOr<RoleChange> Array::Failover() {
+  if (is_primary_ && group_ && group_->failed_over()) {
+    return RoleChange{0, "already failed over: nothing to do"};
+  }
   if (is_primary_) return absl::FailedPreconditionError("this daemon is already the primary");
   if (!group_) return absl::FailedPreconditionError("this daemon has no peer link");
   // The marker first, before the old primary is demoted: a marker that cannot be written
@@ -128,10 +131,9 @@ absl::StatusOr<RoleChange> Array::Failover() {
   return out;
 }
 
-absl::StatusOr<uint64_t> Array::CopyBack(absl::Duration wait) {
-  auto theirs = remote()->PeerOwed();
-  if (!theirs.ok()) return theirs.status();
-  for (const cache::TrackKey& key : *theirs) owed()->NeedResync(key);
+absl::StatusOr<uint64_t> Array::CopyBack(absl::Duration wait,
+                                         const std::vector<cache::TrackKey>& theirs) {
+  for (const cache::TrackKey& key : theirs) owed()->NeedResync(key);
   const uint64_t before = owed()->tracks_resynced();
   remote()->Resume();
   // Waits for: the pair Synchronized (sync) or Consistent (async) with nothing queued, in
@@ -154,7 +156,7 @@ absl::StatusOr<uint64_t> Array::CopyBack(absl::Duration wait) {
 }
 
 absl::StatusOr<RoleChange> Array::Failback(bool force, absl::Duration wait) {
-  if (!is_primary_ || !group_->failed_over()) {
+  if (!is_primary_ || !(group_->failed_over() || group_->split() == SplitSide::kR2)) {
     return absl::FailedPreconditionError("failback is for a daemon that was failed over to");
   }
   if (peer_service_->split_brain_refusals() > split_brain_seen_ && !force) {
@@ -167,7 +169,12 @@ absl::StatusOr<RoleChange> Array::Failback(bool force, absl::Duration wait) {
   // Refused here, this side stays the failed-over primary with its peer demoted: the state
   // a failover with the link up leaves, from which failback can be asked again.
   if (absl::Status s = group_->SetFailedOver(false); !s.ok()) return Unpersisted("failback", s);
-  auto copied = CopyBack(wait);
+  if (absl::Status s = group_->SetSplit(SplitSide::kNone); !s.ok()) {
+    return Unpersisted("failback", s);
+  }
+  auto theirs = remote()->PeerOwed();
+  if (!theirs.ok()) return theirs.status();
+  auto copied = CopyBack(wait, *theirs);
   if (!copied.ok()) {
     if (absl::Status again = group_->SetFailedOver(true); !again.ok()) {
       return absl::Status(
@@ -199,7 +206,9 @@ absl::StatusOr<RoleChange> Array::Swap(absl::Duration wait) {
   if (absl::Status s = group_->SetFailedOver(false); !s.ok()) return Unpersisted("swap", s);
   if (absl::Status s = remote()->Demote(); !s.ok()) return s;
   if (absl::Status s = BecomePrimary(/*ship=*/true); !s.ok()) return s;
-  auto copied = CopyBack(wait);
+  auto theirs = remote()->PeerOwed();
+  if (!theirs.ok()) return theirs.status();
+  auto copied = CopyBack(wait, *theirs);
   if (!copied.ok()) return copied.status();
   RoleChange out;
   out.tracks_copied = *copied;

@@ -27,7 +27,7 @@ absl::Status Array::AdmitWrite(const disk::Volume& volume) {
                      " and this daemon is its mirror: hosts may read only; write to the "
                      "primary, or fail over"));
   }
-  if (!group_->failed_over() && !remote()->AdmitsWrites()) {
+  if (!group_->failed_over() && group_->split() == SplitSide::kNone && !remote()->AdmitsWrites()) {
     return absl::UnavailableError(
         absl::StrCat("link.policy is \"fail\" and RDF group ", group_->name(), " is ",
                      std::string(remote::PairStateName(remote()->pair_state())),

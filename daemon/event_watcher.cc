@@ -103,6 +103,17 @@ void EventWatcher::Compare(const v1::StatusReply& a, const v1::StatusReply& b) {
 
   // After the link and the resync that moved it, so the events read in causal order.
   if (a.pair_state() != b.pair_state()) State("pair_state", "pair", a.pair_state(), b.pair_state());
+  // The groups' SRDF states (docs/groups.md), by group name.
+  for (const v1::GroupStatus& g : b.groups()) {
+    std::string was;
+    for (const v1::GroupStatus& before : a.groups()) {
+      if (before.name() == g.name()) was = before.state();
+    }
+    if (was != g.state()) {
+      State("group_state", g.name(), was, g.state(),
+            absl::StrCat("RDF group ", g.name(), " (", g.role(), ") is ", g.state()));
+    }
+  }
 
   const v1::CycleStatus& ca = a.cycles();
   const v1::CycleStatus& cb = b.cycles();

@@ -135,4 +135,23 @@ absl::Status RdfGroup::SetFailedOver(bool failed_over) {
   return absl::OkStatus();
 }
 
+std::string RdfGroup::SplitPath() const { return state_dir_ + "/split"; }
+
+SplitSide RdfGroup::ReadSplit() {
+  std::ifstream in(SplitPath());
+  std::string side;
+  split_ = !(in >> side) ? SplitSide::kNone : side == "R2" ? SplitSide::kR2 : SplitSide::kR1;
+  return split_;
+}
+
+absl::Status RdfGroup::SetSplit(SplitSide side) {
+  absl::Status persisted =
+      side == SplitSide::kNone
+          ? RemoveFileDurably(SplitPath())
+          : WriteFileAtomically(SplitPath(), side == SplitSide::kR1 ? "R1\n" : "R2\n", 0644);
+  if (!persisted.ok()) return persisted;
+  split_ = side;
+  return absl::OkStatus();
+}
+
 }  // namespace simarray::daemon

@@ -49,6 +49,9 @@ struct GroupParts {
   std::function<std::string()> role;  // this side's role, as told in Hello
 };
 
+// Which side of a split this array is (docs/groups.md, "Operations"), if split.
+enum class SplitSide { kNone, kR1, kR2 };
+
 class RdfGroup {
  public:
   RdfGroup(GroupConfig config, GroupParts parts);
@@ -96,6 +99,13 @@ class RdfGroup {
   bool ReadFailedOver();
   std::string FailedOverPath() const;
 
+  // state_dir/split, while the group is split: which side this array is ("R1" or "R2").
+  // Written like the failed-over marker, and read at start (ReadSplit).
+  SplitSide split() const { return split_.load(); }
+  absl::Status SetSplit(SplitSide side);
+  SplitSide ReadSplit();
+  std::string SplitPath() const;
+
  private:
   const GroupConfig config_;
   const GroupParts parts_;
@@ -105,6 +115,7 @@ class RdfGroup {
   std::unique_ptr<mirror::CycleSet> cycles_;  // async mode
   std::unique_ptr<remote::RemoteAdaptor> remote_;
   std::atomic<bool> failed_over_{false};
+  std::atomic<SplitSide> split_{SplitSide::kNone};
   absl::Mutex mu_;
   std::string learned_peer_ ABSL_GUARDED_BY(mu_);
   uint64_t learned_generation_ ABSL_GUARDED_BY(mu_) = 0;

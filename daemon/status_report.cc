@@ -53,7 +53,7 @@ const char* PenPlacementName(host::HostAdaptor& ha) {
 GroupState StateOfGroup(Array& a) {
   RdfGroup& group = *a.group();
   const remote::SrdfState pair = remote::ToSrdf(a.pair_state());
-  const bool source = a.is_primary() && !group.failed_over();
+  const bool source = a.is_primary() && !group.failed_over() && group.split() == SplitSide::kNone;
   const bool link_up =
       a.is_primary() ? a.remote()->LinkUp() : pair != remote::SrdfState::kPartitioned;
   GroupState out;
@@ -86,7 +86,8 @@ void FillGroup(Array& a, v1::GroupStatus* out) {
   out->set_peer(group.peer_address());
   out->set_mode(c.mode);
   // A target failed over to serves the hosts but is still the group's R2 (SRDF's words).
-  out->set_role(a.is_primary() && !group.failed_over() ? "R1" : "R2");
+  out->set_role(a.is_primary() && !group.failed_over() && group.split() != SplitSide::kR2 ? "R1"
+                                                                                          : "R2");
   const GroupState state = StateOfGroup(a);
   out->set_state(std::string(remote::SrdfStateName(state.state)));
   out->set_link(std::string(remote::LinkStateName(a.remote()->Counters().state)));

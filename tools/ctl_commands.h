@@ -69,9 +69,11 @@ int RunFaultDisk(const GlobalOptions& global, const std::string& kind, const std
                  const std::string& op, uint32_t count);
 
 // failover | failback [--force] | swap.
-int RunRoleChange(const GlobalOptions& global, const std::string& what, bool force);
+// failover, failback, swap, split, establish or restore (`what`) on RDF group `group`.
+int RunRoleChange(const GlobalOptions& global, const std::string& what, bool force,
+                  const std::string& group);
 // link suspend | link resume.
-int RunLink(const GlobalOptions& global, bool suspend);
+int RunLink(const GlobalOptions& global, bool suspend, const std::string& group);
 // Prints a line each time the pair state (or role, link state, owed tracks) changes;
 // stops after `count` lines when count > 0.
 int RunWatch(const GlobalOptions& global, uint32_t interval_ms, uint32_t count);

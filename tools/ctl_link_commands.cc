@@ -32,16 +32,20 @@ std::string WatchLine(const v1::StatusReply& s) {
 
 }  // namespace
 
-int RunLink(const GlobalOptions& global, bool suspend) {
+int RunLink(const GlobalOptions& global, bool suspend, const std::string& group) {
   grpc::ClientContext context;
   PrepareCall(context, global);
   grpc::Status status;
   if (suspend) {
+    v1::SuspendLinkRequest request;
+    request.set_group(group);
     v1::SuspendLinkReply reply;
-    status = Stub(global)->SuspendLink(&context, v1::SuspendLinkRequest(), &reply);
+    status = Stub(global)->SuspendLink(&context, request, &reply);
   } else {
+    v1::ResumeLinkRequest request;
+    request.set_group(group);
     v1::ResumeLinkReply reply;
-    status = Stub(global)->ResumeLink(&context, v1::ResumeLinkRequest(), &reply);
+    status = Stub(global)->ResumeLink(&context, request, &reply);
   }
   const char* command = suspend ? "link suspend" : "link resume";
   if (!status.ok()) return ReportRpcError(command, status);
@@ -64,16 +68,21 @@ int RunFaultDropLink(const GlobalOptions& global, uint32_t duration_ms) {
   return kExitOk;
 }
 
-int RunRoleChange(const GlobalOptions& global, const std::string& what, bool force) {
+int RunRoleChange(const GlobalOptions& global, const std::string& what, bool force,
+                  const std::string& group) {
   grpc::ClientContext context;
   PrepareCall(context, global, 60000);
   v1::RoleChangeRequest request;
   request.set_force(force);
+  request.set_group(group);
   v1::RoleChangeReply reply;
   auto stub = Stub(global);
-  grpc::Status status = what == "failover"   ? stub->Failover(&context, request, &reply)
-                        : what == "failback" ? stub->Failback(&context, request, &reply)
-                                             : stub->Swap(&context, request, &reply);
+  grpc::Status status = what == "failover"    ? stub->Failover(&context, request, &reply)
+                        : what == "failback"  ? stub->Failback(&context, request, &reply)
+                        : what == "swap"      ? stub->Swap(&context, request, &reply)
+                        : what == "split"     ? stub->Split(&context, request, &reply)
+                        : what == "establish" ? stub->Establish(&context, request, &reply)
+                                              : stub->Restore(&context, request, &reply);
   if (!status.ok()) return ReportRpcError(what, status);
   if (global.json) {
     std::printf("%s\n", ReplyJson(reply).c_str());

@@ -211,31 +211,51 @@ void AddGroup(CLI::App& app, const GlobalOptions& global, Command& command) {
   RequireCommand(*group);
 }
 
+// --group G on a command that acts on one RDF group (docs/groups.md).
+void AddGroupOption(CLI::App* command, std::shared_ptr<std::string> group) {
+  command->add_option("--group", *group, "the RDF group (default: the array's)")->type_name("G");
+}
+
 void AddLink(CLI::App& app, const GlobalOptions& global, Command& command) {
   CLI::App* link = app.add_subcommand("link", "suspend or resume the peer link (on the primary)");
   link->require_subcommand(0, 1);
-  link->add_subcommand("suspend", "stop shipping; writes go on, their tracks become owed")
-      ->callback([&] { command = [&] { return RunLink(global, true); }; });
-  link->add_subcommand("resume", "resync the owed tracks, then ship again")->callback([&] {
-    command = [&] { return RunLink(global, false); };
-  });
+  auto group = std::make_shared<std::string>();
+  CLI::App* suspend =
+      link->add_subcommand("suspend", "stop shipping; writes go on, their tracks become owed");
+  AddGroupOption(suspend, group);
+  suspend->callback([&, group] { command = [&, group] { return RunLink(global, true, *group); }; });
+  CLI::App* resume = link->add_subcommand("resume", "resync the owed tracks, then ship again");
+  AddGroupOption(resume, group);
+  resume->callback([&, group] { command = [&, group] { return RunLink(global, false, *group); }; });
   RequireCommand(*link);
 }
 
 void AddRoles(CLI::App& app, const GlobalOptions& global, Command& command) {
-  app.add_subcommand("failover",
-                     "on the mirror: promote it (the primary is demoted first when "
-                     "the link is up)")
-      ->callback([&] { command = [&] { return RunRoleChange(global, "failover", false); }; });
-  CLI::App* failback = app.add_subcommand(
-      "failback", "on the failed-over side: copy back, then return the primary role");
-  auto force = std::make_shared<bool>(false);
-  failback->add_flag("--force", *force, "after a split brain: discard the other side's changes");
-  failback->callback(
-      [&, force] { command = [&, force] { return RunRoleChange(global, "failback", *force); }; });
-  app.add_subcommand("swap", "on the mirror of a pair: exchange the roles for good")->callback([&] {
-    command = [&] { return RunRoleChange(global, "swap", false); };
-  });
+  struct Operation {
+    const char* name;
+    const char* help;
+  };
+  const Operation operations[] = {
+      {"failover", "on the mirror: promote it (the primary is demoted first when the link is up)"},
+      {"failback", "on the failed-over side: copy back, then return the primary role"},
+      {"swap", "on the mirror of a pair: exchange the roles for good"},
+      {"split", "on the R1 side: stop mirroring; both sides take writes (docs/groups.md)"},
+      {"establish", "on the R1 side of a split: copy what either side changed to R2, mirror"},
+      {"restore", "on the R2 side of a split: copy what either side changed to R1, mirror"},
+  };
+  for (const Operation& op : operations) {
+    CLI::App* sub = app.add_subcommand(op.name, op.help);
+    auto group = std::make_shared<std::string>();
+    auto force = std::make_shared<bool>(false);
+    AddGroupOption(sub, group);
+    const std::string what = op.name;
+    if (what == "failback") {
+      sub->add_flag("--force", *force, "after a split brain: discard the other side's changes");
+    }
+    sub->callback([&, what, force, group] {
+      command = [&, what, force, group] { return RunRoleChange(global, what, *force, *group); };
+    });
+  }
 }
 
 void AddEvents(CLI::App& app, const GlobalOptions& global, Command& command) {

@@ -547,9 +547,13 @@ v1::RoleChangeReply RoleCall(Daemon& d, const std::string& what, bool force,
   v1::RoleChangeRequest request;
   request.set_force(force);
   v1::RoleChangeReply reply;
-  grpc::Status s = what == "failover"   ? d.admin().Failover(&context, request, &reply)
-                   : what == "failback" ? d.admin().Failback(&context, request, &reply)
-                                        : d.admin().Swap(&context, request, &reply);
+  v1::AdminService::Stub& admin = d.admin();
+  grpc::Status s = what == "failover"    ? admin.Failover(&context, request, &reply)
+                   : what == "failback"  ? admin.Failback(&context, request, &reply)
+                   : what == "swap"      ? admin.Swap(&context, request, &reply)
+                   : what == "split"     ? admin.Split(&context, request, &reply)
+                   : what == "establish" ? admin.Establish(&context, request, &reply)
+                                         : admin.Restore(&context, request, &reply);
   INFO(what << ": " << s.error_message());
   REQUIRE(s.error_code() == expect);
   return reply;

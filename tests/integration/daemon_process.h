@@ -181,7 +181,8 @@ uint32_t VolumeId(Daemon& d, const std::string& volume);
 // The first `length` bytes of volume `id`'s backing file in `d`'s data_dir (zeros past the
 // end of a sparse file).
 std::string BackingFile(Daemon& d, uint32_t id, uint64_t length);
-// Failover, Failback or Swap (`what`) on `d`; fails the test unless it ends with `expect`.
+// Failover, Failback, Swap, Split, Establish or Restore (`what`) on `d`; fails the test
+// unless it ends with `expect`.
 v1::RoleChangeReply RoleCall(Daemon& d, const std::string& what, bool force = false,
                              grpc::StatusCode expect = grpc::StatusCode::OK);
 // Waits until the primary reports `state` (e.g. "Synchronized").

@@ -70,6 +70,13 @@ TEST_CASE("pair state: names are what the admin service and metrics show", "[rem
 
 TEST_CASE("pair state: SRDF names and the group rollup by precedence", "[remote][pair]") {
   CHECK(SrdfStateName(ToSrdf(PairState::kFailedOver)) == "Failed Over");
+  CHECK(SrdfStateName(ToSrdf(PairState::kSplit)) == "Split");
+  PairFacts split = UpSync();
+  split.link = LinkState::kSuspended;
+  split.split = true;
+  CHECK(ComputePairState(split) == PairState::kSplit);  // not Suspended
+  split.split_brain = true;
+  CHECK(ComputePairState(split) == PairState::kSplitBrain);
   CHECK(SrdfStateName(ToSrdf(PairState::kSyncInProg)) == "SyncInProg");
   CHECK(ToSrdf(PairState::kSplitBrain) == SrdfState::kInvalid);
   CHECK(SrdfStateName(SrdfState::kR1UpdInProg) == "R1 UpdInProg");

@@ -37,6 +37,8 @@ std::string_view PairStateName(PairState state) {
       return "SplitBrain";
     case PairState::kFailedOver:
       return "FailedOver";
+    case PairState::kSplit:
+      return "Split";
   }
   return "Unknown";
 }
@@ -83,6 +85,8 @@ SrdfState ToSrdf(PairState state) {
       return SrdfState::kPartitioned;
     case PairState::kFailedOver:
       return SrdfState::kFailedOver;
+    case PairState::kSplit:
+      return SrdfState::kSplit;
     case PairState::kNotPaired:
     case PairState::kSplitBrain:
       return SrdfState::kInvalid;
@@ -108,6 +112,7 @@ PairState ComputePairState(const PairFacts& f) {
   }
   if (!f.has_peer) return PairState::kNotPaired;
   if (f.split_brain) return PairState::kSplitBrain;
+  if (f.split) return PairState::kSplit;
   if (f.failed_over) return PairState::kFailedOver;
   if (f.link == LinkState::kSuspended) return PairState::kSuspended;
   if (f.link != LinkState::kUp) return PairState::kPartitioned;

@@ -64,6 +64,7 @@ grpc::Status PeerServiceImpl::Hello(grpc::ServerContext* context, const v1::Hell
   reply->set_track_size(track_size);
   reply->set_applied_sequence(parts_.applier->applied_sequence());
   reply->set_applied_cycle(parts_.applier->applied_cycle());
+  reply->set_last_sequence(parts_.cache->LastSequence());
   for (const auto& v : parts_.volumes->List()) {
     v1::PeerVolume* pv = reply->add_volumes();
     pv->set_name(v.name);
@@ -156,7 +157,7 @@ grpc::Status PeerServiceImpl::Demote(grpc::ServerContext* context, const v1::Rol
   if (grpc::Status denied = parts_.gate->Check(*context); !denied.ok()) return denied;
   if (!parts_.demote) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no role changes");
   spdlog::warn("peer service: {} asks this daemon to become the mirror", request->daemon_id());
-  if (absl::Status s = parts_.demote(); !s.ok()) return rpc::ToGrpc(s);
+  if (absl::Status s = parts_.demote(*request); !s.ok()) return rpc::ToGrpc(s);
   reply->set_role(parts_.role());
   reply->set_generation(parts_.cache->generation());
   return grpc::Status::OK;
@@ -166,8 +167,10 @@ grpc::Status PeerServiceImpl::Promote(grpc::ServerContext* context, const v1::Ro
                                       v1::RoleReply* reply) {
   if (grpc::Status denied = parts_.gate->Check(*context); !denied.ok()) return denied;
   if (!parts_.promote) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no role changes");
-  spdlog::warn("peer service: {} hands the primary role to this daemon", request->daemon_id());
-  if (absl::Status s = parts_.promote(request->peer_address(), request->generation()); !s.ok()) {
+  spdlog::warn("peer service: {} {}", request->daemon_id(),
+               request->split() ? "splits the pair: this daemon takes host writes"
+                                : "hands the primary role to this daemon");
+  if (absl::Status s = parts_.promote(*request); !s.ok()) {
     return rpc::ToGrpc(s);
   }
   reply->set_role(parts_.role());

@@ -302,6 +302,9 @@ bool RemoteAdaptor::Connect() {
     cycles_->LimitToPeer(reply.cache_slots() * options_.cycle_cache_percent / 100);
   }
   if (cycles_ != nullptr) cycles_->NumberAfter(reply.applied_cycle());
+  // Ship above whatever the mirror holds: after a split or a failover it wrote tracks of
+  // its own, and a record stamped lower than its image of a track would be skipped.
+  cache_->ObserveSequence(reply.last_sequence());
   for (const auto& mismatch : reply.size_mismatches()) {
     spdlog::warn("remote adaptor: volume size differs on the peer: {}", mismatch);
   }

@@ -91,18 +91,20 @@ absl::Status RemoteAdaptor::CallPeer(absl::Duration timeout, Call call) {
   }
 }
 
-absl::Status RemoteAdaptor::Demote() {
+absl::Status RemoteAdaptor::Demote(bool discard_changes) {
   v1::RoleRequest request;
   request.set_daemon_id(options_.daemon_id);
+  request.set_discard_changes(discard_changes);
   v1::RoleReply reply;
   return CallPeer(absl::Seconds(10), [&](auto& stub, auto& context) {
     return stub.Demote(&context, request, &reply);
   });
 }
 
-absl::Status RemoteAdaptor::Promote(uint64_t generation) {
+absl::Status RemoteAdaptor::Promote(uint64_t generation, bool split) {
   v1::RoleRequest request;
   request.set_daemon_id(options_.daemon_id);
+  request.set_split(split);
   {
     absl::MutexLock lock(&mu_);
     request.set_peer_address(self_address_);

@@ -31,9 +31,10 @@ enum class PairState {
   kPartitioned,   // the link is down
   kSplitBrain,    // the peer is a primary too
   kFailedOver,    // this former mirror took over (Failover); its old primary is not back
+  kSplit,         // split by an admin: both sides take host writes, nothing is shipped
 };
 // "NotPaired", "Synchronized", "Consistent", "SyncInProg", "Suspended", "Partitioned",
-// "SplitBrain", "FailedOver".
+// "SplitBrain", "FailedOver", "Split".
 std::string_view PairStateName(PairState state);
 
 // The states a group or a volume pair reports by SRDF's names (docs/groups.md), which tools
@@ -75,6 +76,7 @@ struct PairFacts {
   bool has_peer = true;  // a peer is configured (else kNotPaired)
   bool split_brain = false;
   bool failed_over = false;
+  bool split = false;  // either side of a split (docs/groups.md)
   LinkState link = LinkState::kStopped;
   bool resyncing = false;  // owed tracks are being shipped whole
   bool async = false;

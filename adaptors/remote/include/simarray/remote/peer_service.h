@@ -41,9 +41,9 @@ struct PeerServiceParts {
   std::function<bool()> is_primary;
   // A primary said hello (no split brain): where its PeerService is, its data generation.
   std::function<void(const std::string& address, uint64_t generation)> on_hello;
-  // Role changes asked by the other side.
-  std::function<absl::Status()> demote;
-  std::function<absl::Status(const std::string& address, uint64_t generation)> promote;
+  // Role changes asked by the other side (RoleRequest in peer.proto says what each means).
+  std::function<absl::Status(const v1::RoleRequest& request)> demote;
+  std::function<absl::Status(const v1::RoleRequest& request)> promote;
 };
 
 class PeerServiceImpl final

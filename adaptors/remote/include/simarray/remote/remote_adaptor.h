@@ -165,8 +165,11 @@ class RemoteAdaptor {
 
   // Peer calls used by the admin service and role changes (synchronous, with a deadline;
   // UNAVAILABLE when no peer address is known).
-  absl::Status Demote();
-  absl::Status Promote(uint64_t generation);
+  // Demote: the peer becomes the mirror (`discard_changes`: and forgets the tracks it
+  // changed, which this side is about to overwrite). Promote: the peer becomes the primary
+  // and ships to this side (`split`: takes host writes but ships nothing).
+  absl::Status Demote(bool discard_changes = false);
+  absl::Status Promote(uint64_t generation, bool split = false);
   absl::StatusOr<std::vector<cache::TrackKey>> PeerOwed();
   absl::Status CreateTwin(const disk::VolumeInfo& volume);
   // The initial copy of a volume that joined the group: every track of it that holds data
