@@ -168,6 +168,7 @@ absl::StatusOr<RoleChange> Array::Failback(bool force, absl::Duration wait) {
   split_brain_seen_ = peer_service_->split_brain_refusals();
   // Refused here, this side stays the failed-over primary with its peer demoted: the state
   // a failover with the link up leaves, from which failback can be asked again.
+  const bool was_split = group_->split() == SplitSide::kR2;
   if (absl::Status s = group_->SetFailedOver(false); !s.ok()) return Unpersisted("failback", s);
   if (absl::Status s = group_->SetSplit(SplitSide::kNone); !s.ok()) {
     return Unpersisted("failback", s);
@@ -176,7 +177,9 @@ absl::StatusOr<RoleChange> Array::Failback(bool force, absl::Duration wait) {
   if (!theirs.ok()) return theirs.status();
   auto copied = CopyBack(wait, *theirs);
   if (!copied.ok()) {
-    if (absl::Status again = group_->SetFailedOver(true); !again.ok()) {
+    // Back to what it was: a split's R2 side stays split, a failed-over side failed over.
+    absl::Status again = was_split ? group_->SetSplit(SplitSide::kR2) : group_->SetFailedOver(true);
+    if (!again.ok()) {
       return absl::Status(
           copied.status().code(),
           absl::StrCat(copied.status().message(),

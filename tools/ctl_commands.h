@@ -61,9 +61,11 @@ int RunFaultCrashMidApply(const GlobalOptions& global);
 int RunFaultDropLink(const GlobalOptions& global, uint32_t duration_ms);
 // events [--after ID] [--follow]: the daemon's event log (docs/events.md).
 int RunEvents(const GlobalOptions& global, uint64_t after, bool follow);
-// wait STATE [--timeout S]: returns kExitOk once the pair state is STATE, or
-// kExitNotConsistent (1) when `timeout_s` passes first.
-int RunWait(const GlobalOptions& global, const std::string& state, uint32_t timeout_s);
+// wait STATE [--timeout S] [--group G]: returns kExitOk once the pair state (or RDF group
+// G's SRDF state, docs/groups.md) is STATE, or kExitNotConsistent (1) when `timeout_s`
+// passes first.
+int RunWait(const GlobalOptions& global, const std::string& state, uint32_t timeout_s,
+            const std::string& group);
 // fault disk-error|disk-full|disk-heal VOLUME (`kind`); `op` and `count` for the first two.
 int RunFaultDisk(const GlobalOptions& global, const std::string& kind, const std::string& volume,
                  const std::string& op, uint32_t count);

@@ -46,7 +46,8 @@ int RunEvents(const GlobalOptions& global, uint64_t after, bool follow) {
   return kExitOk;
 }
 
-int RunWait(const GlobalOptions& global, const std::string& state, uint32_t timeout_s) {
+int RunWait(const GlobalOptions& global, const std::string& state, uint32_t timeout_s,
+            const std::string& group) {
   auto stub = Stub(global);
   const auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(timeout_s);
   v1::StatusReply now;
@@ -57,7 +58,22 @@ int RunWait(const GlobalOptions& global, const std::string& state, uint32_t time
     if (!status.ok()) return ReportRpcError("wait", status);
   }
   // The status and the id of the last event at that moment: every change since is an event.
+  // With a group: its SRDF state (docs/groups.md), from the group_state events.
   std::string seen = now.pair_state();
+  if (!group.empty()) {
+    bool found = false;
+    for (const v1::GroupStatus& g : now.groups()) {
+      if (g.name() == group) {
+        seen = g.state();
+        found = true;
+      }
+    }
+    if (!found) {
+      std::fprintf(stderr, "wait: this array has no RDF group \"%s\"\n", group.c_str());
+      return kExitError;
+    }
+  }
+  const std::string what = group.empty() ? "the pair" : "RDF group " + group;
   if (seen != state) {
     grpc::ClientContext context;
     PrepareCall(context, global);
@@ -68,7 +84,10 @@ int RunWait(const GlobalOptions& global, const std::string& state, uint32_t time
     auto reader = stub->WatchEvents(&context, request);
     v1::Event event;
     while (seen != state && reader->Read(&event)) {
-      if (event.kind() == "pair_state") seen = event.value();
+      if (group.empty() ? event.kind() == "pair_state"
+                        : event.kind() == "group_state" && event.subject() == group) {
+        seen = event.value();
+      }
     }
     if (seen == state) {
       context.TryCancel();
@@ -77,13 +96,13 @@ int RunWait(const GlobalOptions& global, const std::string& state, uint32_t time
       if (status.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) {
         return ReportRpcError("wait", status);
       }
-      std::fprintf(stderr, "wait: the pair did not reach %s in %u s; it is %s\n", state.c_str(),
-                   timeout_s, seen.c_str());
+      std::fprintf(stderr, "wait: %s did not reach %s in %u s; it is %s\n", what.c_str(),
+                   state.c_str(), timeout_s, seen.c_str());
       return kExitNotConsistent;
     }
   }
   if (global.json) {
-    std::printf("{\"pair_state\":\"%s\"}\n", seen.c_str());
+    std::printf("{\"%s\":\"%s\"}\n", group.empty() ? "pair_state" : "group_state", seen.c_str());
   } else {
     std::printf("%s\n", seen.c_str());
   }

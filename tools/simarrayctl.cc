@@ -280,8 +280,12 @@ void AddEvents(CLI::App& app, const GlobalOptions& global, Command& command) {
   wait->add_option("--timeout", *timeout, "give up after S seconds (default 60)")
       ->transform(NumberArgument(1, 86400))
       ->type_name("S");
-  wait->callback([&, state, timeout] {
-    command = [&, state, timeout] { return RunWait(global, *state, *timeout); };
+  auto group = std::make_shared<std::string>();
+  wait->add_option("--group", *group,
+                   "wait for this RDF group's SRDF state instead, e.g. Split, \"Failed Over\"")
+      ->type_name("G");
+  wait->callback([&, state, timeout, group] {
+    command = [&, state, timeout, group] { return RunWait(global, *state, *timeout, *group); };
   });
 }
 

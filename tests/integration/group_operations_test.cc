@@ -54,6 +54,13 @@ TEST_CASE("group operations: split lets both sides write and establish copies wh
   CHECK(GroupState(b, &role) == "Split");
   CHECK(role == "R2");
   CHECK_THAT(RoleCall(a, "split").description(), Catch::Contains("nothing to do"));
+  // simarrayctl wait takes a group's SRDF state.
+  const std::string ctl_b = "--admin " + b.admin_address();
+  CtlResult waited = Ctl(ctl_b + " wait Split --group default --timeout 10");
+  CHECK(waited.code == 0);
+  CHECK_THAT(waited.out, Catch::Contains("Split"));
+  CHECK(Ctl(ctl_b + " wait Synchronized --group default --timeout 1").code == 1);
+  CHECK(Ctl(ctl_b + " wait Split --group west --timeout 1").code == 2);
   // The event stream says so, by SRDF's name.
   CHECK(Eventually([&] {
     return Ctl("--admin " + b.admin_address() + " events")
