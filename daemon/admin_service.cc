@@ -399,55 +399,51 @@ grpc::Status AdminServiceImpl::Failover(grpc::ServerContext* context,
                                         const v1::RoleChangeRequest* request,
                                         v1::RoleChangeReply* reply) {
   if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
-  return RoleReply(*array_, "failover",
-                   array_->OnGroup(request->group(), [&] { return array_->Failover(); }), reply);
+  return GroupOperation("failover", *request, reply, [&] { return array_->Failover(); });
 }
 
 grpc::Status AdminServiceImpl::Failback(grpc::ServerContext* context,
                                         const v1::RoleChangeRequest* request,
                                         v1::RoleChangeReply* reply) {
   if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
-  return RoleReply(
-      *array_, "failback",
-      array_->OnGroup(request->group(),
-                      [&] { return array_->Failback(request->force(), WaitOf(*request)); }),
-      reply);
+  return GroupOperation("failback", *request, reply,
+                        [&] { return array_->Failback(request->force(), WaitOf(*request)); });
 }
 
 grpc::Status AdminServiceImpl::Swap(grpc::ServerContext* context,
                                     const v1::RoleChangeRequest* request,
                                     v1::RoleChangeReply* reply) {
   if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
-  return RoleReply(
-      *array_, "swap",
-      array_->OnGroup(request->group(), [&] { return array_->Swap(WaitOf(*request)); }), reply);
+  return GroupOperation("swap", *request, reply, [&] { return array_->Swap(WaitOf(*request)); });
 }
 
 grpc::Status AdminServiceImpl::Split(grpc::ServerContext* context,
                                      const v1::RoleChangeRequest* request,
                                      v1::RoleChangeReply* reply) {
   if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
-  return RoleReply(*array_, "split",
-                   array_->OnGroup(request->group(), [&] { return array_->Split(); }), reply);
+  return GroupOperation("split", *request, reply, [&] { return array_->Split(); });
 }
 
 grpc::Status AdminServiceImpl::Establish(grpc::ServerContext* context,
                                          const v1::RoleChangeRequest* request,
                                          v1::RoleChangeReply* reply) {
   if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
-  return RoleReply(
-      *array_, "establish",
-      array_->OnGroup(request->group(), [&] { return array_->Establish(WaitOf(*request)); }),
-      reply);
+  return GroupOperation("establish", *request, reply,
+                        [&] { return array_->Establish(WaitOf(*request)); });
 }
 
 grpc::Status AdminServiceImpl::Restore(grpc::ServerContext* context,
                                        const v1::RoleChangeRequest* request,
                                        v1::RoleChangeReply* reply) {
   if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
-  return RoleReply(
-      *array_, "restore",
-      array_->OnGroup(request->group(), [&] { return array_->Restore(WaitOf(*request)); }), reply);
+  return GroupOperation("restore", *request, reply,
+                        [&] { return array_->Restore(WaitOf(*request)); });
+}
+
+grpc::Status AdminServiceImpl::GroupOperation(
+    const char* what, const v1::RoleChangeRequest& request, v1::RoleChangeReply* reply,
+    const std::function<absl::StatusOr<RoleChange>()>& operation) {
+  return RoleReply(*array_, what, array_->OnGroup(request.group(), operation), reply);
 }
 
 grpc::Status AdminServiceImpl::ListGroups(grpc::ServerContext* context,

@@ -8,9 +8,11 @@
 // token PERMISSION_DENIED. Health and reflection on the same port stay open.
 
 #include <atomic>
+#include <functional>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "daemon/array.h"
 #include "simarray/v1/admin.grpc.pb.h"
 
 namespace simarray::daemon {
@@ -65,6 +67,11 @@ class AdminServiceImpl final : public v1::AdminService::Service {
   static constexpr int kMaxWatchers = 16;
 
  private:
+  // Runs a role change or group operation on the request's group (Array::OnGroup: NOT_FOUND,
+  // ABORTED) and answers it, publishing its role_change event.
+  grpc::Status GroupOperation(const char* what, const v1::RoleChangeRequest& request,
+                              v1::RoleChangeReply* reply,
+                              const std::function<absl::StatusOr<RoleChange>()>& operation);
   grpc::Status Authorize(const grpc::ServerContext& context);
   void Publish(const char* kind, const std::string& subject, const std::string& value,
                std::string detail);

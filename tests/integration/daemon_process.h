@@ -139,6 +139,7 @@ struct ExitResult {
 ExitResult RunDaemonExpectingExit(const std::string& dir, const std::string& config_text);
 
 // --- calls -------------------------------------------------------------------------------
+// (daemon_calls.cc)
 
 std::string Pattern(size_t length, uint32_t seed);
 // The whole file ("" if it cannot be read).
