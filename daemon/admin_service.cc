@@ -181,16 +181,25 @@ grpc::Status AdminServiceImpl::CheckConsistency(grpc::ServerContext* context,
   if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
   auto volume = array_->volumes().Find(request->volume());
   if (!volume.ok()) return rpc::ToGrpc(volume.status());
-  remote::RemoteAdaptor* ra = array_->remote();
-  if (ra == nullptr) {
+  if (array_->remote() == nullptr) {
     return Error(grpc::StatusCode::FAILED_PRECONDITION,
                  "this daemon ships to no mirror; run the check on the primary of a pair");
+  }
+  // The twin compared with: the one in the first of the volume's groups this array ships.
+  remote::RemoteAdaptor* ra = nullptr;
+  for (RdfGroup* g : array_->GroupsOf(**volume)) {
+    if (ra == nullptr && g->source()) ra = g->remote();
   }
   if (!array_->InGroup(**volume)) {
     return Error(grpc::StatusCode::FAILED_PRECONDITION,
                  absl::StrCat("volume ", (*volume)->name,
                               " is local (in no RDF group): it has no twin to compare with; "
                               "volume pair puts it in the group"));
+  }
+  if (ra == nullptr) {
+    return Error(grpc::StatusCode::FAILED_PRECONDITION,
+                 absl::StrCat("volume ", (*volume)->name,
+                              " is a target (R2) here; run the check on its group's source"));
   }
   const uint32_t id = (*volume)->id;
   const uint64_t tracks = (*volume)->size / array_->cache().track_size();
@@ -341,10 +350,9 @@ grpc::Status AdminServiceImpl::SuspendLink(grpc::ServerContext* context,
     return Error(grpc::StatusCode::FAILED_PRECONDITION,
                  "this daemon ships to no mirror; suspend the link on the primary");
   }
-  if (auto group = array_->FindGroup(request->group()); !group.ok()) {
-    return rpc::ToGrpc(group.status());
-  }
-  array_->remote()->Suspend();
+  auto group = array_->FindGroup(request->group());
+  if (!group.ok()) return rpc::ToGrpc(group.status());
+  (*group)->remote()->Suspend();
   return grpc::Status::OK;
 }
 
@@ -356,14 +364,13 @@ grpc::Status AdminServiceImpl::ResumeLink(grpc::ServerContext* context,
     return Error(grpc::StatusCode::FAILED_PRECONDITION,
                  "this daemon ships to no mirror; resume the link on the primary");
   }
-  if (auto group = array_->FindGroup(request->group()); !group.ok()) {
-    return rpc::ToGrpc(group.status());
-  }
-  if (array_->group()->split() != SplitSide::kNone) {
+  auto group = array_->FindGroup(request->group());
+  if (!group.ok()) return rpc::ToGrpc(group.status());
+  if ((*group)->split() != SplitSide::kNone) {
     return Error(grpc::StatusCode::FAILED_PRECONDITION,
                  "the group is split: establish or restore ends a split, not resume");
   }
-  array_->remote()->Resume();
+  (*group)->remote()->Resume();
   return grpc::Status::OK;
 }
 
@@ -372,18 +379,19 @@ grpc::Status AdminServiceImpl::ResumeLink(grpc::ServerContext* context,
 namespace simarray::daemon {
 namespace {
 
-grpc::Status RoleReply(Array& array, const char* what, const absl::StatusOr<RoleChange>& change,
-                       v1::RoleChangeReply* reply) {
+grpc::Status RoleReply(Array& array, RdfGroup* group, const char* what,
+                       const absl::StatusOr<RoleChange>& change, v1::RoleChangeReply* reply) {
   Event e;
   e.kind = "role_change";
-  e.subject = "array";
+  e.subject = group != nullptr && group->index() != 0 ? group->name() : std::string("array");
   e.value = change.ok() ? what : absl::StrCat(what, " refused");
   e.detail = change.ok() ? absl::StrCat(what, ": ", change->description)
                          : absl::StrCat(what, " refused: ", change.status().message());
   array.events().Publish(std::move(e));
   if (!change.ok()) return rpc::ToGrpc(change.status());
-  reply->set_role(array.role());
-  reply->set_pair_state(std::string(remote::PairStateName(array.pair_state())));
+  reply->set_role(group != nullptr ? group->role() : array.role());
+  reply->set_pair_state(std::string(
+      remote::PairStateName(group != nullptr ? array.pair_state(*group) : array.pair_state())));
   reply->set_tracks_copied(change->tracks_copied);
   reply->set_description(change->description);
   return grpc::Status::OK;
@@ -399,29 +407,32 @@ grpc::Status AdminServiceImpl::Failover(grpc::ServerContext* context,
                                         const v1::RoleChangeRequest* request,
                                         v1::RoleChangeReply* reply) {
   if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
-  return GroupOperation("failover", *request, reply, [&] { return array_->Failover(); });
+  return GroupOperation("failover", *request, reply,
+                        [&](RdfGroup& g) { return array_->Failover(g); });
 }
 
 grpc::Status AdminServiceImpl::Failback(grpc::ServerContext* context,
                                         const v1::RoleChangeRequest* request,
                                         v1::RoleChangeReply* reply) {
   if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
-  return GroupOperation("failback", *request, reply,
-                        [&] { return array_->Failback(request->force(), WaitOf(*request)); });
+  return GroupOperation("failback", *request, reply, [&](RdfGroup& g) {
+    return array_->Failback(g, request->force(), WaitOf(*request));
+  });
 }
 
 grpc::Status AdminServiceImpl::Swap(grpc::ServerContext* context,
                                     const v1::RoleChangeRequest* request,
                                     v1::RoleChangeReply* reply) {
   if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
-  return GroupOperation("swap", *request, reply, [&] { return array_->Swap(WaitOf(*request)); });
+  return GroupOperation("swap", *request, reply,
+                        [&](RdfGroup& g) { return array_->Swap(g, WaitOf(*request)); });
 }
 
 grpc::Status AdminServiceImpl::Split(grpc::ServerContext* context,
                                      const v1::RoleChangeRequest* request,
                                      v1::RoleChangeReply* reply) {
   if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
-  return GroupOperation("split", *request, reply, [&] { return array_->Split(); });
+  return GroupOperation("split", *request, reply, [&](RdfGroup& g) { return array_->Split(g); });
 }
 
 grpc::Status AdminServiceImpl::Establish(grpc::ServerContext* context,
@@ -429,7 +440,7 @@ grpc::Status AdminServiceImpl::Establish(grpc::ServerContext* context,
                                          v1::RoleChangeReply* reply) {
   if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
   return GroupOperation("establish", *request, reply,
-                        [&] { return array_->Establish(WaitOf(*request)); });
+                        [&](RdfGroup& g) { return array_->Establish(g, WaitOf(*request)); });
 }
 
 grpc::Status AdminServiceImpl::Restore(grpc::ServerContext* context,
@@ -437,20 +448,23 @@ grpc::Status AdminServiceImpl::Restore(grpc::ServerContext* context,
                                        v1::RoleChangeReply* reply) {
   if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
   return GroupOperation("restore", *request, reply,
-                        [&] { return array_->Restore(WaitOf(*request)); });
+                        [&](RdfGroup& g) { return array_->Restore(g, WaitOf(*request)); });
 }
 
-grpc::Status AdminServiceImpl::GroupOperation(
-    const char* what, const v1::RoleChangeRequest& request, v1::RoleChangeReply* reply,
-    const std::function<absl::StatusOr<RoleChange>()>& operation) {
-  return RoleReply(*array_, what, array_->OnGroup(request.group(), operation), reply);
+grpc::Status AdminServiceImpl::GroupOperation(const char* what,
+                                              const v1::RoleChangeRequest& request,
+                                              v1::RoleChangeReply* reply,
+                                              const Array::GroupOp& operation) {
+  absl::StatusOr<RoleChange> change = array_->OnGroup(request.group(), operation);
+  auto group = array_->FindGroup(request.group());
+  return RoleReply(*array_, group.ok() ? *group : nullptr, what, change, reply);
 }
 
 grpc::Status AdminServiceImpl::ListGroups(grpc::ServerContext* context,
                                           const v1::ListGroupsRequest* request,
                                           v1::ListGroupsReply* reply) {
   if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
-  if (array_->group() != nullptr) FillGroup(*array_, reply->add_groups());
+  for (const auto& g : array_->groups()) FillGroup(*array_, *g, reply->add_groups());
   return grpc::Status::OK;
 }
 

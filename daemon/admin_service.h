@@ -70,8 +70,7 @@ class AdminServiceImpl final : public v1::AdminService::Service {
   // Runs a role change or group operation on the request's group (Array::OnGroup: NOT_FOUND,
   // ABORTED) and answers it, publishing its role_change event.
   grpc::Status GroupOperation(const char* what, const v1::RoleChangeRequest& request,
-                              v1::RoleChangeReply* reply,
-                              const std::function<absl::StatusOr<RoleChange>()>& operation);
+                              v1::RoleChangeReply* reply, const Array::GroupOp& operation);
   grpc::Status Authorize(const grpc::ServerContext& context);
   void Publish(const char* kind, const std::string& subject, const std::string& value,
                std::string detail);

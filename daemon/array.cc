@@ -94,6 +94,7 @@ absl::Status Array::OpenStorage() {
   if (!cache.ok()) return cache.status();
   cache_ = std::move(*cache);
   pen_records_dropped_ = report.pen_records_dropped;
+  cache_fresh_ = report.fresh;
   if (note.applying.cycle != 0) {
     const bool redone = !report.fresh && cache_->persistent();
     spdlog::warn("cycle journal: cycle {} was being applied when the daemon stopped; {}",
@@ -145,33 +146,10 @@ absl::Status Array::CreateConfiguredVolumes() {
 
 absl::StatusOr<BoundAddresses> Array::Start() {
   if (absl::Status s = OpenStorage(); !s.ok()) return s;
-  // A source ships to its peer; a target keeps the same parts ready for a failover or
-  // swap, when it takes the source role and ships back to the side it learned in Hello. The
-  // single-peer form without a peer still has its group "default" once a Hello taught one.
-  GroupParts gp;
-  gp.daemon_name = config_.name;
-  gp.data_dir = config_.data_dir;
-  gp.cache = cache_.get();
-  gp.volumes = volumes_.get();
-  gp.disk = disk_.get();
-  gp.faults = &faults_;
-  gp.queue_capacity = config_.queue_capacity;
-  gp.max_write = config_.max_write;
-  gp.peer_secret = config_.peer_secret;
-  gp.peer_tls = config_.peer_tls;
-  gp.role = [this] { return role(); };
-  auto group = std::make_unique<RdfGroup>(
-      config_.groups.empty() ? config_.SinglePeerGroup() : config_.groups.front(), gp);
-  group->LoadLearnedPeer();
-  if (!config_.groups.empty() || !is_primary_ || !group->learned_peer().empty()) {
-    if (absl::Status s = group->Open(); !s.ok()) return s;
-    group_ = std::move(group);
-  }
-  commit_ = std::make_unique<mirror::CommitPoint>(cache_.get(), queue(), owed(), cycles());
-  if (!is_primary_) commit_->Close();  // a mirror commits no host write
+  commit_ = std::make_unique<mirror::CommitPoint>(cache_.get());
   applier_ = std::make_unique<remote::RecordApplier>(cache_.get(), volumes_.get(), journal_.get(),
                                                      &faults_, journal_applied_);
-  if (group_) group_->Wire(commit_.get());
+  if (absl::Status s = OpenGroups(); !s.ok()) return s;
 
   BoundAddresses bound;
   host::ArrayParts parts;
@@ -179,7 +157,6 @@ absl::StatusOr<BoundAddresses> Array::Start() {
   parts.volumes = volumes_.get();
   parts.disk = disk_.get();
   parts.commit = commit_.get();
-  parts.queue = queue();
   parts.faults = &faults_;
   parts.image_lock = &applier_->image_lock();
   parts.admit_write = [this](const disk::Volume& volume) { return AdmitWrite(volume); };
@@ -229,27 +206,8 @@ absl::StatusOr<BoundAddresses> Array::Start() {
     bound.host_adaptors[hosts_[i]->id()] = addr;
     spdlog::info("host adaptor {}: grpc on {}", hosts_[i]->id(), addr);
   }
-  remote::PeerServiceParts pp;
-  pp.daemon_id = config_.name;
-  pp.mode = config_.mode;
-  if (group_) pp.group = group_->name();
-  pp.role = [this] { return role(); };
-  pp.cache = cache_.get();
-  pp.volumes = volumes_.get();
-  pp.disk = disk_.get();
-  pp.applier = applier_.get();
-  pp.owed = owed();
   peer_gate_ = std::make_unique<remote::PeerGate>(config_.peer_secret);
-  pp.gate = peer_gate_.get();
-  pp.is_primary = [this] { return is_primary_.load(); };
-  pp.on_hello = [this](const std::string& address, uint64_t generation) {
-    if (absl::Status s = LearnPeer(address, generation); !s.ok()) {
-      spdlog::error("Hello from {}: cannot keep its address: {}", address,
-                    std::string(s.message()));
-    }
-  };
-  pp.demote = [this](const v1::RoleRequest& request) { return DemotedByPeer(request); };
-  pp.promote = [this](const v1::RoleRequest& request) { return PromotedByPeer(request); };
+  remote::PeerServiceParts pp = PeerParts();
   peer_service_ = std::make_unique<remote::PeerServiceImpl>(pp);
   auto peer = Serve(config_.peer_listen, {peer_service_.get()}, config_.max_write, &bound.peer,
                     config_.peer_tls);
@@ -272,22 +230,25 @@ absl::StatusOr<BoundAddresses> Array::Start() {
     spdlog::info("metrics on http://{}/metrics", bound.metrics);
   }
 
-  if (group_) {
-    remote()->SetSelfAddress(bound.peer);
-    RestoreFailedOver();
-    RestoreSplit();
-    if (is_primary_) remote()->Start();
+  for (auto& g : groups_) {
+    g->remote()->SetSelfAddress(bound.peer);
+    RestoreFailedOver(*g);
+    RestoreSplit(*g);
+    if (g->source()) g->remote()->Start();
   }
   if (absl::Status s = CreateConfiguredVolumes(); !s.ok()) return s;
   watcher_ = std::make_unique<EventWatcher>(
       [this](v1::StatusReply* out) { FillStatus(*this, out, /*slot_counts=*/false); }, &events_,
-      group_ ? &remote()->state_changes() : nullptr);
+      group() ? &remote()->state_changes() : nullptr);
   watcher_->Start();
-  spdlog::info("{} is serving as {} ({} mode{}){}", config_.name, role(), config_.mode,
-               config_.mode == "async" ? absl::StrCat(", cycle_ms=", config_.cycle_ms) : "",
-               group_ && is_primary_ ? absl::StrCat(", group ", group_->name(), " mirroring to ",
-                                                    group_->peer_address())
-                                     : "");
+  spdlog::info("{} is serving as {} ({} mode{})", config_.name, role(), config_.mode,
+               config_.mode == "async" ? absl::StrCat(", cycle_ms=", config_.cycle_ms) : "");
+  for (auto& g : groups_) {
+    spdlog::info("RDF group {} (number {}, {} mode): {}", g->name(), g->config().number,
+                 g->config().mode,
+                 g->source() ? absl::StrCat("source (R1), mirroring to ", g->peer_address())
+                             : "target (R2)");
+  }
   return bound;
 }
 
@@ -301,7 +262,7 @@ void Array::Shutdown() {
   for (auto& server : servers_)
     server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   for (auto& nbd : nbd_servers_) nbd->Stop();  // destroyed with the Array, after the pools
-  if (group_) group_->Shutdown();
+  for (auto& g : groups_) g->Shutdown();
   for (auto& h : hosts_) h->pool().Stop();
   for (auto& server : servers_) server->Wait();
   if (disk_) disk_->Stop();
@@ -310,19 +271,26 @@ void Array::Shutdown() {
 }
 
 remote::PairState Array::pair_state() {
+  if (groups_.empty()) {
+    remote::PairFacts facts;
+    facts.has_peer = false;
+    return remote::ComputePairState(facts);
+  }
+  return pair_state(*groups_.front());
+}
+
+remote::PairState Array::pair_state(RdfGroup& group) {
   remote::PairFacts facts;
-  if (!is_primary_) {
+  if (!group.source()) {
     facts.primary = false;
     facts.receiving = peer_service_->open_streams() != 0;
-    facts.async = config_.mode == "async";
+    facts.async = group.async();
     facts.applied_consistent = applier_->consistent();
-  } else if (!group_) {
-    facts.has_peer = false;
   } else {
-    facts = remote()->Facts();
+    facts = group.remote()->Facts();
     facts.split_brain |= peer_service_->split_brain_refusals() > split_brain_seen_;
-    facts.failed_over = group_->failed_over();
-    facts.split = group_->split() != SplitSide::kNone;
+    facts.failed_over = group.failed_over();
+    facts.split = group.split() != SplitSide::kNone;
   }
   return remote::ComputePairState(facts);
 }

@@ -1,11 +1,12 @@
 #pragma once
 // Array: one simarrayd, wired. It owns the cache memory, the volumes, the disk adaptor, the
-// commit point, the host adaptors (a gRPC or NBD port each), its RDF group (rdf_group.h:
-// mirror queue, owed tracks, cycles, remote adaptor; none for a primary without a peer), the
-// peer service, and the admin service. Start() opens
+// commit point, the host adaptors (a gRPC or NBD port each), its RDF groups (rdf_group.h:
+// mirror queue, owed tracks, cycles, remote adaptor each; none for a primary without a
+// peer), the peer service, and the admin service. Start() opens
 // every listener and reports the bound addresses; Shutdown() stops accepting, drains and
 // destroys in the reverse order. Thread-safe after Start().
 
+#include <array>
 #include <atomic>
 #include <functional>
 #include <map>
@@ -62,22 +63,30 @@ class Array {
   void Shutdown();
 
   const DaemonConfig& config() const { return config_; }
+  // The daemon's role: its first group's side (docs/groups.md), kept in the cache region's
+  // header; "primary" for an array without a group.
   std::string role() const { return is_primary_.load() ? "primary" : "mirror"; }
   bool is_primary() const { return is_primary_.load(); }
+  // The first group's pair state (the daemon-wide form of Status), and any group's.
   remote::PairState pair_state();
+  remote::PairState pair_state(RdfGroup& group);
 
   cache::CacheMemory& cache() { return *cache_; }
   // Pen records of uncommitted writes this start's cache recovery dropped.
   uint64_t pen_records_dropped() const { return pen_records_dropped_; }
   disk::VolumeCatalog& volumes() { return *volumes_; }
   disk::DiskAdaptor& disk() { return *disk_; }
-  // The array's RDF group (docs/groups.md); null for a primary without a peer. One for now.
-  RdfGroup* group() { return group_.get(); }
-  // The group's parts, or null without a group.
-  mirror::MirrorQueue* queue() { return group_ ? group_->queue() : nullptr; }
-  mirror::OwedTracks* owed() { return group_ ? group_->owed() : nullptr; }
-  mirror::CycleSet* cycles() { return group_ ? group_->cycles() : nullptr; }
-  remote::RemoteAdaptor* remote() { return group_ ? group_->remote() : nullptr; }
+  // The array's RDF groups (docs/groups.md), in config order; none for a primary without a
+  // peer. group() is the first, whose side is the daemon's role.
+  const std::vector<std::unique_ptr<RdfGroup>>& groups() const { return groups_; }
+  RdfGroup* group() { return groups_.empty() ? nullptr : groups_.front().get(); }
+  // The first group's parts, or null without a group.
+  mirror::MirrorQueue* queue() { return group() ? group()->queue() : nullptr; }
+  mirror::OwedTracks* owed() { return group() ? group()->owed() : nullptr; }
+  mirror::CycleSet* cycles() { return group() ? group()->cycles() : nullptr; }
+  remote::RemoteAdaptor* remote() { return group() ? group()->remote() : nullptr; }
+  // The group this array is the target (R2) of, if any (at most one for now).
+  RdfGroup* inbound_group();
   remote::RecordApplier& applier() { return *applier_; }
   remote::PeerServiceImpl& peer_service() { return *peer_service_; }
   remote::PeerGate& peer_gate() { return *peer_gate_; }
@@ -113,45 +122,53 @@ class Array {
   absl::StatusOr<RdfGroup*> FindGroup(const std::string& name);
   // For NBD's export flags: false for a volume hosts may only read (a target's).
   bool AcceptsWrites(const std::string& volume);
-  // A volume whose writes this array's group mirrors or receives.
+  // A volume whose writes one of this array's groups mirrors or receives.
   bool InGroup(const disk::Volume& volume) const {
-    return group_ != nullptr && volume.in_group.load(std::memory_order_relaxed);
+    return !groups_.empty() && volume.groups.load(std::memory_order_relaxed) != 0;
   }
+  // The groups a volume is in (its Volume::groups bits).
+  std::vector<RdfGroup*> GroupsOf(const disk::Volume& volume);
 
-  // Role changes (docs/pair.md), asked of this daemon's admin service. Failover and Swap
-  // are asked of the mirror, Failback of the side that was failed over to.
-  absl::StatusOr<RoleChange> Failover();
-  absl::StatusOr<RoleChange> Failback(bool force, absl::Duration wait);
-  absl::StatusOr<RoleChange> Swap(absl::Duration wait);
+  // Role changes (docs/pair.md), per RDF group, asked of this daemon's admin service.
+  // Failover and Swap are asked of the group's target, Failback of the side that was failed
+  // over to.
+  absl::StatusOr<RoleChange> Failover(RdfGroup& group);
+  absl::StatusOr<RoleChange> Failback(RdfGroup& group, bool force, absl::Duration wait);
+  absl::StatusOr<RoleChange> Swap(RdfGroup& group, absl::Duration wait);
   // Group operations (group_operations.cc, docs/groups.md "Operations"): Split and
   // Establish asked of the group's R1 side, Restore of its R2 side during a split.
-  absl::StatusOr<RoleChange> Split();
-  absl::StatusOr<RoleChange> Establish(absl::Duration wait);
-  absl::StatusOr<RoleChange> Restore(absl::Duration wait);
-  // Runs `operation` on RDF group `group` (empty: the array's) unless another operation
-  // on it is running (ABORTED) or there is no such group (NOT_FOUND).
-  absl::StatusOr<RoleChange> OnGroup(const std::string& group,
-                                     const std::function<absl::StatusOr<RoleChange>()>& operation);
+  absl::StatusOr<RoleChange> Split(RdfGroup& group);
+  absl::StatusOr<RoleChange> Establish(RdfGroup& group, absl::Duration wait);
+  absl::StatusOr<RoleChange> Restore(RdfGroup& group, absl::Duration wait);
+  // Runs `operation` on RDF group `group` (empty: the first) unless another operation on it
+  // is running (ABORTED) or there is no such group (NOT_FOUND).
+  using GroupOp = std::function<absl::StatusOr<RoleChange>(RdfGroup& group)>;
+  absl::StatusOr<RoleChange> OnGroup(const std::string& group, const GroupOp& operation);
 
  private:
   absl::Status OpenStorage();
   absl::Status CreateConfiguredVolumes();
+  // Makes the groups of the config (with their roles) and wires them to the commit point.
+  absl::Status OpenGroups();
+  // The peer service's view of the groups (PeerServiceParts).
+  remote::PeerServiceParts PeerParts();
   // The group's RdfGroup::LearnPeer, serialised with role changes.
-  absl::Status LearnPeer(const std::string& address, uint64_t generation);
+  absl::Status LearnPeer(RdfGroup& group, const std::string& address, uint64_t generation);
   // At start, with the group wired: a failed-over marker keeps the adaptor suspended; one on
-  // a mirror (a failover cut short) is dropped.
-  void RestoreFailedOver();
+  // a target (a failover cut short) is dropped.
+  void RestoreFailedOver(RdfGroup& group);
   // At start: a split marker keeps both sides writable and the link suspended; one that
   // does not fit the role (a split cut short) is dropped.
-  void RestoreSplit();
+  void RestoreSplit(RdfGroup& group);
   // The peer's Demote and Promote (RoleRequest in peer.proto).
-  absl::Status DemotedByPeer(const v1::RoleRequest& request);
-  absl::Status PromotedByPeer(const v1::RoleRequest& request);
-  absl::Status BecomeMirror(bool graceful);
-  absl::Status BecomePrimary(bool ship);
+  absl::Status DemotedByPeer(RdfGroup& group, const v1::RoleRequest& request);
+  absl::Status PromotedByPeer(RdfGroup& group, const v1::RoleRequest& request);
+  // The group's side changes; for the first group the daemon's role too.
+  absl::Status BecomeMirror(RdfGroup& group, bool graceful);
+  absl::Status BecomePrimary(RdfGroup& group, bool ship);
   // Ships `theirs` (the peer's owed tracks) and this side's, whole, to the peer; waits
   // until done and returns how many were copied.
-  absl::StatusOr<uint64_t> CopyBack(absl::Duration wait,
+  absl::StatusOr<uint64_t> CopyBack(RdfGroup& group, absl::Duration wait,
                                     const std::vector<cache::TrackKey>& theirs);
 
   const DaemonConfig config_;
@@ -159,9 +176,11 @@ class Array {
   FaultInjector faults_;
   std::unique_ptr<cache::CacheMemory> cache_;
   uint64_t pen_records_dropped_ = 0;  // set at start, before any service runs
+  bool cache_fresh_ = false;          // the cache region was new at this start
   std::unique_ptr<disk::VolumeCatalog> volumes_;
   std::unique_ptr<disk::DiskAdaptor> disk_;
-  std::unique_ptr<RdfGroup> group_;  // before commit_, whose queue and cycles it owns
+  // Before commit_, whose routes they own.
+  std::vector<std::unique_ptr<RdfGroup>> groups_;
   std::unique_ptr<mirror::CommitPoint> commit_;
   std::unique_ptr<remote::CycleJournal> journal_;  // async mirror: data_dir/cycles.journal
   remote::CycleMark journal_applied_;              // what it said at start
@@ -179,8 +198,8 @@ class Array {
   std::vector<std::unique_ptr<grpc::Server>> servers_;
   // Role changes are serialised (and so is learning a peer, which they read).
   absl::Mutex role_mu_;
-  // Held by the admin's operation on the group for its whole run (OnGroup).
-  absl::Mutex operation_mu_;
+  // Held by the admin's operation on a group for its whole run (OnGroup), one per group.
+  std::array<absl::Mutex, DaemonConfig::kMaxGroups> operation_mu_;
   std::atomic<uint64_t> split_brain_seen_{0};
   int data_dir_lock_ = -1;  // flock on data_dir/LOCK: one daemon per data_dir
   bool stopped_ = false;

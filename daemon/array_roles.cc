@@ -29,36 +29,42 @@ absl::Status Unpersisted(absl::string_view change, const absl::Status& cause) {
 
 }  // namespace
 
-absl::Status Array::LearnPeer(const std::string& address, uint64_t generation) {
-  if (!group_) return absl::OkStatus();
+absl::Status Array::LearnPeer(RdfGroup& group, const std::string& address, uint64_t generation) {
   absl::MutexLock lock(&role_mu_);
-  return group_->LearnPeer(address, generation);
+  return group.LearnPeer(address, generation);
 }
 
-void Array::RestoreFailedOver() {
+void Array::RestoreFailedOver(RdfGroup& group) {
   // A daemon failed over to stays failed over across a restart: it ships nothing until
   // failback. A marker on a mirror is a failover cut short before the region said primary
   // (Failover writes the marker first): the daemon is the mirror it was.
-  if (!group_->ReadFailedOver()) return;
-  if (!is_primary_) {
+  if (!group.ReadFailedOver()) return;
+  if (!group.source()) {
     spdlog::warn(
         "{} is here but this daemon is the mirror: a failover did not finish; "
         "it stays the mirror",
-        group_->FailedOverPath());
-    if (absl::Status s = group_->SetFailedOver(false); !s.ok()) {
+        group.FailedOverPath());
+    if (absl::Status s = group.SetFailedOver(false); !s.ok()) {
       spdlog::error("{} (a mirror ignores it at every start)", std::string(s.message()));
     }
     return;
   }
-  remote()->Suspend();
+  group.remote()->Suspend();
 }
 
-absl::Status Array::BecomeMirror(bool graceful) {
+absl::Status Array::BecomeMirror(RdfGroup& group, bool graceful) {
   absl::MutexLock lock(&role_mu_);
-  if (!is_primary_) return absl::OkStatus();
-  is_primary_ = false;  // host writes are refused from now on
-  commit_->Close();     // and any already past that check do not commit
-  if (remote::RemoteAdaptor* link = remote(); link != nullptr) {
+  if (!group.source()) return absl::OkStatus();
+  if (RdfGroup* inbound = inbound_group(); inbound != nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "this array is the target (R2) of RDF group ", inbound->name(),
+        " already; it can be the target of one group at a time for now (docs/groups.md)"));
+  }
+  // The side first (a group's state file): a side that cannot be written refuses the change.
+  if (absl::Status s = group.SetSource(false); !s.ok()) return s;
+  if (group.index() == 0) is_primary_ = false;  // host writes are refused from now on
+  commit_->Close(group.index());                // and any already past that check do not commit
+  if (remote::RemoteAdaptor* link = group.remote(); link != nullptr) {
     // Graceful: let what was queued or in flight reach the peer first, so nothing acked
     // stays behind only on this side. Waits for: the link not up, or nothing queued, in
     // flight or to resync (acks, link loss and queue changes notify the adaptor's events).
@@ -73,46 +79,50 @@ absl::Status Array::BecomeMirror(bool graceful) {
     link->Stop();          // what is left becomes owed
     link->DrainStopped();  // so does what reached the queue while it stopped
   }
-  cache_->SetRole(cache::Role::kMirror);
-  spdlog::warn("role: {} is now the mirror", config_.name);
+  if (group.index() == 0) cache_->SetRole(cache::Role::kMirror);
+  spdlog::warn("role: {} is now the target (mirror) of RDF group {}", config_.name, group.name());
   return absl::OkStatus();
 }
 
-absl::Status Array::BecomePrimary(bool ship) {
+absl::Status Array::BecomePrimary(RdfGroup& group, bool ship) {
   absl::MutexLock lock(&role_mu_);
-  if (is_primary_) return absl::OkStatus();
-  if (!group_) return absl::FailedPreconditionError("this daemon has no peer link");
-  remote::RemoteAdaptor* link = remote();
-  if (const uint64_t generation = group_->learned_generation(); generation != 0) {
-    cache_->SetPeerGeneration(generation);
+  if (group.source()) return absl::OkStatus();
+  if (absl::Status s = group.SetSource(true); !s.ok()) return s;
+  remote::RemoteAdaptor* link = group.remote();
+  if (const uint64_t generation = group.learned_generation(); generation != 0) {
+    group.SetPeerGeneration(generation);
   }
-  if (const std::string peer = group_->learned_peer(); !peer.empty()) {
+  if (const std::string peer = group.learned_peer(); !peer.empty()) {
     link->SetPeerAddress(peer);
   }
   ship ? link->Resume() : link->Suspend();
-  cache_->SetRole(cache::Role::kPrimary);
+  if (group.index() == 0) cache_->SetRole(cache::Role::kPrimary);
   applier_->ForgetBoundary();  // host writes from now on: no longer a mirror's boundary
-  commit_->Open();
-  is_primary_ = true;
+  commit_->Open(group.index());
+  if (group.index() == 0) is_primary_ = true;
   link->Start();
-  spdlog::warn("role: {} is now the primary{}", config_.name,
+  spdlog::warn("role: {} is now the source (primary) of RDF group {}{}", config_.name, group.name(),
                ship ? "" : " (failed over: changes are recorded, nothing is shipped)");
   return absl::OkStatus();
 }
 
-absl::StatusOr<RoleChange> Array::Failover() {
-  if (is_primary_ && group_ && group_->failed_over()) {
+absl::StatusOr<RoleChange> Array::Failover(RdfGroup& group) {
+  if (group.source() && group.failed_over()) {
     return RoleChange{0, "already failed over: nothing to do"};
   }
-  if (is_primary_) return absl::FailedPreconditionError("this daemon is already the primary");
-  if (!group_) return absl::FailedPreconditionError("this daemon has no peer link");
+  if (group.source()) {
+    return absl::FailedPreconditionError(
+        group.index() == 0
+            ? std::string("this daemon is already the primary")
+            : absl::StrCat("this daemon is already the source (R1) of RDF group ", group.name()));
+  }
   // The marker first, before the old primary is demoted: a marker that cannot be written
   // leaves both sides as they were. A crash after it and before the region says primary
   // restarts a mirror, which drops the marker (Start).
-  if (absl::Status s = group_->SetFailedOver(true); !s.ok()) return Unpersisted("failover", s);
+  if (absl::Status s = group.SetFailedOver(true); !s.ok()) return Unpersisted("failover", s);
   RoleChange out;
   if (peer_service_->open_streams() > 0) {
-    absl::Status demoted = remote()->Demote();
+    absl::Status demoted = group.remote()->Demote();
     out.description = demoted.ok() ? "the old primary was demoted first"
                                    : absl::StrCat("the old primary could not be demoted (",
                                                   std::string(demoted.message()), ")");
@@ -120,8 +130,8 @@ absl::StatusOr<RoleChange> Array::Failover() {
     out.description = "the link is down: the old primary was not demoted";
   }
   split_brain_seen_ = peer_service_->split_brain_refusals();
-  if (absl::Status s = BecomePrimary(/*ship=*/false); !s.ok()) {
-    if (absl::Status undone = group_->SetFailedOver(false); !undone.ok()) {
+  if (absl::Status s = BecomePrimary(group, /*ship=*/false); !s.ok()) {
+    if (absl::Status undone = group.SetFailedOver(false); !undone.ok()) {
       spdlog::error("failover: {}; the mirror restarts as a mirror all the same",
                     std::string(undone.message()));
     }
@@ -131,32 +141,34 @@ absl::StatusOr<RoleChange> Array::Failover() {
   return out;
 }
 
-absl::StatusOr<uint64_t> Array::CopyBack(absl::Duration wait,
+absl::StatusOr<uint64_t> Array::CopyBack(RdfGroup& group, absl::Duration wait,
                                          const std::vector<cache::TrackKey>& theirs) {
-  for (const cache::TrackKey& key : theirs) owed()->NeedResync(key);
-  const uint64_t before = owed()->tracks_resynced();
-  remote()->Resume();
+  remote::RemoteAdaptor* link = group.remote();
+  mirror::OwedTracks* owed = group.owed();
+  for (const cache::TrackKey& key : theirs) owed->NeedResync(key);
+  const uint64_t before = owed->tracks_resynced();
+  link->Resume();
   // Waits for: the pair Synchronized (sync) or Consistent (async) with nothing queued, in
   // flight or to resync; acks, the link coming up and the resync set shrinking notify the
   // adaptor's events. No role_mu_ is held here.
-  const bool done = remote()->Await(
-      [this] {
-        const remote::PairState state = remote()->pair_state();
+  const bool done = link->Await(
+      [link] {
+        const remote::PairState state = link->pair_state();
         return (state == remote::PairState::kSynchronized ||
                 state == remote::PairState::kConsistent) &&
-               remote()->Idle();
+               link->Idle();
       },
       absl::Now() + wait);
   if (!done) {
     return absl::DeadlineExceededError(absl::StrCat("copy-back not finished after ",
                                                     absl::FormatDuration(wait), ": ",
-                                                    owed()->resync_pending(), " tracks left"));
+                                                    owed->resync_pending(), " tracks left"));
   }
-  return owed()->tracks_resynced() - before;
+  return owed->tracks_resynced() - before;
 }
 
-absl::StatusOr<RoleChange> Array::Failback(bool force, absl::Duration wait) {
-  if (!is_primary_ || !(group_->failed_over() || group_->split() == SplitSide::kR2)) {
+absl::StatusOr<RoleChange> Array::Failback(RdfGroup& group, bool force, absl::Duration wait) {
+  if (!group.source() || !(group.failed_over() || group.split() == SplitSide::kR2)) {
     return absl::FailedPreconditionError("failback is for a daemon that was failed over to");
   }
   if (peer_service_->split_brain_refusals() > split_brain_seen_ && !force) {
@@ -164,21 +176,21 @@ absl::StatusOr<RoleChange> Array::Failback(bool force, absl::Duration wait) {
         "SplitBrain: the old primary kept the primary role while apart and may hold writes "
         "this side lacks; failback with force discards them");
   }
-  if (absl::Status s = remote()->Demote(); !s.ok()) return s;
+  if (absl::Status s = group.remote()->Demote(); !s.ok()) return s;
   split_brain_seen_ = peer_service_->split_brain_refusals();
   // Refused here, this side stays the failed-over primary with its peer demoted: the state
   // a failover with the link up leaves, from which failback can be asked again.
-  const bool was_split = group_->split() == SplitSide::kR2;
-  if (absl::Status s = group_->SetFailedOver(false); !s.ok()) return Unpersisted("failback", s);
-  if (absl::Status s = group_->SetSplit(SplitSide::kNone); !s.ok()) {
+  const bool was_split = group.split() == SplitSide::kR2;
+  if (absl::Status s = group.SetFailedOver(false); !s.ok()) return Unpersisted("failback", s);
+  if (absl::Status s = group.SetSplit(SplitSide::kNone); !s.ok()) {
     return Unpersisted("failback", s);
   }
-  auto theirs = remote()->PeerOwed();
+  auto theirs = group.remote()->PeerOwed();
   if (!theirs.ok()) return theirs.status();
-  auto copied = CopyBack(wait, *theirs);
+  auto copied = CopyBack(group, wait, *theirs);
   if (!copied.ok()) {
     // Back to what it was: a split's R2 side stays split, a failed-over side failed over.
-    absl::Status again = was_split ? group_->SetSplit(SplitSide::kR2) : group_->SetFailedOver(true);
+    absl::Status again = was_split ? group.SetSplit(SplitSide::kR2) : group.SetFailedOver(true);
     if (!again.ok()) {
       return absl::Status(
           copied.status().code(),
@@ -188,8 +200,8 @@ absl::StatusOr<RoleChange> Array::Failback(bool force, absl::Duration wait) {
     return copied.status();
   }
   // Hand the role back: stop taking writes, ship the last ones, then promote the peer.
-  if (absl::Status s = BecomeMirror(/*graceful=*/true); !s.ok()) return s;
-  if (absl::Status s = remote()->Promote(cache_->generation()); !s.ok()) return s;
+  if (absl::Status s = BecomeMirror(group, /*graceful=*/true); !s.ok()) return s;
+  if (absl::Status s = group.remote()->Promote(cache_->generation()); !s.ok()) return s;
   RoleChange out;
   out.tracks_copied = *copied;
   out.description = absl::StrCat("copied back ", *copied,
@@ -199,19 +211,19 @@ absl::StatusOr<RoleChange> Array::Failback(bool force, absl::Duration wait) {
   return out;
 }
 
-absl::StatusOr<RoleChange> Array::Swap(absl::Duration wait) {
-  if (is_primary_) return absl::FailedPreconditionError("swap is asked of the mirror");
-  if (!group_ || peer_service_->open_streams() == 0) {
+absl::StatusOr<RoleChange> Array::Swap(RdfGroup& group, absl::Duration wait) {
+  if (group.source()) return absl::FailedPreconditionError("swap is asked of the mirror");
+  if (peer_service_->open_streams() == 0) {
     return absl::FailedPreconditionError("swap needs the link up (use failover when it is down)");
   }
   // A mirror is never failed over: a marker left from before goes first, while refusing
   // still leaves both sides as they were.
-  if (absl::Status s = group_->SetFailedOver(false); !s.ok()) return Unpersisted("swap", s);
-  if (absl::Status s = remote()->Demote(); !s.ok()) return s;
-  if (absl::Status s = BecomePrimary(/*ship=*/true); !s.ok()) return s;
-  auto theirs = remote()->PeerOwed();
+  if (absl::Status s = group.SetFailedOver(false); !s.ok()) return Unpersisted("swap", s);
+  if (absl::Status s = group.remote()->Demote(); !s.ok()) return s;
+  if (absl::Status s = BecomePrimary(group, /*ship=*/true); !s.ok()) return s;
+  auto theirs = group.remote()->PeerOwed();
   if (!theirs.ok()) return theirs.status();
-  auto copied = CopyBack(wait, *theirs);
+  auto copied = CopyBack(group, wait, *theirs);
   if (!copied.ok()) return copied.status();
   RoleChange out;
   out.tracks_copied = *copied;

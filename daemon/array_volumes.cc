@@ -9,46 +9,59 @@
 namespace simarray::daemon {
 
 absl::StatusOr<RdfGroup*> Array::FindGroup(const std::string& name) {
-  if (group_ != nullptr && (name.empty() || name == group_->name())) return group_.get();
-  if (group_ == nullptr) {
+  if (groups_.empty()) {
     return absl::NotFoundError(
         name.empty() ? std::string("this array has no RDF group (no peer)")
                      : absl::StrCat("no RDF group \"", name, "\": this array has none"));
   }
+  if (name.empty()) return groups_.front().get();
+  std::string names;
+  for (auto& g : groups_) {
+    if (g->name() == name) return g.get();
+    absl::StrAppend(&names, names.empty() ? "\"" : ", \"", g->name(), "\"");
+  }
   return absl::NotFoundError(
-      absl::StrCat("no RDF group \"", name, "\" (this array has \"", group_->name(), "\")"));
+      absl::StrCat("no RDF group \"", name, "\" (this array has ", names, ")"));
 }
 
 absl::Status Array::AdmitWrite(const disk::Volume& volume) {
-  if (!InGroup(volume)) return absl::OkStatus();  // a local volume
-  if (!is_primary_) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("volume ", volume.name, " is the target (R2) of RDF group ", group_->name(),
-                     " and this daemon is its mirror: hosts may read only; write to the "
-                     "primary, or fail over"));
-  }
-  if (!group_->failed_over() && group_->split() == SplitSide::kNone && !remote()->AdmitsWrites()) {
-    return absl::UnavailableError(
-        absl::StrCat("link.policy is \"fail\" and RDF group ", group_->name(), " is ",
-                     std::string(remote::PairStateName(remote()->pair_state())),
-                     ": writes to its volumes are refused until the mirror is synchronized"));
+  const uint32_t bits = volume.groups.load(std::memory_order_relaxed);
+  if (bits == 0) return absl::OkStatus();  // a local volume
+  for (auto& g : groups_) {
+    if ((bits & g->bit()) == 0) continue;
+    if (!g->source()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("volume ", volume.name, " is the target (R2) of RDF group ", g->name(),
+                       " and this daemon is its mirror: hosts may read only; write to the "
+                       "primary, or fail over"));
+    }
+    if (!g->failed_over() && g->split() == SplitSide::kNone && !g->remote()->AdmitsWrites()) {
+      return absl::UnavailableError(
+          absl::StrCat("link.policy is \"fail\" and RDF group ", g->name(), " is ",
+                       std::string(remote::PairStateName(g->remote()->pair_state())),
+                       ": writes to its volumes are refused until the mirror is synchronized"));
+    }
   }
   return absl::OkStatus();
 }
 
 bool Array::AcceptsWrites(const std::string& name) {
   auto volume = volumes_->Find(name);
-  return !volume.ok() || !InGroup(**volume) || is_primary_;
+  if (!volume.ok()) return true;
+  for (RdfGroup* g : GroupsOf(**volume)) {
+    if (!g->source()) return false;
+  }
+  return true;
 }
 
 absl::StatusOr<disk::VolumeInfo> Array::CreateVolume(const std::string& name, uint64_t size,
                                                      const std::string& group, bool local) {
   RdfGroup* in = nullptr;
-  if (!local && !(group.empty() && group_ == nullptr)) {
+  if (!local && !(group.empty() && groups_.empty())) {
     auto found = FindGroup(group);
     if (!found.ok()) return found.status();
     in = *found;
-    if (!is_primary_) {
+    if (!in->source()) {
       return absl::FailedPreconditionError(absl::StrCat(
           "this array is the target (R2) of RDF group ", in->name(),
           ": its volumes are created on the source, which creates the twin here; a local "
@@ -56,8 +69,12 @@ absl::StatusOr<disk::VolumeInfo> Array::CreateVolume(const std::string& name, ui
     }
   }
   // A local volume on a target takes an id its source never gives (VolumeCatalog::Create).
-  const uint32_t id = in == nullptr && !is_primary_ ? disk::VolumeCatalog::kPickLocalId : 0;
-  auto created = volumes_->Create(name, size, id, false, in != nullptr ? in->name() : "");
+  // A group volume takes an id from its group number's range, so the twins of two groups
+  // with different sources never collide on an array that is in both.
+  const uint32_t id =
+      in == nullptr && inbound_group() != nullptr ? disk::VolumeCatalog::kPickLocalId : 0;
+  const uint32_t first_id = in != nullptr ? disk::VolumeCatalog::IdRangeOf(in->config().number) : 1;
+  auto created = volumes_->Create(name, size, id, false, in != nullptr ? in->name() : "", first_id);
   if (!created.ok()) return created.status();
   if (in != nullptr) {
     if (absl::Status s = in->owed()->AddVolume(created->id, size / config_.track_size); !s.ok()) {
@@ -90,12 +107,11 @@ absl::StatusOr<Array::Paired> Array::PairVolume(const std::string& name, const s
     if (v.name == name) info = v;
   }
   if (!info) return absl::NotFoundError(absl::StrCat("no volume \"", name, "\""));
-  if (info->group == in->name()) return Paired{*info, 0};  // nothing to do
-  if (!info->group.empty()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("volume ", name, " is in RDF group ", info->group, " already"));
-  }
-  if (!is_primary_ || in->failed_over()) {
+  if (disk::InGroup(*info, in->name())) return Paired{*info, 0};  // nothing to do
+  // A volume in another group already joins this one as well: a concurrent volume (source
+  // of both) or, where the other group's target is here, a cascaded one (R21), whose
+  // received writes this group ships on (docs/groups.md, "Topologies").
+  if (!in->source() || in->failed_over()) {
     return absl::FailedPreconditionError(
         absl::StrCat("volume pair is asked of RDF group ", in->name(),
                      "'s source (R1) side, where the data is; this array is its target"));
@@ -103,18 +119,22 @@ absl::StatusOr<Array::Paired> Array::PairVolume(const std::string& name, const s
   if (absl::Status s = in->owed()->AddVolume(info->id, info->size / config_.track_size); !s.ok()) {
     return s;
   }
-  info->group = in->name();
+  const std::string before = info->group;
+  info->group = disk::WithGroup(before, in->name());
   absl::Status twin = in->remote()->CreateTwin(*info);
   if (!twin.ok() && !absl::IsUnavailable(twin) && !absl::IsDeadlineExceeded(twin)) {
     // The peer refused (a name or id taken there): the volume stays local.
-    return absl::Status(twin.code(), absl::StrCat("volume ", name,
-                                                  ": the twin cannot be created "
-                                                  "on the peer: ",
-                                                  twin.message(), "; the volume stays local"));
+    return absl::Status(twin.code(),
+                        absl::StrCat("volume ", name,
+                                     ": the twin cannot be created "
+                                     "on the peer: ",
+                                     twin.message(),
+                                     before.empty() ? "; the volume stays local"
+                                                    : "; its groups stay as they were"));
   }
   // From here its writes are mirrored; what it held before is copied whole (the initial
   // copy), after the twin exists (now, or when the link comes up).
-  if (absl::Status s = volumes_->SetGroup(name, in->name()); !s.ok()) return s;
+  if (absl::Status s = volumes_->SetGroup(name, info->group); !s.ok()) return s;
   info->paired = twin.ok() && volumes_->SetPaired(name, true).ok();
   Paired out{*info, in->remote()->CopyVolume(*info)};
   spdlog::info("volume {} joined RDF group {}{}; initial copy of {} tracks", name, in->name(),
@@ -132,15 +152,18 @@ absl::Status Array::DeleteVolume(const std::string& name, bool force) {
     return absl::FailedPreconditionError(
         absl::StrCat("volume ", name, " is paired; delete with force to drop both sides"));
   }
-  const bool grouped = group_ && info->group == group_->name();
-  if (info->paired && grouped) {
-    absl::Status twin = remote()->DeleteTwin(*info);
-    if (!twin.ok()) {
-      spdlog::warn("volume {}: twin not deleted: {}", name, std::string(twin.message()));
+  for (auto& g : groups_) {
+    if (!disk::InGroup(*info, g->name())) continue;
+    if (info->paired && g->source()) {
+      absl::Status twin = g->remote()->DeleteTwin(*info);
+      if (!twin.ok()) {
+        spdlog::warn("volume {}: twin in RDF group {} not deleted: {}", name, g->name(),
+                     std::string(twin.message()));
+      }
     }
+    g->owed()->DropVolume(info->id);
   }
   cache_->DropVolume(info->id);
-  if (grouped) owed()->DropVolume(info->id);
   spdlog::info("volume {} deleted", name);
   return volumes_->Delete(name);
 }

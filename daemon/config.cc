@@ -163,6 +163,13 @@ void CheckGroup(Reader& r, const std::string& prefix, const GroupConfig& g) {
            absl::StrCat("expected \"continue\" or \"fail\", got \"", g.link_policy, "\""));
   }
   if (g.ack_timeout_ms == 0) r.Fail(prefix + "link.ack_timeout_ms", "expected at least 1");
+  if (!OneOf(g.consistency, {"group", "multi-group"})) {
+    r.Fail(prefix + "consistency",
+           absl::StrCat("expected \"group\" or \"multi-group\", got \"", g.consistency, "\""));
+  } else if (g.consistency == "multi-group" && g.mode != "async") {
+    r.Fail(prefix + "consistency",
+           "\"multi-group\" is for async groups (a sync group has no cycles to switch)");
+  }
 }
 
 // The [[rdf_group]] tables. A key the table does not know is an error (a misspelt
@@ -172,8 +179,9 @@ void ReadGroups(Reader& r, const toml::table& root, std::vector<GroupConfig>* gr
   if (node == nullptr) return;
   const toml::array* tables = node->as_array();
   if (tables == nullptr) return r.Fail("rdf_group", "expected an array of tables ([[rdf_group]])");
-  static const std::set<std::string> kKeys = {
-      "name", "number", "mode", "cycle_ms", "cycle_cache_percent", "peer", "link"};
+  static const std::set<std::string> kKeys = {"name",        "number",   "role",
+                                              "mode",        "cycle_ms", "cycle_cache_percent",
+                                              "consistency", "peer",     "link"};
   for (size_t i = 0; i < tables->size(); ++i) {
     const std::string key = absl::StrCat("rdf_group[", i, "]");
     const toml::table* t = (*tables)[i].as_table();
@@ -196,19 +204,26 @@ void ReadGroups(Reader& r, const toml::table& root, std::vector<GroupConfig>* gr
       }
       if (!known) {
         r.Fail(absl::StrCat(key, ".", name),
-               "unknown key (expected name, number, mode, cycle_ms, cycle_cache_percent, "
-               "peer.address, link.policy or link.ack_timeout_ms)");
+               "unknown key (expected name, number, role, mode, cycle_ms, "
+               "cycle_cache_percent, consistency, peer.address, link.policy or "
+               "link.ack_timeout_ms)");
       }
     }
     GroupConfig g;
     g.name.clear();
     g.number = static_cast<uint32_t>(i + 1);
+    g.role.clear();
     toml::node_view<const toml::node> view(t);
     r.String(key + ".name", &g.name, view["name"]);
+    r.String(key + ".role", &g.role, view["role"]);
+    if (!g.role.empty() && !OneOf(g.role, {"R1", "R2"})) {
+      r.Fail(key + ".role", absl::StrCat("expected \"R1\" or \"R2\", got \"", g.role, "\""));
+    }
     r.Integer(key + ".number", &g.number, view["number"]);
     r.String(key + ".mode", &g.mode, view["mode"]);
     r.Integer(key + ".cycle_ms", &g.cycle_ms, view["cycle_ms"]);
     r.Integer(key + ".cycle_cache_percent", &g.cycle_cache_percent, view["cycle_cache_percent"]);
+    r.String(key + ".consistency", &g.consistency, view["consistency"]);
     r.String(key + ".peer.address", &g.peer_address, view["peer"]["address"]);
     r.String(key + ".link.policy", &g.link_policy, view["link"]["policy"]);
     r.Integer(key + ".link.ack_timeout_ms", &g.ack_timeout_ms, view["link"]["ack_timeout_ms"]);
@@ -340,18 +355,30 @@ absl::StatusOr<DaemonConfig> ParseConfig(std::string_view text, const std::strin
                "group's table (docs/groups.md)");
       }
     }
-    if (c.groups.size() > 1) {
-      r.Fail("rdf_group",
-             absl::StrCat("expected at most one [[rdf_group]] for now, got ", c.groups.size(),
-                          " (docs/groups.md, \"What is not there yet\")"));
+    if (c.groups.size() > DaemonConfig::kMaxGroups) {
+      r.Fail("rdf_group", absl::StrCat("expected at most ", DaemonConfig::kMaxGroups,
+                                       " [[rdf_group]] tables, got ", c.groups.size()));
     }
-    // The daemon-wide settings the rest of the daemon reads are the one group's.
+    // The first group's role is the daemon's; the others' default to it.
+    if (!c.groups.front().role.empty())
+      c.role = c.groups.front().role == "R1" ? "primary" : "mirror";
+    int targets = 0;
+    for (size_t i = 0; i < c.groups.size(); ++i) {
+      GroupConfig& g = c.groups[i];
+      if (g.role.empty()) g.role = c.role == "primary" ? "R1" : "R2";
+      if (g.role == "R2" && ++targets > 1) {
+        r.Fail(absl::StrCat("rdf_group[", i, "].role"),
+               "expected at most one group where this array is the target (R2) for now "
+               "(docs/groups.md, \"What is not there yet\")");
+      }
+      if (g.peer_address.empty() && g.role == "R1") {
+        r.Fail(absl::StrCat("rdf_group[", i, "].peer.address"),
+               "required where this array is the source (R1) of the group; only a target "
+               "learns its peer from the source's Hello");
+      }
+    }
+    // The daemon-wide settings the rest of the daemon reads are the first group's.
     const GroupConfig& g = c.groups.front();
-    if (g.peer_address.empty() && c.role == "primary") {
-      r.Fail("rdf_group[0].peer.address",
-             "required where this array is the source (role = \"primary\"); only a target "
-             "learns its peer from the source's Hello");
-    }
     c.mode = g.mode;
     c.cycle_ms = g.cycle_ms;
     c.cycle_cache_percent = g.cycle_cache_percent;
@@ -421,6 +448,7 @@ std::string GroupConfig::StateDir(const std::string& data_dir) const {
 
 GroupConfig DaemonConfig::SinglePeerGroup() const {
   GroupConfig g;
+  g.role = role == "primary" ? "R1" : "R2";
   g.peer_address = peer_address;
   g.mode = mode;
   g.cycle_ms = cycle_ms;

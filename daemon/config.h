@@ -32,14 +32,23 @@ struct GroupConfig {
   std::string name = "default";  // [a-z0-9_-]{1,32}
   uint32_t number = 1;           // SRDF's RDF group number, 1 to 250, unique per array
   std::string peer_address;      // the remote array's peer port; empty: learned (target)
-  std::string mode = "sync";     // "sync" | "async" (docs/async.md)
-  uint32_t cycle_ms = 1000;      // async: how long a capture cycle stays open
+  // This array's side at first start: "R1" (source) or "R2" (target). From the table's
+  // `role`, else from the daemon's (primary: R1, mirror: R2). The first group's role is the
+  // daemon's role ever after (kept in the cache region's header); any other group keeps its
+  // own in its state directory (docs/groups.md).
+  std::string role = "R1";
+  std::string mode = "sync";  // "sync" | "async" (docs/async.md)
+  uint32_t cycle_ms = 1000;   // async: how long a capture cycle stays open
   // async: the share of cache slots the capture and transmit cycles may pin before they
   // fall back to owed tracks (pull-ahead). The mirror stages a whole cycle in its cache, so
   // keep it under half of the smaller cache of the pair.
   uint32_t cycle_cache_percent = 25;
   std::string link_policy = "continue";  // "continue" | "fail" (docs/pair.md)
   uint32_t ack_timeout_ms = 5000;
+  // async: "group" (its cycles switch on their own) or "multi-group": every multi-group
+  // group of the array switches its cycles at once, so their targets together hold one
+  // consistent image (SRDF's MSC, docs/groups.md "Consistency across groups").
+  std::string consistency = "group";
   // Where the group's state files live: data_dir itself for "default" (the single-peer
   // form's files stay where they always were), data_dir/groups/NAME for any other.
   std::string StateDir(const std::string& data_dir) const;
@@ -85,7 +94,9 @@ struct DaemonConfig {
   uint32_t ack_timeout_ms = 5000;
   // The RDF groups: the [[rdf_group]] tables, or the one the single-peer form makes when it
   // names a peer or the mirror role (a primary without either has none until a Hello
-  // teaches it one, docs/groups.md). At most one for now.
+  // teaches it one, docs/groups.md). At most kMaxGroups, and at most one of them R2 at a
+  // time (one inbound stream per array for now).
+  static constexpr size_t kMaxGroups = 8;
   std::vector<GroupConfig> groups;
   // The group the single-peer form makes (name "default"), whether or not it is in `groups`.
   GroupConfig SinglePeerGroup() const;

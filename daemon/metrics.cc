@@ -205,26 +205,30 @@ void Queue(MetricsWriter& w, mirror::MirrorQueue& queue) {
   w.Single("simarray_mirror_queue_pushed_total", "counter", "Mirror requests queued.", q.pushed);
 }
 
-// The group's SRDF state and its volume pairs' (docs/groups.md): 1 for the current state.
-void Group(MetricsWriter& w, Array& a) {
-  const GroupState state = StateOfGroup(a);
-  const std::string& name = a.group()->name();
+// Each group's SRDF state and its volume pairs' (docs/groups.md): 1 for the current state.
+void Groups(MetricsWriter& w, Array& a) {
+  std::vector<std::pair<std::string, GroupState>> states;
+  for (const auto& g : a.groups()) states.emplace_back(g->name(), StateOfGroup(a, *g));
   w.Family("simarray_group_state", "gauge",
            "RDF group state by SRDF's name (the rollup of its volume pairs): 1 for the current.");
-  for (const remote::SrdfState s : remote::kSrdfStates) {
-    w.Sample("simarray_group_state",
-             Join(MetricsWriter::Label("group", name),
-                  MetricsWriter::Label("state", std::string(remote::SrdfStateName(s)))),
-             uint64_t{state.state == s});
+  for (const auto& [name, state] : states) {
+    for (const remote::SrdfState s : remote::kSrdfStates) {
+      w.Sample("simarray_group_state",
+               Join(MetricsWriter::Label("group", name),
+                    MetricsWriter::Label("state", std::string(remote::SrdfStateName(s)))),
+               uint64_t{state.state == s});
+    }
   }
   w.Family("simarray_volume_pair_state", "gauge",
            "A volume pair's state by SRDF's name: 1 for the current (others are not listed).");
-  for (const VolumePairState& vp : state.volumes) {
-    w.Sample(
-        "simarray_volume_pair_state",
-        Join(Join(MetricsWriter::Label("group", name), MetricsWriter::Label("volume", vp.volume)),
-             MetricsWriter::Label("state", std::string(remote::SrdfStateName(vp.state)))),
-        uint64_t{1});
+  for (const auto& [name, state] : states) {
+    for (const VolumePairState& vp : state.volumes) {
+      w.Sample(
+          "simarray_volume_pair_state",
+          Join(Join(MetricsWriter::Label("group", name), MetricsWriter::Label("volume", vp.volume)),
+               MetricsWriter::Label("state", std::string(remote::SrdfStateName(vp.state)))),
+          uint64_t{1});
+    }
   }
 }
 
@@ -385,7 +389,7 @@ std::string RenderMetrics(Array& a) {
   if (a.queue() != nullptr) Queue(w, *a.queue());
   if (a.owed() != nullptr) Owed(w, *a.owed());
   if (a.remote() != nullptr) Link(w, a);
-  if (a.group() != nullptr) Group(w, a);
+  if (a.group() != nullptr) Groups(w, a);
   if (a.config().mode == "async") Cycles(w, a);
 
   remote::RecordApplier& applier = a.applier();

@@ -14,10 +14,49 @@ constexpr char kFailedOverText[] = "failed over: changes are recorded, nothing i
 
 }  // namespace
 
-RdfGroup::RdfGroup(GroupConfig config, GroupParts parts)
+RdfGroup::RdfGroup(GroupConfig config, GroupParts parts, uint32_t index)
     : config_(std::move(config)),
       parts_(std::move(parts)),
+      index_(index),
+      source_(config_.role == "R1"),
       state_dir_(config_.StateDir(parts_.data_dir)) {}
+
+void RdfGroup::ReadRole(bool initial) {
+  source_ = initial;
+  if (index_ == 0) return;  // the daemon's role, in the cache region's header
+  std::ifstream in(state_dir_ + "/role");
+  std::string side;
+  if (in >> side) source_ = side == "R1";
+  std::ifstream generation_in(state_dir_ + "/peer.generation");
+  uint64_t generation = 0;
+  if (generation_in >> generation) peer_generation_ = generation;
+}
+
+uint64_t RdfGroup::peer_generation() {
+  return index_ == 0 ? parts_.cache->peer_generation() : peer_generation_.load();
+}
+
+void RdfGroup::SetPeerGeneration(uint64_t generation) {
+  if (index_ == 0) return parts_.cache->SetPeerGeneration(generation);
+  if (absl::Status s = WriteFileAtomically(state_dir_ + "/peer.generation",
+                                           absl::StrCat(generation, "\n"), 0644);
+      !s.ok()) {
+    // Forgotten at a restart, the next pairing copies the group's volumes whole again.
+    spdlog::error("group {}: {}", config_.name, std::string(s.message()));
+  }
+  peer_generation_ = generation;
+}
+
+absl::Status RdfGroup::SetSource(bool source) {
+  if (index_ != 0) {
+    if (absl::Status s = WriteFileAtomically(state_dir_ + "/role", source ? "R1\n" : "R2\n", 0644);
+        !s.ok()) {
+      return s;
+    }
+  }
+  source_ = source;
+  return absl::OkStatus();
+}
 
 RdfGroup::~RdfGroup() { Shutdown(); }
 
@@ -48,7 +87,7 @@ absl::Status RdfGroup::Open() {
   owed_ = std::make_unique<mirror::OwedTracks>(state_dir_);
   const uint64_t track_size = parts_.cache->track_size();
   for (const disk::VolumeInfo& v : parts_.volumes->List()) {
-    if (v.group != config_.name) continue;  // local, or another group's
+    if (!disk::InGroup(v, config_.name)) continue;  // local, or another group's
     if (absl::Status s = owed_->AddVolume(v.id, v.size / track_size); !s.ok()) return s;
   }
   if (owed_->owed() != 0) {
@@ -65,9 +104,11 @@ absl::Status RdfGroup::Open() {
 }
 
 void RdfGroup::Wire(mirror::CommitPoint* commit) {
+  commit->SetRoute(index_, mirror::CommitRoute{queue_.get(), owed_.get(), cycles_.get()});
   remote::RemoteAdaptorOptions ro;
   ro.daemon_id = parts_.daemon_name;
   ro.group = config_.name;
+  ro.route = index_;
   ro.mode = config_.mode;
   ro.cycle_cache_percent = config_.cycle_cache_percent;
   ro.peer_address = peer_address();
@@ -76,10 +117,13 @@ void RdfGroup::Wire(mirror::CommitPoint* commit) {
   ro.fail_writes_when_down = config_.link_policy == "fail";
   ro.secret = parts_.peer_secret;
   ro.tls = parts_.peer_tls;
-  ro.role = parts_.role;
+  ro.role = [this] { return role(); };
+  ro.peer_generation = [this] { return peer_generation(); };
+  ro.set_peer_generation = [this](uint64_t generation) { SetPeerGeneration(generation); };
   remote_ =
       std::make_unique<remote::RemoteAdaptor>(ro, parts_.cache, queue_.get(), owed_.get(),
                                               parts_.volumes, parts_.disk, parts_.faults, commit);
+  commit->SetRouteWake(index_, [remote = remote_.get()] { remote->Wake(); });
 }
 
 void RdfGroup::Shutdown() {

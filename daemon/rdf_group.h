@@ -46,7 +46,6 @@ struct GroupParts {
   uint64_t max_write = 32 << 20;
   std::string peer_secret;  // the array's peer link secret and TLS (daemon-wide for now)
   rpc::TlsConfig peer_tls;
-  std::function<std::string()> role;  // this side's role, as told in Hello
 };
 
 // Which side of a split this array is (docs/groups.md, "Operations"), if split.
@@ -54,13 +53,17 @@ enum class SplitSide { kNone, kR1, kR2 };
 
 class RdfGroup {
  public:
-  RdfGroup(GroupConfig config, GroupParts parts);
+  // `index`: the group's place in the array (0 for the first), which is its route at the
+  // commit point and its bit in Volume::groups.
+  RdfGroup(GroupConfig config, GroupParts parts, uint32_t index);
   ~RdfGroup();
   RdfGroup(const RdfGroup&) = delete;
   RdfGroup& operator=(const RdfGroup&) = delete;
 
   const GroupConfig& config() const { return config_; }
   const std::string& name() const { return config_.name; }
+  uint32_t index() const { return index_; }
+  uint32_t bit() const { return 1u << index_; }
   bool async() const { return config_.mode == "async"; }
   // data_dir for "default", data_dir/groups/NAME for any other.
   const std::string& state_dir() const { return state_dir_; }
@@ -70,8 +73,25 @@ class RdfGroup {
   // Creates the state directory, the mirror queue, the owed tracks (one bitmap per volume of
   // the array) and, in async mode, the cycles. The error names the file or directory.
   absl::Status Open();
-  // Creates the remote adaptor, which ships through `commit`'s cycles in async mode.
+  // Sets the group's route at `commit` and creates the remote adaptor, which ships through
+  // the route's cycles in async mode.
   void Wire(mirror::CommitPoint* commit);
+
+  // This array's side of the group: the source (R1), which takes host writes and ships, or
+  // the target (R2), which applies. The first group's side is the daemon's role, kept in
+  // the cache region's header by the array; any other group's is kept here, in
+  // state_dir/role ("R1" or "R2"), written like data before the side changes.
+  bool source() const { return source_.load(); }
+  std::string role() const { return source() ? "primary" : "mirror"; }
+  // At start: the side from state_dir/role, else `initial` (the config's); and the peer's
+  // data generation this group last paired with (state_dir/peer.generation).
+  void ReadRole(bool initial);
+  // That generation: in the cache region's header for the first group (where it always
+  // was), in state_dir/peer.generation for the others. A new one means an initial copy.
+  uint64_t peer_generation();
+  void SetPeerGeneration(uint64_t generation);
+  // Persists the side (groups after the first) and only then changes source().
+  absl::Status SetSource(bool source);
   // Stops shipping and closes the queue (array shutdown).
   void Shutdown();
 
@@ -109,6 +129,9 @@ class RdfGroup {
  private:
   const GroupConfig config_;
   const GroupParts parts_;
+  const uint32_t index_;
+  std::atomic<bool> source_{true};
+  std::atomic<uint64_t> peer_generation_{0};  // groups after the first
   const std::string state_dir_;
   std::unique_ptr<mirror::MirrorQueue> queue_;
   std::unique_ptr<mirror::OwedTracks> owed_;

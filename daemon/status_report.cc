@@ -8,20 +8,20 @@
 namespace simarray::daemon {
 namespace {
 
-// Async mode: the primary's cycles, or what the mirror applied.
-void FillCycleStatus(Array& a, v1::CycleStatus* out) {
-  out->set_cycle_ms(a.config().cycle_ms);
+// Async mode: the group's cycles on its source, or what this target applied.
+void FillCycleStatus(Array& a, RdfGroup* group, v1::CycleStatus* out) {
+  out->set_cycle_ms(group != nullptr ? group->config().cycle_ms : a.config().cycle_ms);
   remote::RecordApplier& applier = a.applier();
   out->set_cycles_applied(applier.cycles_applied());
   out->set_cycles_discarded(applier.cycles_discarded());
-  if (!a.is_primary() || a.cycles() == nullptr) {
+  if (group == nullptr || !group->source() || group->cycles() == nullptr) {
     out->set_state("receiving");
     out->set_mirror_consistent(applier.consistent());
     out->set_applied_cycle(applier.applied_cycle());
     out->set_applied_sequence(applier.applied_sequence());
     return;
   }
-  const mirror::CycleCounters c = a.cycles()->Counters();
+  const mirror::CycleCounters c = group->cycles()->Counters();
   out->set_state(c.cycling ? "cycling" : "owed");
   out->set_mirror_consistent(c.consistent);  // as the primary knows it from the acks
   out->set_capture_cycle(c.capture_cycle);
@@ -50,20 +50,19 @@ const char* PenPlacementName(host::HostAdaptor& ha) {
 
 }  // namespace
 
-GroupState StateOfGroup(Array& a) {
-  RdfGroup& group = *a.group();
-  const remote::SrdfState pair = remote::ToSrdf(a.pair_state());
-  const bool source = a.is_primary() && !group.failed_over() && group.split() == SplitSide::kNone;
+GroupState StateOfGroup(Array& a, RdfGroup& group) {
+  const remote::SrdfState pair = remote::ToSrdf(a.pair_state(group));
+  const bool source = group.source() && !group.failed_over() && group.split() == SplitSide::kNone;
   const bool link_up =
-      a.is_primary() ? a.remote()->LinkUp() : pair != remote::SrdfState::kPartitioned;
+      group.source() ? group.remote()->LinkUp() : pair != remote::SrdfState::kPartitioned;
   GroupState out;
   std::vector<remote::SrdfState> states;
   for (const disk::VolumeInfo& v : a.volumes().List()) {
-    if (v.group != group.name()) continue;  // local
+    if (!disk::InGroup(v, group.name())) continue;  // local, or another group's
     VolumePairState vp;
     vp.volume = v.name;
     vp.paired = v.paired;
-    vp.owed_tracks = a.is_primary() ? group.owed()->owed(v.id) : 0;  // failed over too
+    vp.owed_tracks = group.source() ? group.owed()->owed(v.id) : 0;  // failed over too
     vp.state = pair;
     if (!v.paired && link_up) {
       vp.state = remote::SrdfState::kSyncInProg;  // the adaptor creates the twin and copies
@@ -78,22 +77,25 @@ GroupState StateOfGroup(Array& a) {
   return out;
 }
 
-void FillGroup(Array& a, v1::GroupStatus* out) {
-  RdfGroup& group = *a.group();
+void FillGroup(Array& a, RdfGroup& group, v1::GroupStatus* out) {
   const GroupConfig& c = group.config();
   out->set_name(c.name);
   out->set_number(c.number);
   out->set_peer(group.peer_address());
   out->set_mode(c.mode);
   // A target failed over to serves the hosts but is still the group's R2 (SRDF's words).
-  out->set_role(a.is_primary() && !group.failed_over() && group.split() != SplitSide::kR2 ? "R1"
+  out->set_role(group.source() && !group.failed_over() && group.split() != SplitSide::kR2 ? "R1"
                                                                                           : "R2");
-  const GroupState state = StateOfGroup(a);
+  const GroupState state = StateOfGroup(a, group);
   out->set_state(std::string(remote::SrdfStateName(state.state)));
-  out->set_link(std::string(remote::LinkStateName(a.remote()->Counters().state)));
+  out->set_link(std::string(remote::LinkStateName(group.remote()->Counters().state)));
   out->set_owed_tracks(group.owed()->owed());
   out->set_link_policy(c.link_policy);
-  if (group.async()) out->set_cycle_ms(c.cycle_ms);
+  if (group.async()) {
+    out->set_cycle_ms(c.cycle_ms);
+    out->set_consistency(c.consistency);
+    FillCycleStatus(a, &group, out->mutable_cycles());
+  }
   for (const VolumePairState& vp : state.volumes) {
     v1::VolumePair* p = out->add_volumes();
     p->set_volume(vp.volume);
@@ -212,8 +214,8 @@ void FillStatus(Array& a, v1::StatusReply* reply, bool slot_counts) {
     ns->set_protocol_errors(n.protocol_errors);
     ns->set_writes_dropped(n.writes_dropped);
   }
-  if (a.config().mode == "async") FillCycleStatus(a, reply->mutable_cycles());
-  if (a.group() != nullptr) FillGroup(a, reply->add_groups());
+  if (a.config().mode == "async") FillCycleStatus(a, a.group(), reply->mutable_cycles());
+  for (const auto& g : a.groups()) FillGroup(a, *g, reply->add_groups());
 }
 
 }  // namespace simarray::daemon

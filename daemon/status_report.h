@@ -20,11 +20,11 @@ struct GroupState {
   remote::SrdfState state = remote::SrdfState::kInvalid;  // the rollup of `volumes`
   std::vector<VolumePairState> volumes;
 };
-// The array's group (which must exist).
-GroupState StateOfGroup(Array& array);
+// One of the array's groups.
+GroupState StateOfGroup(Array& array, RdfGroup& group);
 
 // The group's status, states included.
-void FillGroup(Array& array, v1::GroupStatus* out);
+void FillGroup(Array& array, RdfGroup& group, v1::GroupStatus* out);
 
 // `slot_counts` false leaves the cache slot counts at zero: they take a scan of every slot
 // under the cache lock.

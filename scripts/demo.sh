@@ -2,7 +2,8 @@
 # make demo: start a primary and a mirror on loopback with the shipped configs, create a
 # volume, write through the host adaptors, watch the holding pen refuse a bad write, read
 # both sides, check consistency, stop both daemons; then the same pair in async mode, with
-# its cycles. Exits 0 only if everything held.
+# its cycles; then three sites, A -sync-> B -async-> C (configs/three-site). Exits 0 only if
+# everything held.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
@@ -134,6 +135,52 @@ done
 "$CTL" --admin $MIRROR_ADMIN status | grep '^cycles:' || bad "the mirror shows no cycles"
 
 step "Stop both async daemons"
+cleanup
+pids=()
+
+step "Three sites: A -sync-> B -async-> C (configs/three-site/*.toml, docs/groups.md)"
+for site in a b c; do
+  mkdir -p "$DIR/site-$site"
+  (umask 077 && echo "$secret" >"$DIR/site-$site/peer.secret")
+done
+start site-c configs/three-site/c.toml
+start site-b configs/three-site/b.toml
+start site-a configs/three-site/a.toml
+A_ADMIN="127.0.0.1:7300 --token-file $DIR/site-a/admin.token"
+B_ADMIN="127.0.0.1:7400 --token-file $DIR/site-b/admin.token"
+C_ADMIN="127.0.0.1:7500 --token-file $DIR/site-c/admin.token"
+"$CTL" --admin $A_ADMIN volume create site 64M --group hop1 || bad "volume create on A"
+for _ in $(seq 50); do
+  "$CTL" --admin $B_ADMIN volume list | grep -q site && break
+  sleep 0.1
+done
+"$CTL" --admin $B_ADMIN volume pair site --group hop2 \
+  && ok "B's twin is an R21: the target of hop1, the source of hop2" || bad "volume pair on B"
+"$CTL" write --host 127.0.0.1:7301 site 0 --file "$DIR/payload.bin" --stream --chunk 64K \
+  || bad "write on A"
+"$CTL" --admin $A_ADMIN wait Synchronized --group hop1 --timeout 10 \
+  && ok "hop1 (A to B) is Synchronized" || bad "hop1 never Synchronized"
+"$CTL" --admin $B_ADMIN wait Consistent --group hop2 --timeout 10 \
+  && ok "hop2 (B to C) is Consistent" || bad "hop2 never Consistent"
+for _ in $(seq 100); do
+  "$CTL" read --host 127.0.0.1:7501 site 0 300K --out "$DIR/site-c.bin" \
+    && cmp -s "$DIR/payload.bin" "$DIR/site-c.bin" && break
+  sleep 0.1
+done
+cmp -s "$DIR/payload.bin" "$DIR/site-c.bin" && ok "C holds what was written on A, two hops away" \
+  || bad "C differs from what was written on A"
+if "$CTL" write --host 127.0.0.1:7401 site 0 --pattern 0x11 --length 4K 2>/dev/null; then
+  bad "B took a host write to the R21"
+else
+  ok "B refuses host writes to the R21 (the target of hop1)"
+fi
+for site in A B C; do
+  printf '   %s:\n' "$site"
+  admin_var="${site}_ADMIN"
+  "$CTL" --admin ${!admin_var} group list | sed 's/^/     /' || bad "group list on $site"
+done
+
+step "Stop the three sites"
 cleanup
 pids=()
 if [ $failures -eq 0 ]; then

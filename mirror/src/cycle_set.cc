@@ -59,16 +59,22 @@ void CycleSet::Capture(cache::TrackKey key, uint64_t sequence, uint32_t offset, 
   }
 }
 
-bool CycleSet::Switch(uint64_t boundary) {
+bool CycleSet::CanSwitch() {
+  absl::MutexLock lock(&mu_);
+  return cycling_ && !transmit_.active;
+}
+
+bool CycleSet::Switch(uint64_t boundary, bool on_time, bool may_be_consistent) {
   absl::MutexLock lock(&mu_);
   if (!cycling_ || transmit_.active) return false;
   const absl::Time now = absl::Now();
-  if (now - capture_.opened < cycle_time_) return false;
+  if (on_time && now - capture_.opened < cycle_time_) return false;
   transmit_ = std::move(capture_);
   transmit_.boundary = boundary;
   transmit_.switched = now;
   transmit_.active = true;
-  transmit_.consistent = !owed_->resyncing();
+  transmit_.consistent =
+      may_be_consistent && !owed_->resyncing() && !(upstream_resyncing_ && upstream_resyncing_());
   ++counters_.cycles_switched;
   OpenCaptureLocked();
   return true;

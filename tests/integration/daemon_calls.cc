@@ -159,18 +159,65 @@ const v1::PenStatus& Pen(const v1::StatusReply& status, int index) {
 
 namespace simarray::testing {
 
-void SuspendLink(Daemon& primary) {
+void SuspendLink(Daemon& primary, const std::string& group) {
   grpc::ClientContext context;
   primary.Authorize(context);
+  v1::SuspendLinkRequest request;
+  request.set_group(group);
   v1::SuspendLinkReply reply;
-  REQUIRE(primary.admin().SuspendLink(&context, v1::SuspendLinkRequest(), &reply).ok());
+  REQUIRE(primary.admin().SuspendLink(&context, request, &reply).ok());
 }
 
-void ResumeLink(Daemon& primary) {
+void ResumeLink(Daemon& primary, const std::string& group) {
   grpc::ClientContext context;
   primary.Authorize(context);
+  v1::ResumeLinkRequest request;
+  request.set_group(group);
   v1::ResumeLinkReply reply;
-  REQUIRE(primary.admin().ResumeLink(&context, v1::ResumeLinkRequest(), &reply).ok());
+  REQUIRE(primary.admin().ResumeLink(&context, request, &reply).ok());
+}
+
+v1::ListGroupsReply Groups(Daemon& d) {
+  grpc::ClientContext context;
+  context.set_deadline(Deadline(10));
+  d.Authorize(context);
+  v1::ListGroupsReply reply;
+  grpc::Status status = d.admin().ListGroups(&context, v1::ListGroupsRequest(), &reply);
+  REQUIRE(status.ok());
+  return reply;
+}
+
+std::string GroupStateOf(Daemon& d, const std::string& group) {
+  const v1::ListGroupsReply reply = Groups(d);
+  for (const v1::GroupStatus& g : reply.groups()) {
+    if (g.name() == group) return g.state();
+  }
+  return "";
+}
+
+grpc::Status CreateVolumeIn(Daemon& d, const std::string& name, uint64_t size,
+                            const std::string& group, bool local, v1::VolumeInfo* info) {
+  grpc::ClientContext context;
+  context.set_deadline(Deadline(10));
+  d.Authorize(context);
+  v1::CreateVolumeRequest request;
+  request.set_name(name);
+  request.set_size(size);
+  request.set_group(group);
+  request.set_local(local);
+  v1::VolumeInfo reply;
+  return d.admin().CreateVolume(&context, request, info != nullptr ? info : &reply);
+}
+
+std::map<std::string, v1::VolumeInfo> VolumesOf(Daemon& d) {
+  grpc::ClientContext context;
+  context.set_deadline(Deadline(10));
+  d.Authorize(context);
+  v1::ListVolumesReply reply;
+  REQUIRE(d.admin().ListVolumes(&context, v1::ListVolumesRequest(), &reply).ok());
+  std::map<std::string, v1::VolumeInfo> out;
+  for (const v1::VolumeInfo& v : reply.volumes()) out[v.name()] = v;
+  return out;
 }
 
 void InjectFault(Daemon& daemon, v1::FaultKind kind, uint32_t duration_ms,
@@ -223,11 +270,17 @@ std::string BackingFile(Daemon& d, uint32_t id, uint64_t length) {
 
 v1::RoleChangeReply RoleCall(Daemon& d, const std::string& what, bool force,
                              grpc::StatusCode expect) {
+  return GroupRoleCall(d, what, "", expect, force);
+}
+
+v1::RoleChangeReply GroupRoleCall(Daemon& d, const std::string& what, const std::string& group,
+                                  grpc::StatusCode expect, bool force) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(90));
   d.Authorize(context);
   v1::RoleChangeRequest request;
   request.set_force(force);
+  request.set_group(group);
   v1::RoleChangeReply reply;
   v1::AdminService::Stub& admin = d.admin();
   grpc::Status s = what == "failover"    ? admin.Failover(&context, request, &reply)

@@ -104,7 +104,8 @@ void Daemon::WriteConfig() {
          << "holding_pen = \""
          << (options_.holding_pen == "bypass" ? "local" : options_.holding_pen) << "\"\n"
          << "host_workers = 4\n";
-  if (options_.group.empty()) {
+  const bool single_peer = options_.group.empty() && options_.groups.empty();
+  if (single_peer) {
     config << "mode = \"" << options_.mode << "\"\n"
            << "cycle_ms = " << options_.cycle_ms << "\n";
   }
@@ -116,7 +117,7 @@ void Daemon::WriteConfig() {
          << (options_.admin_token ? "token_file = \"admin.token\"\n" : "")
          << (options_.metrics ? "[metrics]\nlisten = \"127.0.0.1:0\"\n" : "")
          << "[peer]\nlisten = \"" << (peer_.empty() ? options_.bind_ip + ":0" : peer_) << "\"\n";
-  if (!options_.peer_address.empty() && options_.group.empty()) {
+  if (!options_.peer_address.empty() && single_peer) {
     config << "address = \"" << options_.peer_address << "\"\n";
   }
   if (!options_.peer_secret.empty()) {
@@ -132,12 +133,19 @@ void Daemon::WriteConfig() {
            << "tls.key_file = \"" << base << ".key\"\n"
            << "tls.ca_file = \"" << options_.tls_dir << "/ca.crt\"\n";
   }
-  if (options_.group.empty()) {
+  if (single_peer) {
     config << "[link]\nack_timeout_ms = " << options_.ack_timeout_ms << "\n"
            << "policy = \"" << options_.link_policy << "\"\n";
   }
   config << "[log]\nlevel = \"info\"\n";
-  if (!options_.group.empty()) {
+  for (const GroupOptions& g : options_.groups) {
+    config << "[[rdf_group]]\nname = \"" << g.name << "\"\nnumber = " << g.number << "\n"
+           << "role = \"" << g.role << "\"\nmode = \"" << g.mode << "\"\ncycle_ms = " << g.cycle_ms
+           << "\nlink.ack_timeout_ms = " << options_.ack_timeout_ms << "\n";
+    if (!g.peer_address.empty()) config << "peer.address = \"" << g.peer_address << "\"\n";
+    config << options_.extra_group_keys;
+  }
+  if (!options_.group.empty() && options_.groups.empty()) {
     config << "[[rdf_group]]\nname = \"" << options_.group << "\"\nnumber = 7\n"
            << "mode = \"" << options_.mode << "\"\ncycle_ms = " << options_.cycle_ms << "\n"
            << "link.ack_timeout_ms = " << options_.ack_timeout_ms << "\n"
@@ -160,13 +168,18 @@ Daemon::~Daemon() {
   if (pid_ > 0) Kill(SIGKILL);
 }
 
-void Daemon::Start() {
+const std::string& Daemon::PickPeerAddress() {
   // A restart keeps the peer port of the first start, so its peer finds it again.
   if (peer_.empty() && options_.netns.empty()) {
     if (const int port = PortOutsideEphemeralRange(options_.bind_ip); port != 0) {
       peer_ = options_.bind_ip + ":" + std::to_string(port);
     }
   }
+  return peer_;
+}
+
+void Daemon::Start() {
+  PickPeerAddress();
   WriteConfig();
   const std::string ready = dir_ + "/ready.json";
   std::filesystem::remove(ready);

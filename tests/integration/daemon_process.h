@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +17,16 @@
 #include "simarray/v1/host.grpc.pb.h"
 
 namespace simarray::testing {
+
+// One [[rdf_group]] of DaemonOptions::groups.
+struct GroupOptions {
+  std::string name;
+  uint32_t number = 1;
+  std::string role = "R1";  // "R1" (source: needs peer_address) or "R2"
+  std::string peer_address;
+  std::string mode = "sync";
+  uint32_t cycle_ms = 1000;
+};
 
 struct DaemonOptions {
   std::string role = "primary";
@@ -36,6 +47,10 @@ struct DaemonOptions {
   // Not empty: mode, cycle_ms, the peer address and the link settings go into one
   // [[rdf_group]] of this name (number 7) instead of the single-peer form's top-level keys.
   std::string group;
+  // Not empty: these [[rdf_group]] tables (several groups per array), and no single-peer
+  // keys; `group`, `mode` and `peer_address` are not used.
+  std::vector<GroupOptions> groups;
+  std::string extra_group_keys;       // more TOML, appended verbatim to every one of `groups`
   std::string bind_ip = "127.0.0.1";  // every listener binds here
   std::string netns;                  // run inside this network namespace (ip netns exec)
   // Security: the peer link's shared secret (written to a file the config names; empty:
@@ -70,6 +85,11 @@ class Daemon {
 
   // Starts the process and waits for its ready file; fails the test if it does not come.
   void Start();
+  // The peer port the daemon will listen on, picked now if not yet (so that two daemons can
+  // name each other in their configs before either starts).
+  const std::string& PickPeerAddress();
+  // Read at every Start: change it between restarts, or before the first.
+  DaemonOptions& options() { return options_; }
   // SIGKILL (or `signal`) and reap.
   void Kill(int signal = 9);
   // SIGTERM and reap; returns the exit status.
@@ -167,9 +187,17 @@ v1::CheckConsistencyReply CheckConsistency(Daemon& primary, const std::string& v
 bool Eventually(const std::function<bool()>& condition,
                 std::chrono::milliseconds limit = std::chrono::seconds(20));
 
-// Admin calls that must succeed.
-void SuspendLink(Daemon& primary);
-void ResumeLink(Daemon& primary);
+// Admin calls that must succeed (`group` empty: the first).
+void SuspendLink(Daemon& primary, const std::string& group = "");
+void ResumeLink(Daemon& primary, const std::string& group = "");
+v1::ListGroupsReply Groups(Daemon& d);
+// The SRDF state of `d`'s group `group` ("" if it has no such group).
+std::string GroupStateOf(Daemon& d, const std::string& group);
+// CreateVolume in RDF group `group` (or, `local`, in none).
+grpc::Status CreateVolumeIn(Daemon& d, const std::string& name, uint64_t size,
+                            const std::string& group, bool local, v1::VolumeInfo* info = nullptr);
+// The volumes `d` lists, by name.
+std::map<std::string, v1::VolumeInfo> VolumesOf(Daemon& d);
 void InjectFault(Daemon& daemon, v1::FaultKind kind, uint32_t duration_ms = 0,
                  const std::string& volume = "", uint64_t track = 0);
 // Arms (or, with kind FAULT_DISK_HEAL, disarms) a disk fault on `volume` of `d`: the next
@@ -186,6 +214,10 @@ std::string BackingFile(Daemon& d, uint32_t id, uint64_t length);
 // unless it ends with `expect`.
 v1::RoleChangeReply RoleCall(Daemon& d, const std::string& what, bool force = false,
                              grpc::StatusCode expect = grpc::StatusCode::OK);
+// The same for RDF group `group` ("" : the first).
+v1::RoleChangeReply GroupRoleCall(Daemon& d, const std::string& what, const std::string& group,
+                                  grpc::StatusCode expect = grpc::StatusCode::OK,
+                                  bool force = false);
 // Waits until the primary reports `state` (e.g. "Synchronized").
 bool WaitPairState(Daemon& primary, const std::string& state,
                    std::chrono::milliseconds limit = std::chrono::seconds(60));

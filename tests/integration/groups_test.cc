@@ -13,16 +13,6 @@ namespace {
 
 constexpr uint64_t kTrack = 64 << 10;
 
-v1::ListGroupsReply Groups(Daemon& d) {
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  d.Authorize(context);
-  v1::ListGroupsReply reply;
-  grpc::Status status = d.admin().ListGroups(&context, v1::ListGroupsRequest(), &reply);
-  REQUIRE(status.ok());
-  return reply;
-}
-
 // The one group's state and each volume pair's, by volume.
 struct States {
   std::string group;
@@ -41,20 +31,6 @@ States StatesOf(Daemon& d) {
   return out;
 }
 
-grpc::Status CreateVolumeIn(Daemon& d, const std::string& name, uint64_t size,
-                            const std::string& group, bool local, v1::VolumeInfo* info = nullptr) {
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  d.Authorize(context);
-  v1::CreateVolumeRequest request;
-  request.set_name(name);
-  request.set_size(size);
-  request.set_group(group);
-  request.set_local(local);
-  v1::VolumeInfo reply;
-  return d.admin().CreateVolume(&context, request, info != nullptr ? info : &reply);
-}
-
 grpc::Status PairVolumeCall(Daemon& d, const std::string& name, v1::PairVolumeReply* reply) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
@@ -62,18 +38,6 @@ grpc::Status PairVolumeCall(Daemon& d, const std::string& name, v1::PairVolumeRe
   v1::PairVolumeRequest request;
   request.set_name(name);
   return d.admin().PairVolume(&context, request, reply);
-}
-
-// The volumes `d` lists, by name.
-std::map<std::string, v1::VolumeInfo> VolumesOf(Daemon& d) {
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  d.Authorize(context);
-  v1::ListVolumesReply reply;
-  REQUIRE(d.admin().ListVolumes(&context, v1::ListVolumesRequest(), &reply).ok());
-  std::map<std::string, v1::VolumeInfo> out;
-  for (const v1::VolumeInfo& v : reply.volumes()) out[v.name()] = v;
-  return out;
 }
 
 bool HasOwedBitmap(const std::string& dir) {
@@ -321,8 +285,11 @@ TEST_CASE("rdf groups: config errors name the key and the reason", "[integration
     std::string expected;
   };
   const Case cases[] = {
-      {group + "[[rdf_group]]\nname = \"west\"\nnumber = 4\npeer.address = \"127.0.0.1:2\"\n",
-       "key rdf_group: expected at most one [[rdf_group]] for now, got 2"},
+      {"[[rdf_group]]\nname = \"east\"\nrole = \"R2\"\n[[rdf_group]]\nname = \"west\"\nrole = "
+       "\"R2\"\n",
+       "key rdf_group[1].role: expected at most one group where this array is the target (R2)"},
+      {"[[rdf_group]]\nname = \"east\"\nrole = \"R3\"\n",
+       "key rdf_group[0].role: expected \"R1\" or \"R2\", got \"R3\""},
       {"[[rdf_group]]\nname = \"east\"\npeer.adress = \"127.0.0.1:1\"\n",
        "key rdf_group[0].peer.adress: unknown key"},
       {"[[rdf_group]]\nname = \"east\"\nmodee = \"sync\"\n", "key rdf_group[0].modee: unknown key"},

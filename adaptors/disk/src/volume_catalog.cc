@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "simarray/base/state_file.h"
 
 namespace simarray::disk {
@@ -84,8 +85,35 @@ absl::StatusOr<std::shared_ptr<Volume>> VolumeCatalog::OpenBacking(const VolumeI
   }
   const int direct_fd = open(path.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC);
   auto volume = std::make_shared<Volume>(info.name, info.id, info.size, fd, direct_fd);
-  volume->in_group = !info.group.empty();
+  volume->groups = GroupBitsLocked(info.group);
   return volume;
+}
+
+bool InGroup(const VolumeInfo& volume, std::string_view group) {
+  for (absl::string_view name : absl::StrSplit(volume.group, ',', absl::SkipEmpty())) {
+    if (std::string_view(name.data(), name.size()) == group) return true;
+  }
+  return false;
+}
+
+std::string WithGroup(const std::string& groups, const std::string& group) {
+  return groups.empty() ? group : absl::StrCat(groups, ",", group);
+}
+
+uint32_t VolumeCatalog::GroupBitsLocked(const std::string& groups) {
+  if (groups.empty()) return 0;
+  if (!resolver_) return 1;
+  uint32_t bits = 0;
+  for (absl::string_view name : absl::StrSplit(groups, ',', absl::SkipEmpty())) {
+    bits |= resolver_(std::string(name));
+  }
+  return bits;
+}
+
+void VolumeCatalog::SetGroupResolver(GroupResolver resolver) {
+  absl::MutexLock lock(&mu_);
+  resolver_ = std::move(resolver);
+  for (auto& [name, e] : volumes_) e.volume->groups = GroupBitsLocked(e.info.group);
 }
 
 absl::Status VolumeCatalog::SaveLocked() {
@@ -103,8 +131,8 @@ absl::Status VolumeCatalog::SaveLocked() {
 }
 
 absl::StatusOr<VolumeInfo> VolumeCatalog::Create(const std::string& name, uint64_t size,
-                                                 uint32_t id, bool paired,
-                                                 const std::string& group) {
+                                                 uint32_t id, bool paired, const std::string& group,
+                                                 uint32_t first_id) {
   if (!ValidVolumeName(name)) {
     return absl::InvalidArgumentError(
         absl::StrCat("volume name must match [a-z0-9_-]{1,64}, got \"", name, "\""));
@@ -118,12 +146,15 @@ absl::StatusOr<VolumeInfo> VolumeCatalog::Create(const std::string& name, uint64
     return absl::AlreadyExistsError(absl::StrCat("volume \"", name, "\" already exists"));
   }
   const bool high = id == kPickLocalId;
-  uint32_t max_id = high ? kLocalIdBase - 1 : 0;
+  // The range the id is picked from: [low, high_end).
+  const uint32_t low = high ? kLocalIdBase : std::max<uint32_t>(first_id, 1);
+  const uint32_t high_end = high ? UINT32_MAX : std::min(kLocalIdBase, low + kIdRange);
+  uint32_t max_id = low - 1;
   for (const auto& [n, e] : volumes_) {
     if (id != 0 && e.info.id == id) {
       return absl::AlreadyExistsError(absl::StrCat("volume id ", id, " is taken by \"", n, "\""));
     }
-    if ((e.info.id >= kLocalIdBase) == high) max_id = std::max(max_id, e.info.id);
+    if (e.info.id >= low && e.info.id < high_end) max_id = std::max(max_id, e.info.id);
   }
   VolumeInfo info{name, id != 0 && !high ? id : max_id + 1, size, paired, group};
   // A stale file of a deleted volume with this id must not leak old data.
@@ -175,7 +206,7 @@ absl::Status VolumeCatalog::SetGroup(const std::string& name, const std::string&
     it->second.info.group = before;
     return s;
   }
-  it->second.volume->in_group = !group.empty();
+  it->second.volume->groups = GroupBitsLocked(group);
   return absl::OkStatus();
 }
 

@@ -1,5 +1,6 @@
 #include "simarray/host/host_adaptor.h"
 
+#include <bit>
 #include <cstring>
 #include <optional>
 
@@ -75,20 +76,22 @@ absl::StatusOr<std::unique_ptr<HostWrite>> HostAdaptor::BeginWrite(const std::st
     if (absl::Status s = parts_.admit_write(**volume); !s.ok()) return s;
   }
   // A local volume's write has no mirror requests: no queue places, nothing in the pen.
-  const bool mirrored = parts_.queue != nullptr && (*volume)->in_group.load();
+  mirror::CommitPoint& commit = *parts_.commit;
+  const uint32_t groups = (*volume)->groups.load(std::memory_order_relaxed) & commit.routes();
   if (waits == Waits::kNever && !parts_.cache->persistent()) return WouldWait("the destage");
   const uint64_t track_size = parts_.cache->track_size();
   const uint64_t portions = (offset + length - 1) / track_size - offset / track_size + 1;
   // One portion at most: a later portion's wait would come after an earlier one was penned.
   if (waits == Waits::kNever && portions > 1) return WouldWait("a write of several tracks");
-  mirror::Reservation reservation;
-  if (mirrored) {
-    const bool now = waits == Waits::kNever;
-    auto r = parts_.queue->Reserve(portions,
-                                   now ? absl::InfinitePast() : absl::Now() + options_.wait_limit);
+  mirror::Reservations reservations;
+  const bool now = waits == Waits::kNever;
+  for (uint32_t bits = groups; bits != 0; bits &= bits - 1) {
+    const int route = std::countr_zero(bits);
+    auto r = commit.route(route).queue->Reserve(
+        portions, now ? absl::InfinitePast() : absl::Now() + options_.wait_limit);
     if (now && absl::IsDeadlineExceeded(r.status())) return WouldWait("mirror queue places");
     if (!r.ok()) return r.status();
-    reservation = std::move(*r);
+    reservations[route] = std::move(*r);
   }
   const uint64_t write_id =
       (static_cast<uint64_t>(options_.index) << 48) | next_write_.fetch_add(1);
@@ -97,8 +100,8 @@ absl::StatusOr<std::unique_ptr<HostWrite>> HostAdaptor::BeginWrite(const std::st
     ++counters_.writes;
   }
   return std::unique_ptr<HostWrite>(new HostWrite(this, *std::move(volume), offset, length, crc32c,
-                                                  write_id, std::move(reservation), waits,
-                                                  mirrored));
+                                                  write_id, std::move(reservations), waits,
+                                                  groups));
 }
 
 absl::Status HostAdaptor::Read(const std::string& name, uint64_t offset, uint64_t length,

@@ -11,7 +11,7 @@ namespace simarray::host {
 
 HostWrite::HostWrite(HostAdaptor* adaptor, std::shared_ptr<disk::Volume> volume, uint64_t offset,
                      uint64_t length, uint32_t crc32c, uint64_t write_id,
-                     mirror::Reservation reservation, Waits waits, bool mirrored)
+                     mirror::Reservations reservations, Waits waits, uint32_t groups)
     : adaptor_(adaptor),
       volume_(std::move(volume)),
       offset_(offset),
@@ -19,11 +19,15 @@ HostWrite::HostWrite(HostAdaptor* adaptor, std::shared_ptr<disk::Volume> volume,
       crc32c_(crc32c),
       write_id_(write_id),
       waits_(waits),
-      mirrored_(mirrored),
-      reservation_(std::move(reservation)) {}
+      groups_(groups),
+      reservations_(std::move(reservations)) {}
 
 HostWrite::~HostWrite() {
   if (!finished_) Drop(InvalidReason::kCancelled);
+}
+
+void HostWrite::ResetReservations() {
+  for (mirror::Reservation& r : reservations_) r.Reset();
 }
 
 void HostWrite::Cancel() {
@@ -34,7 +38,7 @@ void HostWrite::Abandon() {
   // Append gave up before the pen saw anything of this write (WouldWait).
   finished_ = true;
   portions_.clear();
-  reservation_.Reset();
+  ResetReservations();
   absl::MutexLock lock(&adaptor_->mu_);
   --adaptor_->counters_.writes;
 }
@@ -77,7 +81,7 @@ absl::Status HostWrite::StartPortion() {
   request.length = length;
   request.write_id = write_id_;
   portion.staged = std::move(*staged);
-  if (!mirrored_) {
+  if (groups_ == 0) {
     // A local volume: no mirror request (docs/groups.md).
   } else if (adaptor_->options_.bypass_pen) {
     unpenned_.push_back(std::move(request));
@@ -120,7 +124,7 @@ void HostWrite::Drop(InvalidReason reason) {
   adaptor_->pen_.Delete(write_id_);  // claims 5, 8, 9: every request of the write
   portions_.clear();                 // staged slots freed, pins released
   unpenned_.clear();
-  reservation_.Reset();
+  ResetReservations();
   adaptor_->CountInvalid(reason, received_ + overflow_);
 }
 
@@ -156,7 +160,7 @@ void HostWrite::Finish(WriteDone done) {
   const bool validate = !adaptor_->options_.bypass_pen;
   const uint32_t actual = validate ? CrcInCache() : crc32c_;
   if (actual != crc32c_) {
-    const size_t deleted = mirrored_ ? portions_.size() : 0;
+    const size_t deleted = groups_ != 0 ? portions_.size() : 0;
     Drop(injected ? InvalidReason::kInjected : InvalidReason::kCrcMismatch);
     spdlog::info(
         "host adaptor {}: invalid write to {} at {} ({} bytes): crc32c {:#010x} "
@@ -177,13 +181,17 @@ void HostWrite::Finish(WriteDone done) {
     if (result.ok()) histogram->Record(absl::Now() - started);
     done(std::move(result));
   };
-  const bool mirrored = mirrored_ && adaptor_->parts_.commit->waits_for_mirror();
+  mirror::CommitPoint& commit = *adaptor_->parts_.commit;
   const auto portions = static_cast<uint32_t>(portions_.size());
+  // Sync groups: one ack per portion from each of their mirrors (an async group never
+  // delays the reply).
+  const uint32_t waiting = commit.WaitingPortions(portions, groups_);
+  const bool mirrored = waiting != 0;
   auto sequence = std::make_shared<std::atomic<uint64_t>>(0);
   std::shared_ptr<mirror::WriteTicket> ticket;
   if (mirrored) {
     ticket = std::make_shared<mirror::WriteTicket>(
-        portions + 1,
+        waiting + 1,
         mirror::WriteTicket::Done([done, sequence, portions](absl::Status status, bool mirrored) {
           if (!status.ok()) {
             done(status);
@@ -192,16 +200,16 @@ void HostWrite::Finish(WriteDone done) {
           }
         }));
   }
-  mirror::CommitPoint& commit = *adaptor_->parts_.commit;
   absl::StatusOr<uint64_t> committed =
-      !mirrored_ ? commit.CommitLocal(portions_, volume_->in_group)
-      : validate ? commit.Commit(write_id_, portions_, adaptor_->pen_, reservation_, ticket)
-                 : commit.CommitUnpenned(portions_, std::move(unpenned_), reservation_, ticket);
+      groups_ == 0 ? commit.CommitLocal(portions_, volume_->groups)
+      : validate
+          ? commit.Commit(write_id_, portions_, adaptor_->pen_, reservations_, ticket, groups_)
+          : commit.CommitUnpenned(portions_, std::move(unpenned_), reservations_, ticket, groups_);
   if (!committed.ok()) {
     // The daemon is becoming the mirror: the write never happened (not an invalid write).
     adaptor_->pen_.Delete(write_id_);
     portions_.clear();
-    reservation_.Reset();
+    ResetReservations();
     done(committed.status());
     return;
   }

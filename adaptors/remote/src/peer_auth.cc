@@ -87,12 +87,12 @@ absl::StatusOr<PeerGate::Admission> PeerGate::Admit(const v1::HelloRequest& hell
     sessions_.erase(session_order_.front());
     session_order_.pop_front();
   }
-  sessions_[out.session] = hello.daemon_id();
+  sessions_[out.session] = hello.group().empty() ? std::string("default") : hello.group();
   session_order_.push_back(out.session);
   return out;
 }
 
-grpc::Status PeerGate::Check(const grpc::ServerContextBase& context) {
+grpc::Status PeerGate::Check(const grpc::ServerContextBase& context, std::string* group) {
   const auto& metadata = context.client_metadata();
   auto it = metadata.find(kSessionMetadata);
   if (it == metadata.end()) {
@@ -101,11 +101,13 @@ grpc::Status PeerGate::Check(const grpc::ServerContextBase& context) {
   }
   const std::string session(it->second.data(), it->second.size());
   absl::MutexLock lock(&mu_);
-  if (sessions_.count(session) == 0) {
+  auto found = sessions_.find(session);
+  if (found == sessions_.end()) {
     return Refuse(absl::StrCat("call from ", context.peer(),
                                " with an unknown session (this daemon restarted, or the "
                                "session was closed): say Hello again"));
   }
+  if (group != nullptr) *group = found->second;
   return grpc::Status::OK;
 }
 

@@ -11,6 +11,14 @@ namespace {
 constexpr uint64_t kMaxDigestsPerCall = 1 << 16;
 }  // namespace
 
+absl::StatusOr<PeerGroupSide> PeerServiceImpl::SessionGroup(const grpc::ServerContextBase& context,
+                                                            std::string* group) {
+  if (grpc::Status denied = parts_.gate->Check(context, group); !denied.ok()) {
+    return rpc::FromGrpc(denied);
+  }
+  return parts_.group(*group);
+}
+
 grpc::Status PeerServiceImpl::Challenge(grpc::ServerContext* context,
                                         const v1::ChallengeRequest* request,
                                         v1::ChallengeReply* reply) {
@@ -31,35 +39,36 @@ grpc::Status PeerServiceImpl::Hello(grpc::ServerContext* context, const v1::Hell
                                      request->track_size(), ", this daemon uses ", track_size));
   }
   const std::string group = request->group().empty() ? "default" : request->group();
-  if (!parts_.group.empty() && group != parts_.group) {
+  auto side = parts_.group(group);
+  if (!side.ok()) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         absl::StrCat("peer ", request->daemon_id(), " speaks for RDF group ", group,
-                                     ", this array's group is ", parts_.group,
+                                     ", ", side.status().message(),
                                      ": name the same group on both sides (docs/groups.md)"));
   }
   const bool pairing = request->ships() && request->role() == "primary";
-  const bool split_brain = pairing && parts_.is_primary && parts_.is_primary();
+  const bool split_brain = pairing && side->source;
   if (split_brain) {
     // The session stays open: the admin's failback --force needs the role calls. The caller
     // sees role "primary" in the reply and ships nothing; Ship refuses it anyway.
     spdlog::error(
-        "peer service: SPLIT BRAIN: {} says hello as a primary, and so is this daemon; "
-        "nothing is applied until an admin decides",
-        request->daemon_id());
+        "peer service: SPLIT BRAIN: {} says hello as the source of RDF group {}, and so is "
+        "this daemon; nothing is applied until an admin decides",
+        request->daemon_id(), group);
     split_brain_refusals_.fetch_add(1);
   } else if (pairing && parts_.on_hello) {
-    parts_.on_hello(request->peer_address(), request->generation());
+    parts_.on_hello(group, request->peer_address(), request->generation());
   }
-  if (pairing && !request->mode().empty() && request->mode() != parts_.mode) {
+  if (pairing && !request->mode().empty() && request->mode() != side->mode) {
     spdlog::warn(
-        "peer service: {} ships in {} mode, this daemon is configured for {} mode; the "
-        "primary's mode decides, but set the same on both (a failover keeps this side's)",
-        request->daemon_id(), request->mode(), parts_.mode);
+        "peer service: {} ships RDF group {} in {} mode, this daemon has it in {} mode; the "
+        "source's mode decides, but set the same on both (a failover keeps this side's)",
+        request->daemon_id(), group, request->mode(), side->mode);
   }
-  reply->set_mode(parts_.mode);
+  reply->set_mode(side->mode);
   reply->set_cache_slots(parts_.cache->slot_count());
   reply->set_daemon_id(parts_.daemon_id);
-  reply->set_role(parts_.role());
+  reply->set_role(side->source ? "primary" : "mirror");
   reply->set_generation(parts_.cache->generation());
   reply->set_track_size(track_size);
   reply->set_applied_sequence(parts_.applier->applied_sequence());
@@ -82,13 +91,13 @@ grpc::Status PeerServiceImpl::Hello(grpc::ServerContext* context, const v1::Hell
 
 grpc::ServerBidiReactor<v1::ShipRequest, v1::ShipReply>* PeerServiceImpl::Ship(
     grpc::CallbackServerContext* context) {
-  if (grpc::Status denied = parts_.gate->Check(*context); !denied.ok()) {
-    return new RefusedShip(std::move(denied));
-  }
-  if (parts_.is_primary && parts_.is_primary()) {
-    return new RefusedShip(grpc::Status(grpc::StatusCode::ABORTED,
-                                        "this daemon is a primary: it ships, it does "
-                                        "not apply"));
+  std::string group;
+  auto side = SessionGroup(*context, &group);
+  if (!side.ok()) return new RefusedShip(rpc::ToGrpc(side.status()));
+  if (side->source) {
+    return new RefusedShip(grpc::Status(
+        grpc::StatusCode::ABORTED, absl::StrCat("this daemon is the source (primary) of RDF group ",
+                                                group, ": it ships, it does not apply")));
   }
   return new ShipReceiver(context->peer(), parts_.applier, &apply_pool_,
                           ShipReceiver::Counters{&records_refused_, &open_streams_});
@@ -122,20 +131,22 @@ grpc::Status PeerServiceImpl::TrackDigests(grpc::ServerContext* context,
 grpc::Status PeerServiceImpl::CreateVolume(grpc::ServerContext* context,
                                            const v1::PeerVolume* request,
                                            v1::PeerVolumeReply* reply) {
-  if (grpc::Status denied = parts_.gate->Check(*context); !denied.ok()) return denied;
-  const std::string group = !request->group().empty() ? request->group()
-                            : !parts_.group.empty()   ? parts_.group
-                                                      : "default";
-  if (!parts_.group.empty() && group != parts_.group) {
+  std::string session_group;
+  if (grpc::Status denied = parts_.gate->Check(*context, &session_group); !denied.ok()) {
+    return denied;
+  }
+  const std::string group = !request->group().empty() ? request->group() : session_group;
+  auto side = parts_.group(group);
+  if (!side.ok()) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                        absl::StrCat("a twin for RDF group ", group, " cannot be created here: ",
-                                     "this array's group is ", parts_.group));
+                        absl::StrCat("a twin for RDF group ", group,
+                                     " cannot be created here: ", side.status().message()));
   }
   auto created =
       parts_.volumes->Create(request->name(), request->size(), request->id(), true, group);
   if (!created.ok()) return rpc::ToGrpc(created.status());
-  if (parts_.owed != nullptr) {
-    (void)parts_.owed->AddVolume(created->id, created->size / parts_.cache->track_size());
+  if (side->owed != nullptr) {
+    (void)side->owed->AddVolume(created->id, created->size / parts_.cache->track_size());
   }
   spdlog::info("peer service: created twin volume {} (id {}, {} bytes)", request->name(),
                request->id(), request->size());
@@ -154,26 +165,30 @@ grpc::Status PeerServiceImpl::DeleteVolume(grpc::ServerContext* context,
 
 grpc::Status PeerServiceImpl::Demote(grpc::ServerContext* context, const v1::RoleRequest* request,
                                      v1::RoleReply* reply) {
-  if (grpc::Status denied = parts_.gate->Check(*context); !denied.ok()) return denied;
+  std::string group;
+  if (auto side = SessionGroup(*context, &group); !side.ok()) return rpc::ToGrpc(side.status());
   if (!parts_.demote) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no role changes");
-  spdlog::warn("peer service: {} asks this daemon to become the mirror", request->daemon_id());
-  if (absl::Status s = parts_.demote(*request); !s.ok()) return rpc::ToGrpc(s);
-  reply->set_role(parts_.role());
+  spdlog::warn("peer service: {} asks this daemon to become the target of RDF group {}",
+               request->daemon_id(), group);
+  if (absl::Status s = parts_.demote(group, *request); !s.ok()) return rpc::ToGrpc(s);
+  reply->set_role(parts_.group(group).value_or(PeerGroupSide{}).source ? "primary" : "mirror");
   reply->set_generation(parts_.cache->generation());
   return grpc::Status::OK;
 }
 
 grpc::Status PeerServiceImpl::Promote(grpc::ServerContext* context, const v1::RoleRequest* request,
                                       v1::RoleReply* reply) {
-  if (grpc::Status denied = parts_.gate->Check(*context); !denied.ok()) return denied;
+  std::string group;
+  if (auto side = SessionGroup(*context, &group); !side.ok()) return rpc::ToGrpc(side.status());
   if (!parts_.promote) return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "no role changes");
-  spdlog::warn("peer service: {} {}", request->daemon_id(),
+  spdlog::warn("peer service: {} {} of RDF group {}", request->daemon_id(),
                request->split() ? "splits the pair: this daemon takes host writes"
-                                : "hands the primary role to this daemon");
-  if (absl::Status s = parts_.promote(*request); !s.ok()) {
+                                : "hands the source role to this daemon",
+               group);
+  if (absl::Status s = parts_.promote(group, *request); !s.ok()) {
     return rpc::ToGrpc(s);
   }
-  reply->set_role(parts_.role());
+  reply->set_role(parts_.group(group).value_or(PeerGroupSide{}).source ? "primary" : "mirror");
   reply->set_generation(parts_.cache->generation());
   return grpc::Status::OK;
 }
@@ -181,9 +196,11 @@ grpc::Status PeerServiceImpl::Promote(grpc::ServerContext* context, const v1::Ro
 grpc::Status PeerServiceImpl::ListOwed(grpc::ServerContext* context,
                                        const v1::ListOwedRequest* request,
                                        v1::ListOwedReply* reply) {
-  if (grpc::Status denied = parts_.gate->Check(*context); !denied.ok()) return denied;
-  if (parts_.owed == nullptr) return grpc::Status::OK;
-  for (const cache::TrackKey& key : parts_.owed->ListOwed()) {
+  std::string group;
+  auto side = SessionGroup(*context, &group);
+  if (!side.ok()) return rpc::ToGrpc(side.status());
+  if (side->owed == nullptr) return grpc::Status::OK;
+  for (const cache::TrackKey& key : side->owed->ListOwed()) {
     v1::OwedTrack* t = reply->add_tracks();
     t->set_volume_id(key.volume_id);
     t->set_track(key.track);

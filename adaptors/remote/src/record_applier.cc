@@ -67,6 +67,12 @@ std::optional<absl::StatusOr<StagedRecord>> RecordApplier::StageRecord(
 }
 
 bool RecordApplier::PublishLocked(StagedRecord record) {
+  if (forwarder_) {
+    if (std::optional<bool> forwarded = forwarder_(record); forwarded.has_value()) {
+      (*forwarded ? records_applied_ : records_skipped_).fetch_add(1);
+      return *forwarded;
+    }
+  }
   cache_->ObserveSequence(record.sequence);
   const bool applied = cache_
                            ->Publish(std::move(record.staged), record.offset, record.length,

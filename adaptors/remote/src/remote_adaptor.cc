@@ -28,7 +28,7 @@ RemoteAdaptor::RemoteAdaptor(RemoteAdaptorOptions options, cache::CacheMemory* c
       disk_(disk),
       faults_(faults),
       commit_(commit),
-      cycles_(commit != nullptr ? commit->cycles() : nullptr),
+      cycles_(commit != nullptr ? commit->cycles(options_.route) : nullptr),
       shipper_(
           ShipperOptions{
               .batch_records = options_.batch_records,
@@ -219,9 +219,11 @@ std::vector<uint64_t> RemoteAdaptor::TracksWithData(const disk::VolumeInfo& volu
 }
 
 absl::Status RemoteAdaptor::PairVolumes(const v1::HelloReply& reply) {
-  const bool initial_copy = reply.generation() != cache_->peer_generation();
+  const uint64_t last_paired =
+      options_.peer_generation ? options_.peer_generation() : cache_->peer_generation();
+  const bool initial_copy = reply.generation() != last_paired;
   for (const disk::VolumeInfo& v : volumes_->List()) {
-    if (v.group != options_.group) continue;  // local, or another group's
+    if (!disk::InGroup(v, options_.group)) continue;  // local, or another group's
     const v1::PeerVolume* twin = nullptr;
     for (const auto& pv : reply.volumes()) {
       if (pv.name() == v.name) twin = &pv;
@@ -249,8 +251,12 @@ absl::Status RemoteAdaptor::PairVolumes(const v1::HelloReply& reply) {
     spdlog::info(
         "remote adaptor: mirror {} has data generation {:#x}, this primary last paired "
         "with {:#x}: initial copy",
-        reply.daemon_id(), reply.generation(), cache_->peer_generation());
-    cache_->SetPeerGeneration(reply.generation());
+        reply.daemon_id(), reply.generation(), last_paired);
+    if (options_.set_peer_generation) {
+      options_.set_peer_generation(reply.generation());
+    } else {
+      cache_->SetPeerGeneration(reply.generation());
+    }
   }
   return absl::OkStatus();
 }
@@ -301,7 +307,12 @@ bool RemoteAdaptor::Connect() {
   if (cycles_ != nullptr && reply.cache_slots() != 0) {
     cycles_->LimitToPeer(reply.cache_slots() * options_.cycle_cache_percent / 100);
   }
-  if (cycles_ != nullptr) cycles_->NumberAfter(reply.applied_cycle());
+  if (cycles_ != nullptr) {
+    cycles_->NumberAfter(reply.applied_cycle());
+    // A cascaded route numbers its boundaries from what passed it: at least what the
+    // mirror applied, so its boundary never goes back.
+    commit_->ObserveRouteSequence(options_.route, reply.applied_sequence());
+  }
   // Ship above whatever the mirror holds: after a split or a failover it wrote tracks of
   // its own, and a record stamped lower than its image of a track would be skipped.
   cache_->ObserveSequence(reply.last_sequence());

@@ -23,7 +23,7 @@ v1::HelloRequest RemoteAdaptor::MakeHello(const std::string& role, bool ships) {
   }
   hello.set_group(options_.group);
   for (const auto& v : volumes_->List()) {
-    if (v.group != options_.group) continue;
+    if (!disk::InGroup(v, options_.group)) continue;
     v1::PeerVolume* pv = hello.add_volumes();
     pv->set_name(v.name);
     pv->set_id(v.id);
@@ -130,12 +130,13 @@ absl::StatusOr<std::vector<cache::TrackKey>> RemoteAdaptor::PeerOwed() {
 namespace {
 
 // Calls a PeerService volume RPC (CreateVolume or DeleteVolume) about `volume`.
-v1::PeerVolume AsPeerVolume(const disk::VolumeInfo& volume) {
+// `group`: the RDF group the twin is in on the peer (the adaptor's).
+v1::PeerVolume AsPeerVolume(const disk::VolumeInfo& volume, const std::string& group) {
   v1::PeerVolume out;
   out.set_name(volume.name);
   out.set_id(volume.id);
   out.set_size(volume.size);
-  out.set_group(volume.group);
+  out.set_group(group);
   return out;
 }
 
@@ -144,7 +145,7 @@ v1::PeerVolume AsPeerVolume(const disk::VolumeInfo& volume) {
 absl::Status RemoteAdaptor::CreateTwin(const disk::VolumeInfo& volume) {
   v1::PeerVolumeReply reply;
   absl::Status s = CallPeer(absl::Seconds(5), [&](auto& stub, auto& context) {
-    return stub.CreateVolume(&context, AsPeerVolume(volume), &reply);
+    return stub.CreateVolume(&context, AsPeerVolume(volume, options_.group), &reply);
   });
   return s.code() == absl::StatusCode::kAlreadyExists ? absl::OkStatus() : s;
 }
@@ -152,7 +153,7 @@ absl::Status RemoteAdaptor::CreateTwin(const disk::VolumeInfo& volume) {
 absl::Status RemoteAdaptor::DeleteTwin(const disk::VolumeInfo& volume) {
   v1::PeerVolumeReply reply;
   return CallPeer(absl::Seconds(5), [&](auto& stub, auto& context) {
-    return stub.DeleteVolume(&context, AsPeerVolume(volume), &reply);
+    return stub.DeleteVolume(&context, AsPeerVolume(volume, options_.group), &reply);
   });
 }
 

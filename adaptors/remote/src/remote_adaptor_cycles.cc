@@ -7,11 +7,11 @@ namespace simarray::remote {
 
 void RemoteAdaptor::FillAsync(bool resyncing) {
   LogCycleEvents();
-  if (!cycles_->cycling() && commit_->ResumeCycles()) {
+  if (!cycles_->cycling() && commit_->ResumeCycles(options_.route)) {
     spdlog::info("remote adaptor: cycles resume at cycle {} ({} tracks left to resync)",
                  cycles_->Counters().capture_cycle, owed_->resync_pending());
   }
-  if (commit_->SwitchCycle()) {
+  if (commit_->SwitchCycle(options_.route)) {
     const mirror::CycleCounters c = cycles_->Counters();
     spdlog::debug("remote adaptor: cycle {} closed: {} tracks, {} bytes to ship", c.transmit_cycle,
                   c.transmit_tracks, c.transmit_bytes);

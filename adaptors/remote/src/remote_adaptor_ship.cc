@@ -247,6 +247,7 @@ void RemoteAdaptor::SenderLoop() {
       was_resyncing_ = resyncing;
       state_changes_.Notify();
     }
+    shipper_.SetResyncing(resyncing);
     if (cycles_ == nullptr && resyncing) DrainQueueDegraded();  // their tracks join the resync
     // Records due, else a heartbeat if one is due (the mirror answers every message).
     const Shipper::Sent sent = Pump(resyncing);

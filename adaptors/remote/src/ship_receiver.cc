@@ -38,6 +38,8 @@ void ShipReceiver::OnReadDone(bool ok) {
   }
   next_ = 0;
   answer_.Clear();
+  // A source that resyncs: this image mixes moments from the first of its records on.
+  if (request_.source_resyncing()) applier_->SetSourceResyncing(true);
   if (ApplyFrom(/*may_wait=*/false)) {
     Applied();
     return;
@@ -117,6 +119,8 @@ void ShipReceiver::Applied() {
     }
     AnswerLocked();
   }
+  // Every record of a message cut after the source's resync ended is in: in order again.
+  if (!request_.source_resyncing()) applier_->SetSourceResyncing(false);
   StartRead(&request_);
 }
 

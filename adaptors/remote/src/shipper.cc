@@ -70,6 +70,7 @@ Shipper::Sent Shipper::SendDue(ShipTransport& transport) {
   // The message is built without the lock: the bytes are read from the cache slots now, at
   // ship time (a cycle's end marker has none). No answer can come for ids not yet sent.
   v1::ShipRequest message;
+  message.set_source_resyncing(resyncing_.load(std::memory_order_relaxed));
   uint64_t bytes = 0;
   uint64_t id = first_id;
   for (const ShippedRecord& s : batch) {

@@ -7,9 +7,16 @@
 // highest-sequence write covering it. In async mode the requests do not go to the queue:
 // each portion joins the capture cycle instead (CycleSet), and cycle switches happen under
 // the same lock. Thread-safe.
+//
+// RDF groups (docs/groups.md): the point has one route per group of the array — the group's
+// mirror queue or capture cycle, its owed tracks and its gate — and a write goes down the
+// route of every group its volume is in (Volume::groups, one bit per route): a concurrent
+// volume's write reaches each of its groups, or, invalid, none of them.
 
+#include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -31,20 +38,48 @@ struct Portion {
   cache::TrackPin pin;  // held for partial portions so Publish fills from memory
 };
 
+// One RDF group's side of the commit point. `queue` null: the route is unused.
+struct CommitRoute {
+  MirrorQueue* queue = nullptr;
+  OwedTracks* owed = nullptr;  // every committed track is marked owed before it is queued
+  CycleSet* cycles = nullptr;  // async mode: committed portions join the capture cycle
+};
+
+inline constexpr uint32_t kMaxRoutes = 8;
+// The mirror-queue places one write holds, one reservation per route it goes down.
+using Reservations = std::array<Reservation, kMaxRoutes>;
+
 class CommitPoint {
  public:
-  // All borrowed; must outlive this. `queue` may be null (no peer: nothing is mirrored).
+  // `cache` borrowed; must outlive this. Routes come from SetRoute.
+  explicit CommitPoint(cache::CacheMemory* cache) : cache_(cache) {}
+  // One route, 0 (a single group): `queue` may be null (no peer: nothing is mirrored).
   // With `owed`, every committed portion's track is marked owed before its request is
   // queued, so a crash or link loss after the commit never forgets it. With `cycles`
   // (async mode; needs `owed`), committed portions join the capture cycle, not the queue.
   CommitPoint(cache::CacheMemory* cache, MirrorQueue* queue, OwedTracks* owed = nullptr,
               CycleSet* cycles = nullptr)
-      : cache_(cache), queue_(queue), owed_(owed), cycles_(cycles) {}
+      : cache_(cache) {
+    SetRoute(0, CommitRoute{queue, owed, cycles});
+  }
 
-  // Commits `portions` of write `write_id`, whose requests wait in `pen`. Returns the
-  // sequence number. `reservation` is consumed; `ticket` (may be null) goes with every
-  // request so the remote adaptor can report the mirror's acks. While the gate is closed
-  // it commits nothing, takes nothing and returns FAILED_PRECONDITION.
+  // Before any commit (not thread-safe against them): route `index` (< kMaxRoutes), open.
+  void SetRoute(uint32_t index, CommitRoute route);
+  const CommitRoute& route(uint32_t index) const { return routes_[index]; }
+  // The routes set, as bits.
+  uint32_t routes() const { return routes_set_; }
+
+  // Commits `portions` of write `write_id`, whose requests wait in `pen`, down every route
+  // in `groups` (bits). Returns the sequence number. `reservations` (one per route, by
+  // index) are consumed; `ticket` (may be null) goes with every sync route's request, so
+  // the remote adaptors can report the mirrors' acks (WaitingPortions counts them). While
+  // one of the routes' gates is closed it commits nothing, takes nothing and returns
+  // FAILED_PRECONDITION.
+  absl::StatusOr<uint64_t> Commit(uint64_t write_id, std::vector<Portion>& portions,
+                                  HoldingPen& pen, Reservations& reservations,
+                                  std::shared_ptr<WriteTicket> ticket, uint32_t groups)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // The same down route 0 with one reservation.
   absl::StatusOr<uint64_t> Commit(uint64_t write_id, std::vector<Portion>& portions,
                                   HoldingPen& pen, Reservation& reservation,
                                   std::shared_ptr<WriteTicket> ticket) ABSL_LOCKS_EXCLUDED(mu_);
@@ -54,44 +89,91 @@ class CommitPoint {
   // benchmark can measure what the pen and validation cost; nothing else may call it.
   absl::StatusOr<uint64_t> CommitUnpenned(std::vector<Portion>& portions,
                                           std::vector<MirrorRequest> requests,
+                                          Reservations& reservations,
+                                          std::shared_ptr<WriteTicket> ticket, uint32_t groups)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<uint64_t> CommitUnpenned(std::vector<Portion>& portions,
+                                          std::vector<MirrorRequest> requests,
                                           Reservation& reservation,
                                           std::shared_ptr<WriteTicket> ticket)
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // Commits `portions` of a write to a local volume, one in no RDF group (docs/groups.md):
-  // it takes a sequence number and publishes, and nothing is mirrored; the gate does not
-  // apply. `in_group` is the volume's flag, read under the commit lock: a volume that
-  // joined a group after the write began (Array::PairVolume) has the write's tracks marked
-  // owed and put in the resync set, so the initial copy cannot miss them.
+  // it takes a sequence number and publishes, and nothing is mirrored; the gates do not
+  // apply. `groups` is the volume's bits, read under the commit lock: a volume that joined
+  // a group after the write began (Array::PairVolume) has the write's tracks marked owed
+  // and put in that group's resync set, so the initial copy cannot miss them.
   absl::StatusOr<uint64_t> CommitLocal(std::vector<Portion>& portions,
-                                       const std::atomic<bool>& in_group) ABSL_LOCKS_EXCLUDED(mu_);
+                                       const std::atomic<uint32_t>& groups)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
-  // The gate, for role changes. Close returns once no commit is in progress, so from then
-  // on nothing new reaches the cache or the mirror queue: a daemon becoming the mirror
-  // closes it before it drains its queue, and opens it again when it becomes the primary.
-  void Close() ABSL_LOCKS_EXCLUDED(mu_);
-  void Open() ABSL_LOCKS_EXCLUDED(mu_);
+  // Cascaded (docs/groups.md, "Topologies"): publishes a record received from a source
+  // (RecordApplier's Forwarder) at the source's `sequence`, and every open route in
+  // `groups` (a group this array is the source of) takes it like a committed write: the
+  // track is marked owed and, in async mode, the image joins the capture cycle; a sync route
+  // resyncs the track. Under the commit lock, so a cycle switch never splits the two.
+  // `changed` is the part of [offset, offset + length) the record changes. Returns whether
+  // it was applied (false: the track already holds a newer sequence).
+  bool PublishForwarded(cache::StagedSlot staged, uint32_t offset, uint32_t length,
+                        uint64_t sequence, cache::TrackRange changed, uint32_t groups)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Routes whose gate is open (groups this array is the source of), as bits.
+  uint32_t open_routes() ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Async mode: CycleSet::Switch (the last sequence assigned is the boundary) and
+  // A route's gate, for role changes. Close returns once no commit is in progress, so from
+  // then on nothing new reaches the cache or the route's queue: a group becoming the target
+  // closes it before it drains its queue, and opens it again when it becomes the source.
+  void Close(uint32_t route = 0) ABSL_LOCKS_EXCLUDED(mu_);
+  void Open(uint32_t route = 0) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Async mode: route's CycleSet::Switch (the last sequence assigned is the boundary) and
   // CycleSet::Resume, under the commit lock. False without cycles.
-  bool SwitchCycle() ABSL_LOCKS_EXCLUDED(mu_);
-  bool ResumeCycles() ABSL_LOCKS_EXCLUDED(mu_);
+  bool SwitchCycle(uint32_t route = 0) ABSL_LOCKS_EXCLUDED(mu_);
+  // A cascaded group's route (docs/groups.md, "Topologies"): its cycles' boundaries are the
+  // highest sequence that went down the route (its source's numbering, which this array's
+  // own counter runs ahead of after a restart), or what the route's mirror said it applied
+  // when the link came up (ObserveRouteSequence), if higher; until something went down the
+  // route since the start, its cycles close not consistent (what this array holds may be
+  // newer than either). Before any commit.
+  // `covered`: nothing this array holds can be newer than the route's first boundary (a
+  // fresh cache), so its cycles may close consistent from the start.
+  void NumberByPassage(uint32_t route, bool covered);
+  // Multi-group consistency (SRDF's MSC, docs/groups.md): the async routes in `routes`
+  // (bits) switch their cycles together, all at one boundary, when the first of them is due
+  // and none has a transmit cycle pending; `wake` tells a route's remote adaptor that its
+  // cycle switched on another's turn. Before any commit.
+  void SwitchTogether(uint32_t routes);
+  void SetRouteWake(uint32_t route, std::function<void()> wake);
+  void ObserveRouteSequence(uint32_t route, uint64_t sequence) ABSL_LOCKS_EXCLUDED(mu_);
+  bool ResumeCycles(uint32_t route = 0) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Sync mode with a peer: the host reply waits for the mirror's ack (the write ticket).
-  bool waits_for_mirror() const { return queue_ != nullptr && cycles_ == nullptr; }
-  CycleSet* cycles() const { return cycles_; }
+  bool waits_for_mirror(uint32_t route = 0) const {
+    return routes_[route].queue != nullptr && routes_[route].cycles == nullptr;
+  }
+  // How many acks a write of `portions` down `groups` waits for: one per portion per sync
+  // route.
+  uint32_t WaitingPortions(uint32_t portions, uint32_t groups) const;
+  CycleSet* cycles(uint32_t route = 0) const { return routes_[route].cycles; }
 
  private:
   uint64_t PublishAndQueue(std::vector<Portion>& portions, std::vector<MirrorRequest> requests,
-                           Reservation& reservation, std::shared_ptr<WriteTicket> ticket)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+                           Reservations& reservations, std::shared_ptr<WriteTicket> ticket,
+                           uint32_t groups) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool OpenFor(uint32_t groups) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void NotePassage(uint32_t groups, uint64_t sequence) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   cache::CacheMemory* const cache_;
-  MirrorQueue* const queue_;
-  OwedTracks* const owed_;
-  CycleSet* const cycles_;
+  std::array<CommitRoute, kMaxRoutes> routes_;
+  uint32_t routes_set_ = 0;
   absl::Mutex mu_;
-  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  uint32_t closed_ ABSL_GUARDED_BY(mu_) = 0;  // bits of the routes whose gate is closed
+  uint32_t by_passage_ = 0;                   // bits of the routes NumberByPassage set
+  uint32_t together_ = 0;                     // bits of the routes SwitchTogether set
+  std::array<std::function<void()>, kMaxRoutes> wake_;
+  // The highest sequence that went down each route (NumberByPassage routes).
+  std::array<uint64_t, kMaxRoutes> passed_ ABSL_GUARDED_BY(mu_) = {};
+  uint32_t passed_since_start_ ABSL_GUARDED_BY(mu_) = 0;  // routes something went down
 };
 
 }  // namespace simarray::mirror

@@ -27,6 +27,7 @@
 // boundary is in that cycle or an earlier one. Thread-safe (one mutex).
 
 #include <cstdint>
+#include <functional>
 #include <unordered_map>
 #include <vector>
 
@@ -78,7 +79,18 @@ class CycleSet {
   // with no transmit cycle outstanding and the capture cycle open for at least the cycle
   // time, closes it at `boundary` and makes it the transmit cycle. Empty cycles switch too,
   // so the mirror's boundary keeps moving. Returns whether it switched.
-  bool Switch(uint64_t boundary);
+  bool Switch(uint64_t boundary) { return Switch(boundary, /*on_time=*/true, true); }
+  // The same; `on_time` false switches whatever the capture cycle's age (a cycle switched
+  // with the others of a multi-group set, CommitPoint::SwitchTogether); `may_be_consistent`
+  // false closes it not consistent whatever else holds (a cascaded route whose boundary is
+  // not known to cover this array's image yet, CommitPoint::NumberByPassage).
+  bool Switch(uint64_t boundary, bool on_time, bool may_be_consistent);
+  // Whether Switch(boundary, false) would switch now: cycling, no transmit cycle pending.
+  bool CanSwitch();
+  // A cascaded array (docs/groups.md, "Topologies") ships on what it receives: `upstream`
+  // says whether its own source is resyncing it, and while it does the cycles close not
+  // consistent (this array's image mixes moments). Set before the first switch.
+  void SetUpstream(std::function<bool()> resyncing) { upstream_resyncing_ = std::move(resyncing); }
   // Commit point (its lock held, so no commit is half done), link up: in state owed, with at
   // most slot_limit / 2 tracks left to resync, opens a capture cycle; every later write
   // joins it. Returns whether it is cycling.
@@ -159,6 +171,7 @@ class CycleSet {
   absl::Mutex mu_;
   bool cycling_ ABSL_GUARDED_BY(mu_) = false;
   bool consistent_ ABSL_GUARDED_BY(mu_) = false;
+  std::function<bool()> upstream_resyncing_;
   uint64_t next_cycle_ ABSL_GUARDED_BY(mu_) = 1;
   Cycle capture_ ABSL_GUARDED_BY(mu_);
   Cycle transmit_ ABSL_GUARDED_BY(mu_);

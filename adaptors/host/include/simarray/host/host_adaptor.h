@@ -85,8 +85,9 @@ struct ArrayParts {
   cache::CacheMemory* cache = nullptr;
   disk::VolumeCatalog* volumes = nullptr;
   disk::DiskAdaptor* disk = nullptr;
+  // Its routes are the RDF groups' mirror queues and cycles: a volume in no routed group
+  // (Volume::groups) is local, nothing of its writes is mirrored.
   mirror::CommitPoint* commit = nullptr;
-  mirror::MirrorQueue* queue = nullptr;  // null: no peer, nothing is mirrored
   FaultInjector* faults = nullptr;
   // Held shared while a read copies, so it never sees half of an async cycle being applied
   // (RecordApplier::image_lock). May be null.
@@ -193,13 +194,15 @@ class HostWrite {
 
  private:
   friend class HostAdaptor;
-  // `mirrored`: the volume is in the array's RDF group (with a queue): the write's portions
-  // get mirror requests in the pen, else (a local volume) none.
+  // `groups`: the routed RDF groups the volume is in (bits, CommitPoint routes); their
+  // places are in `reservations`. The write's portions get mirror requests in the pen,
+  // unless there are none (a local volume).
   HostWrite(HostAdaptor* adaptor, std::shared_ptr<disk::Volume> volume, uint64_t offset,
-            uint64_t length, uint32_t crc32c, uint64_t write_id, mirror::Reservation reservation,
-            Waits waits, bool mirrored);
+            uint64_t length, uint32_t crc32c, uint64_t write_id, mirror::Reservations reservations,
+            Waits waits, uint32_t groups);
   absl::Status StartPortion();
   void Drop(InvalidReason reason);
+  void ResetReservations();
   // The CRC-32C of the write's bytes as they sit in the staged slots.
   uint32_t CrcInCache();
 
@@ -210,9 +213,9 @@ class HostWrite {
   uint32_t crc32c_;
   const uint64_t write_id_;
   const Waits waits_;
-  const bool mirrored_;
+  const uint32_t groups_;
   const absl::Time started_ = absl::Now();
-  mirror::Reservation reservation_;
+  mirror::Reservations reservations_;
   std::vector<mirror::Portion> portions_;
   std::vector<mirror::MirrorRequest> unpenned_;  // bypass_pen only: requests kept here
   uint64_t received_ = 0;

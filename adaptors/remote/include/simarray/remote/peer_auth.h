@@ -60,8 +60,9 @@ class PeerGate {
   // Checks a Hello's nonce and proof; UNAUTHENTICATED (saying why) when either is wrong.
   absl::StatusOr<Admission> Admit(const v1::HelloRequest& hello);
 
-  // OK when the call carries an open session; UNAUTHENTICATED otherwise.
-  grpc::Status Check(const grpc::ServerContextBase& context);
+  // OK when the call carries an open session; UNAUTHENTICATED otherwise. `group` (may be
+  // null) gets the RDF group the session's Hello spoke for ("default" when it named none).
+  grpc::Status Check(const grpc::ServerContextBase& context, std::string* group = nullptr);
 
   // Hellos and calls refused.
   uint64_t refusals() const { return refusals_.load(); }
@@ -73,7 +74,7 @@ class PeerGate {
   absl::Mutex mu_;
   std::map<std::string, absl::Time> challenges_ ABSL_GUARDED_BY(mu_);
   std::deque<std::string> challenge_order_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, std::string> sessions_ ABSL_GUARDED_BY(mu_);  // id -> daemon id
+  std::map<std::string, std::string> sessions_ ABSL_GUARDED_BY(mu_);  // id -> RDF group
   std::deque<std::string> session_order_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> refusals_{0};
 };

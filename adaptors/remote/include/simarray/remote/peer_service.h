@@ -23,27 +23,32 @@
 
 namespace simarray::remote {
 
+// This array's side of one RDF group, as the peer service sees it (docs/groups.md).
+struct PeerGroupSide {
+  std::string mode;  // "sync" or "async" (told in Hello replies)
+  // This array is the group's source: it ships, it does not apply. It answers a source's
+  // Hello with role "primary" (split brain, counted) and refuses its Ship with ABORTED.
+  bool source = false;
+  mirror::OwedTracks* owed = nullptr;  // twins made here get a bitmap too (may be null)
+};
+
 struct PeerServiceParts {
   std::string daemon_id;
-  std::string mode;  // "sync" or "async" (told in Hello replies)
-  // This array's RDF group (docs/groups.md): a Hello or twin for another is refused. Empty:
-  // no group yet; the first source to say hello makes one (the single-peer form).
-  std::string group;
-  std::function<std::string()> role;
   cache::CacheMemory* cache = nullptr;
   disk::VolumeCatalog* volumes = nullptr;
   disk::DiskAdaptor* disk = nullptr;
   RecordApplier* applier = nullptr;
-  mirror::OwedTracks* owed = nullptr;  // twins created here get a bitmap too (may be null)
-  PeerGate* gate = nullptr;            // authentication: every call but Challenge and Hello
-  // True while this daemon is a primary: a primary answers a primary's Hello with its own
-  // role (split brain, counted) and refuses its Ship with ABORTED.
-  std::function<bool()> is_primary;
-  // A primary said hello (no split brain): where its PeerService is, its data generation.
-  std::function<void(const std::string& address, uint64_t generation)> on_hello;
+  PeerGate* gate = nullptr;  // authentication: every call but Challenge and Hello
+  // The side of RDF group `group` (a Hello that names none speaks for "default"); every
+  // call after Hello is for the group its session's Hello named. FAILED_PRECONDITION,
+  // naming this array's groups, for a group it does not have.
+  std::function<absl::StatusOr<PeerGroupSide>(const std::string& group)> group;
+  // A source said hello (no split brain): where its PeerService is, its data generation.
+  std::function<void(const std::string& group, const std::string& address, uint64_t generation)>
+      on_hello;
   // Role changes asked by the other side (RoleRequest in peer.proto says what each means).
-  std::function<absl::Status(const v1::RoleRequest& request)> demote;
-  std::function<absl::Status(const v1::RoleRequest& request)> promote;
+  std::function<absl::Status(const std::string& group, const v1::RoleRequest& request)> demote;
+  std::function<absl::Status(const std::string& group, const v1::RoleRequest& request)> promote;
 };
 
 class PeerServiceImpl final
@@ -77,6 +82,10 @@ class PeerServiceImpl final
   uint64_t split_brain_refusals() const { return split_brain_refusals_.load(); }
 
  private:
+  // The gate's check, then the side of the session's group.
+  absl::StatusOr<PeerGroupSide> SessionGroup(const grpc::ServerContextBase& context,
+                                             std::string* group);
+
   const PeerServiceParts parts_;
   std::atomic<uint64_t> records_refused_{0};
   std::atomic<int> open_streams_{0};

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <vector>
@@ -69,6 +70,19 @@ class RecordApplier {
   // as Apply.
   absl::StatusOr<StagedRecord> Stage(uint32_t volume_id, uint64_t track, uint32_t offset,
                                      std::span<const uint8_t> data, uint64_t sequence);
+  // Cascaded arrays (docs/groups.md, "Topologies"): called with every record, under the
+  // applier's lock, in apply order. It may publish the record itself (a volume that groups
+  // of this array ship on, CommitPoint::PublishForwarded) and return whether it was applied,
+  // or return nullopt and leave the record to the applier. Set before the first apply; must
+  // not call the applier.
+  // Whether the source is resyncing this image (ShipRequest.source_resyncing, kept by the
+  // Ship stream): until it says otherwise the image mixes moments.
+  void SetSourceResyncing(bool resyncing) { source_resyncing_.store(resyncing); }
+  bool source_resyncing() const { return source_resyncing_.load(); }
+
+  using Forwarder = std::function<std::optional<bool>(StagedRecord& record)>;
+  void SetForwarder(Forwarder forwarder) { forwarder_ = std::move(forwarder); }
+
   // A Ship stream opens: the number it passes to ApplyCycle. A cycle from an older stream
   // (one the primary gave up on while it was still being read) is never applied.
   uint64_t BeginStream() { return stream_epoch_.fetch_add(1) + 1; }
@@ -115,6 +129,8 @@ class RecordApplier {
   absl::Mutex image_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   absl::Mutex mu_;
   std::atomic<uint64_t> applied_sequence_{0};
+  Forwarder forwarder_;
+  std::atomic<bool> source_resyncing_{false};
   std::atomic<uint64_t> records_applied_{0};
   std::atomic<uint64_t> records_skipped_{0};
   std::atomic<uint64_t> applied_cycle_{0};

@@ -72,6 +72,11 @@ struct RemoteAdaptorOptions {
   // told in Hello, paired, given twins and copied; the peer refuses a Hello for a group it
   // does not have.
   std::string group = "default";
+  uint32_t route = 0;  // the group's route at the commit point (its array index)
+  // The data generation of the peer this group last paired with (a new one means an
+  // initial copy) and where it is kept; unset: the cache region's header.
+  std::function<uint64_t()> peer_generation;
+  std::function<void(uint64_t)> set_peer_generation;
   std::string mode = "sync";  // told to the peer in Hello
   // Async: the share of the mirror's cache slots a cycle may pin (cycle_cache_percent).
   uint32_t cycle_cache_percent = 25;
@@ -119,6 +124,10 @@ class RemoteAdaptor {
   ~RemoteAdaptor();
   RemoteAdaptor(const RemoteAdaptor&) = delete;
   RemoteAdaptor& operator=(const RemoteAdaptor&) = delete;
+
+  // Something the sender waits for changed elsewhere (another group's cycle switch made
+  // this one's transmit cycle, CommitPoint::SwitchTogether).
+  void Wake() { Changed(); }
 
   // Start and Stop may alternate (a daemon whose role changes); Stop drains what was queued
   // or in flight into owed tracks.
@@ -221,6 +230,7 @@ class RemoteAdaptor {
   // Steady-state shipping on any thread (see the top): never waits. Returns at once if
   // another thread is sending (it looks again when it is done).
   void Kick() ABSL_LOCKS_EXCLUDED(send_mu_);
+
   // SendDue on the stream if none is on the wire; kNothing if one is or there is no stream.
   Shipper::Sent SendLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_mu_);
   // A reply from the mirror (a gRPC thread).

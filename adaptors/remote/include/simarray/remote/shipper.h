@@ -28,6 +28,7 @@
 // shipper's own lock, and none calls out while holding it except to the clock. SendDue is
 // called by one thread at a time (the sender), which is also the one that calls LoseAll.
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -106,6 +107,10 @@ class Shipper {
   // Whole-track resync records queued or in flight (the resync has its own, smaller window).
   size_t ResyncHeld();
 
+  // Whether the sender has tracks left to resync; every message says it
+  // (ShipRequest.source_resyncing).
+  void SetResyncing(bool resyncing) { resyncing_.store(resyncing, std::memory_order_relaxed); }
+
   enum class Sent { kNothing, kRecords, kHeartbeat, kBroken };
   // sent: writes one message of the records due now, in line order, up to the batch
   // limits; or, if none is due and a heartbeat is due, an empty message. kBroken: the
@@ -159,6 +164,7 @@ class Shipper {
 
   const ShipperOptions options_;
   const Clock clock_;
+  std::atomic<bool> resyncing_{false};
   absl::Mutex mu_;
   std::deque<Queued> line_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, InFlight> in_flight_ ABSL_GUARDED_BY(mu_);  // by record id
