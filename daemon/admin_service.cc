@@ -468,4 +468,36 @@ grpc::Status AdminServiceImpl::ListGroups(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+grpc::Status AdminServiceImpl::CreateGroup(grpc::ServerContext* context,
+                                           const v1::CreateGroupRequest* request,
+                                           v1::GroupStatus* reply) {
+  if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
+  GroupConfig g;  // unset fields keep an [[rdf_group]] table's defaults
+  g.name = request->name();
+  if (request->number() != 0) g.number = request->number();
+  g.role = request->role().empty() ? "R1" : request->role();
+  if (!request->mode().empty()) g.mode = request->mode();
+  if (request->cycle_ms() != 0) g.cycle_ms = request->cycle_ms();
+  if (request->cycle_cache_percent() != 0) g.cycle_cache_percent = request->cycle_cache_percent();
+  g.peer_address = request->peer_address();
+  if (!request->link_policy().empty()) g.link_policy = request->link_policy();
+  if (request->ack_timeout_ms() != 0) g.ack_timeout_ms = request->ack_timeout_ms();
+  if (!request->consistency().empty()) g.consistency = request->consistency();
+  auto created = array_->CreateGroup(g);
+  if (!created.ok()) return rpc::ToGrpc(created.status());
+  Publish("group", g.name, "created", absl::StrCat("RDF group ", g.name, " created"));
+  FillGroup(*array_, **created, reply);
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminServiceImpl::DeleteGroup(grpc::ServerContext* context,
+                                           const v1::DeleteGroupRequest* request,
+                                           v1::DeleteGroupReply* reply) {
+  if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
+  if (absl::Status s = array_->DeleteGroup(request->name()); !s.ok()) return rpc::ToGrpc(s);
+  Publish("group", request->name(), "deleted",
+          absl::StrCat("RDF group ", request->name(), " deleted"));
+  return grpc::Status::OK;
+}
+
 }  // namespace simarray::daemon

@@ -63,6 +63,10 @@ class AdminServiceImpl final : public v1::AdminService::Service {
                           v1::PairVolumeReply* reply) override;
   grpc::Status ListGroups(grpc::ServerContext* context, const v1::ListGroupsRequest* request,
                           v1::ListGroupsReply* reply) override;
+  grpc::Status CreateGroup(grpc::ServerContext* context, const v1::CreateGroupRequest* request,
+                           v1::GroupStatus* reply) override;
+  grpc::Status DeleteGroup(grpc::ServerContext* context, const v1::DeleteGroupRequest* request,
+                           v1::DeleteGroupReply* reply) override;
 
   static constexpr int kMaxWatchers = 16;
 

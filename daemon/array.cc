@@ -230,6 +230,7 @@ absl::StatusOr<BoundAddresses> Array::Start() {
     spdlog::info("metrics on http://{}/metrics", bound.metrics);
   }
 
+  peer_address_ = bound.peer;
   for (auto& g : groups_) {
     g->remote()->SetSelfAddress(bound.peer);
     RestoreFailedOver(*g);

@@ -78,7 +78,7 @@ class Array {
   disk::DiskAdaptor& disk() { return *disk_; }
   // The array's RDF groups (docs/groups.md), in config order; none for a primary without a
   // peer. group() is the first, whose side is the daemon's role.
-  const std::vector<std::unique_ptr<RdfGroup>>& groups() const { return groups_; }
+  const GroupList& groups() const { return groups_; }
   RdfGroup* group() { return groups_.empty() ? nullptr : groups_.front().get(); }
   // The first group's parts, or null without a group.
   mirror::MirrorQueue* queue() { return group() ? group()->queue() : nullptr; }
@@ -87,6 +87,14 @@ class Array {
   remote::RemoteAdaptor* remote() { return group() ? group()->remote() : nullptr; }
   // The group this array is the target (R2) of, if any (at most one for now).
   RdfGroup* inbound_group();
+  // Groups at run time (array_groups.cc, docs/groups.md "Groups at run time"), kept in
+  // data_dir/groups.toml: CreateGroup checks the settings like a config's (INVALID_ARGUMENT),
+  // refuses a name or number in use (ALREADY_EXISTS), a second R2 group and an array with
+  // no group yet (FAILED_PRECONDITION), and starts the link of an R1. DeleteGroup removes a
+  // group made at run time that has no volumes (FAILED_PRECONDITION otherwise, or for a
+  // group of the config file), with its state directory.
+  absl::StatusOr<RdfGroup*> CreateGroup(GroupConfig config);
+  absl::Status DeleteGroup(const std::string& name);
   remote::RecordApplier& applier() { return *applier_; }
   remote::PeerServiceImpl& peer_service() { return *peer_service_; }
   remote::PeerGate& peer_gate() { return *peer_gate_; }
@@ -148,8 +156,14 @@ class Array {
  private:
   absl::Status OpenStorage();
   absl::Status CreateConfiguredVolumes();
-  // Makes the groups of the config (with their roles) and wires them to the commit point.
+  // Makes the groups of the config and of data_dir/groups.toml (with their roles) and wires
+  // them to the commit point.
   absl::Status OpenGroups();
+  // Makes one group in the next slot, with side `source` unless its state says otherwise.
+  absl::StatusOr<RdfGroup*> AddGroup(const GroupConfig& config, bool source);
+  // data_dir/groups.toml: read, and written from runtime_groups_ (like data).
+  absl::StatusOr<std::vector<GroupConfig>> RuntimeGroups();
+  absl::Status SaveRuntimeGroups();
   // The peer service's view of the groups (PeerServiceParts).
   remote::PeerServiceParts PeerParts();
   // The group's RdfGroup::LearnPeer, serialised with role changes.
@@ -180,7 +194,9 @@ class Array {
   std::unique_ptr<disk::VolumeCatalog> volumes_;
   std::unique_ptr<disk::DiskAdaptor> disk_;
   // Before commit_, whose routes they own.
-  std::vector<std::unique_ptr<RdfGroup>> groups_;
+  GroupList groups_;
+  std::vector<GroupConfig> runtime_groups_;  // in data_dir/groups.toml; under role_mu_
+  std::string peer_address_;                 // where this array's PeerService listens
   std::unique_ptr<mirror::CommitPoint> commit_;
   std::unique_ptr<remote::CycleJournal> journal_;  // async mirror: data_dir/cycles.journal
   remote::CycleMark journal_applied_;              // what it said at start

@@ -251,6 +251,34 @@ absl::StatusOr<DaemonConfig> LoadConfig(const std::string& path,
   return ParseConfig(text.str(), path, data_dir_override);
 }
 
+absl::Status CheckGroupConfig(const GroupConfig& group) {
+  const toml::table none;
+  Reader r("of CreateGroup", none);
+  CheckGroup(r, "", group);
+  if (!OneOf(group.role, {"R1", "R2"})) {
+    r.Fail("role", absl::StrCat("expected \"R1\" or \"R2\", got \"", group.role, "\""));
+  } else if (group.role == "R1" && group.peer_address.empty()) {
+    r.Fail("peer.address", "required where this array is the source (R1) of the group");
+  }
+  return r.status();
+}
+
+absl::StatusOr<std::vector<GroupConfig>> ParseGroupTables(std::string_view text,
+                                                          const std::string& path) {
+  toml::table root;
+  try {
+    root = toml::parse(text, path);
+  } catch (const toml::parse_error& e) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config ", path, ": line ", e.source().begin.line, ": ", std::string(e.description())));
+  }
+  Reader r(path, root);
+  std::vector<GroupConfig> groups;
+  ReadGroups(r, root, &groups);
+  if (!r.status().ok()) return r.status();
+  return groups;
+}
+
 absl::StatusOr<DaemonConfig> ParseConfig(std::string_view text, const std::string& path,
                                          const std::string& data_dir_override) {
   if (absl::Status s = CheckAscii(text, path); !s.ok()) return s;

@@ -113,6 +113,14 @@ absl::StatusOr<DaemonConfig> LoadConfig(const std::string& path,
 absl::StatusOr<DaemonConfig> ParseConfig(std::string_view text, const std::string& path,
                                          const std::string& data_dir_override);
 
+// The checks an [[rdf_group]] table's settings get, role and peer included, for a group made
+// at run time (CreateGroup); INVALID_ARGUMENT names the key.
+absl::Status CheckGroupConfig(const GroupConfig& group);
+// [[rdf_group]] tables alone (data_dir/groups.toml: the groups made at run time), checked
+// like a config's; `path` names the file in errors.
+absl::StatusOr<std::vector<GroupConfig>> ParseGroupTables(std::string_view text,
+                                                          const std::string& path);
+
 // Reads the admin token and the peer secret from their files (paths resolved against
 // data_dir). A missing admin token file is created with a fresh random token, readable by
 // its owner only; a missing peer secret file is an error (both sides need the same one).

@@ -11,6 +11,7 @@
 // point exists, Wire (the remote adaptor). The array decides the group's role and calls its
 // adaptor's Start/Stop at role changes (daemon/array_roles.cc). Thread-safe after Wire.
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -82,6 +83,9 @@ class RdfGroup {
   // the cache region's header by the array; any other group's is kept here, in
   // state_dir/role ("R1" or "R2"), written like data before the side changes.
   bool source() const { return source_.load(); }
+  // Deleted at run time (Array::DeleteGroup): stopped, and skipped by GroupList.
+  bool retired() const { return retired_.load(); }
+  void Retire() { retired_ = true; }
   std::string role() const { return source() ? "primary" : "mirror"; }
   // At start: the side from state_dir/role, else `initial` (the config's); and the peer's
   // data generation this group last paired with (state_dir/peer.generation).
@@ -131,6 +135,7 @@ class RdfGroup {
   const GroupParts parts_;
   const uint32_t index_;
   std::atomic<bool> source_{true};
+  std::atomic<bool> retired_{false};
   std::atomic<uint64_t> peer_generation_{0};  // groups after the first
   const std::string state_dir_;
   std::unique_ptr<mirror::MirrorQueue> queue_;
@@ -142,6 +147,68 @@ class RdfGroup {
   absl::Mutex mu_;
   std::string learned_peer_ ABSL_GUARDED_BY(mu_);
   uint64_t learned_generation_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// The array's groups: a fixed number of slots filled in order, at start and at run time
+// (CreateGroup), never moved or freed while the array lives; a deleted group is retired, and
+// iteration skips it. Readers take no lock (a slot is filled before the count says so);
+// Add is serialised by its caller.
+class GroupList {
+ public:
+  static constexpr size_t kSlots = DaemonConfig::kMaxGroups;
+  using Slots = std::array<std::unique_ptr<RdfGroup>, kSlots>;
+
+  class Iterator {
+   public:
+    Iterator(const Slots* slots, size_t at, size_t end) : slots_(slots), at_(at), end_(end) {
+      Skip();
+    }
+    const std::unique_ptr<RdfGroup>& operator*() const { return (*slots_)[at_]; }
+    Iterator& operator++() {
+      ++at_;
+      Skip();
+      return *this;
+    }
+    bool operator!=(const Iterator& other) const { return at_ != other.at_; }
+
+   private:
+    void Skip() {
+      while (at_ < end_ && (*slots_)[at_]->retired()) ++at_;
+    }
+    const Slots* slots_;
+    size_t at_;
+    size_t end_;
+  };
+
+  Iterator begin() const {
+    const size_t n = count_.load(std::memory_order_acquire);
+    return Iterator(&slots_, 0, n);
+  }
+  Iterator end() const {
+    const size_t n = count_.load(std::memory_order_acquire);
+    return Iterator(&slots_, n, n);
+  }
+  // Groups not retired.
+  size_t size() const {
+    size_t n = 0;
+    for (auto it = begin(); it != end(); ++it) ++n;
+    return n;
+  }
+  bool empty() const { return count_.load(std::memory_order_acquire) == 0; }
+  // The first group (never retired: it is the daemon's role); the list must not be empty.
+  const std::unique_ptr<RdfGroup>& front() const { return slots_[0]; }
+  // The slot the next Add fills (its index), or kSlots when all are used.
+  size_t next_index() const { return count_.load(std::memory_order_acquire); }
+  RdfGroup* Add(std::unique_ptr<RdfGroup> group) {
+    const size_t n = count_.load(std::memory_order_relaxed);
+    slots_[n] = std::move(group);
+    count_.store(n + 1, std::memory_order_release);
+    return slots_[n].get();
+  }
+
+ private:
+  Slots slots_;
+  std::atomic<size_t> count_{0};
 };
 
 }  // namespace simarray::daemon

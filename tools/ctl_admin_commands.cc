@@ -141,6 +141,33 @@ int RunGroupList(const GlobalOptions& global) {
   return kExitOk;
 }
 
+int RunGroupCreate(const GlobalOptions& global, const v1::CreateGroupRequest& request) {
+  grpc::ClientContext context;
+  PrepareCall(context, global);
+  v1::GroupStatus reply;
+  grpc::Status status = AdminStub(global)->CreateGroup(&context, request, &reply);
+  if (!status.ok()) return ReportRpcError("group create", status);
+  if (global.json) {
+    Print(ReplyJson(reply) + "\n");
+  } else {
+    Print(absl::StrCat("created RDF group ", reply.name(), " (number ", reply.number(),
+                       "): ", reply.role(), ", ", reply.mode(), ", ", reply.state(), "\n"));
+  }
+  return kExitOk;
+}
+
+int RunGroupDelete(const GlobalOptions& global, const std::string& name) {
+  grpc::ClientContext context;
+  PrepareCall(context, global);
+  v1::DeleteGroupRequest request;
+  request.set_name(name);
+  v1::DeleteGroupReply reply;
+  grpc::Status status = AdminStub(global)->DeleteGroup(&context, request, &reply);
+  if (!status.ok()) return ReportRpcError("group delete", status);
+  Print(absl::StrCat("deleted RDF group ", name, "\n"));
+  return kExitOk;
+}
+
 int RunVolumeDelete(const GlobalOptions& global, const std::string& name, bool force) {
   grpc::ClientContext context;
   PrepareCall(context, global);

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "grpcpp/grpcpp.h"
+#include "simarray/v1/admin.pb.h"
 
 namespace simarray::ctl {
 
@@ -45,6 +46,8 @@ int RunVolumePair(const GlobalOptions& global, const std::string& name, const st
 int RunVolumeList(const GlobalOptions& global);
 // AdminService.ListGroups: one row per group, then one per volume pair (docs/groups.md).
 int RunGroupList(const GlobalOptions& global);
+int RunGroupCreate(const GlobalOptions& global, const v1::CreateGroupRequest& request);
+int RunGroupDelete(const GlobalOptions& global, const std::string& name);
 int RunVolumeDelete(const GlobalOptions& global, const std::string& name, bool force);
 
 struct ConsistencyOptions {

@@ -27,6 +27,12 @@ std::string WatchLine(const v1::StatusReply& s) {
     absl::StrAppend(&line, " owed=", s.owed_tracks(), " resyncing=", l.resyncing() ? "yes" : "no",
                     " policy=", l.policy());
   }
+  // Each RDF group's SRDF state (docs/groups.md), quoted when it has a space.
+  for (const v1::GroupStatus& g : s.groups()) {
+    const bool quote = g.state().find(' ') != std::string::npos;
+    absl::StrAppend(&line, " group:", g.name(), "=", quote ? "\"" : "", g.state(),
+                    quote ? "\"" : "");
+  }
   return line;
 }
 

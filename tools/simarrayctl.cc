@@ -208,6 +208,42 @@ void AddGroup(CLI::App& app, const GlobalOptions& global, Command& command) {
   group->require_subcommand(0, 1);
   group->add_subcommand("list", "each group's role, mode, SRDF state, link and volume pairs")
       ->callback([&] { command = [&] { return RunGroupList(global); }; });
+  CLI::App* create = group->add_subcommand(
+      "create", "make an RDF group at run time, kept in data_dir/groups.toml (docs/groups.md)");
+  auto request = std::make_shared<v1::CreateGroupRequest>();
+  create
+      ->add_option_function<std::string>("NAME",
+                                         [request](const std::string& v) { request->set_name(v); })
+      ->required();
+  create
+      ->add_option_function<uint32_t>(
+          "--number", [request](uint32_t v) { request->set_number(v); },
+          "SRDF's RDF group number, 1 to 250")
+      ->required();
+  create->add_option_function<std::string>(
+      "--role", [request](const std::string& v) { request->set_role(v); },
+      "this array's side: R1 (default) or R2");
+  create->add_option_function<std::string>(
+      "--peer", [request](const std::string& v) { request->set_peer_address(v); },
+      "the remote array's peer port (required for R1)");
+  create->add_option_function<std::string>(
+      "--mode", [request](const std::string& v) { request->set_mode(v); },
+      "sync (default) or async");
+  create->add_option_function<uint32_t>(
+      "--cycle-ms", [request](uint32_t v) { request->set_cycle_ms(v); }, "async: cycle length");
+  create->add_option_function<std::string>(
+      "--consistency", [request](const std::string& v) { request->set_consistency(v); },
+      "async: group (default) or multi-group");
+  create->add_option_function<std::string>(
+      "--link-policy", [request](const std::string& v) { request->set_link_policy(v); },
+      "continue (default) or fail");
+  create->callback(
+      [&, request] { command = [&, request] { return RunGroupCreate(global, *request); }; });
+  CLI::App* remove = group->add_subcommand(
+      "delete", "remove an RDF group made at run time (it must have no volumes)");
+  auto name = std::make_shared<std::string>();
+  remove->add_option("NAME", *name)->required();
+  remove->callback([&, name] { command = [&, name] { return RunGroupDelete(global, *name); }; });
   RequireCommand(*group);
 }
 

@@ -21,6 +21,7 @@ MirrorRequest Share(cache::CacheMemory* cache, const MirrorRequest& r) {
   out.length = r.length;
   out.write_id = r.write_id;
   out.sequence = r.sequence;
+  out.write_continues = r.write_continues;
   if (r.data.valid()) out.data = cache->AddRef(r.data.slot());
   out.ticket = r.ticket;
   return out;
@@ -29,17 +30,19 @@ MirrorRequest Share(cache::CacheMemory* cache, const MirrorRequest& r) {
 }  // namespace
 
 void CommitPoint::SetRoute(uint32_t index, CommitRoute route) {
-  routes_[index] = route;
+  absl::MutexLock lock(&mu_);
   if (route.queue != nullptr) {
-    routes_set_ |= 1u << index;
+    routes_[index] = route;
+    routes_set_.fetch_or(1u << index, std::memory_order_release);
   } else {
-    routes_set_ &= ~(1u << index);
+    // Its pointers stay readable until the array ends (a deleted group is only retired).
+    routes_set_.fetch_and(~(1u << index), std::memory_order_release);
   }
 }
 
 uint32_t CommitPoint::WaitingPortions(uint32_t portions, uint32_t groups) const {
   uint32_t sync = 0;
-  for (uint32_t bits = groups & routes_set_; bits != 0; bits &= bits - 1) {
+  for (uint32_t bits = groups & routes(); bits != 0; bits &= bits - 1) {
     sync += waits_for_mirror(std::countr_zero(bits)) ? 1 : 0;
   }
   return portions * sync;
@@ -86,7 +89,7 @@ absl::StatusOr<uint64_t> CommitPoint::CommitLocal(std::vector<Portion>& portions
                                                   const std::atomic<uint32_t>& groups) {
   absl::MutexLock lock(&mu_);
   const uint64_t sequence = cache_->NextSequence();
-  const uint32_t joined = groups.load() & routes_set_;
+  const uint32_t joined = groups.load() & routes();
   for (Portion& p : portions) {
     const cache::TrackKey key = p.staged.key();
     for (uint32_t bits = joined; bits != 0; bits &= bits - 1) {
@@ -106,33 +109,51 @@ absl::StatusOr<uint64_t> CommitPoint::CommitLocal(std::vector<Portion>& portions
 }
 
 bool CommitPoint::PublishForwarded(cache::StagedSlot staged, uint32_t offset, uint32_t length,
-                                   uint64_t sequence, cache::TrackRange changed, uint32_t groups) {
+                                   uint64_t sequence, cache::TrackRange changed, uint32_t groups,
+                                   bool write_continues) {
   absl::MutexLock lock(&mu_);
   cache_->ObserveSequence(sequence);
-  groups &= routes_set_ & ~closed_;
+  groups &= routes() & ~closed_;
   const cache::TrackKey key = staged.key();
-  uint32_t async_routes = 0;
+  bool async = false;
   for (uint32_t bits = groups; bits != 0; bits &= bits - 1) {
     const CommitRoute& route = routes_[std::countr_zero(bits)];
     if (route.owed != nullptr) route.owed->MarkWritten(key, sequence);
-    if (route.cycles != nullptr) ++async_routes;
+    async |= route.cycles != nullptr;
   }
   cache::Published published =
       cache_->Publish(std::move(staged), offset, length, sequence, groups != 0,
-                      async_routes != 0 ? cache::Keep::kImage : cache::Keep::kNothing, changed);
-  if (!published.applied) return false;
-  NotePassage(groups, sequence);
-  for (uint32_t bits = groups; bits != 0; bits &= bits - 1) {
-    const CommitRoute& route = routes_[std::countr_zero(bits)];
-    if (route.cycles != nullptr) {
-      route.cycles->Capture(
-          key, sequence, changed.offset, changed.length,
-          --async_routes != 0 ? cache_->AddRef(published.kept.slot()) : std::move(published.kept));
-    } else if (route.owed != nullptr) {
-      route.owed->NeedResync(key);  // a sync route ships the whole track (docs/groups.md)
+                      async ? cache::Keep::kImage : cache::Keep::kNothing, changed);
+  if (published.applied) {
+    for (uint32_t bits = groups; bits != 0; bits &= bits - 1) {
+      const CommitRoute& route = routes_[std::countr_zero(bits)];
+      if (route.cycles != nullptr) {
+        held_.push_back(HeldCapture{route.cycles, route.owed, key, sequence, changed.offset,
+                                    changed.length, cache_->AddRef(published.kept.slot())});
+      } else if (route.owed != nullptr) {
+        route.owed->NeedResync(key);  // a sync route ships the whole track (docs/groups.md)
+      }
     }
   }
-  return true;
+  held_groups_ |= groups;
+  if (write_continues) return published.applied;
+  // The write's last record: all of it joins the capture cycles at once.
+  for (HeldCapture& h : held_) {
+    h.cycles->Capture(h.key, h.sequence, h.offset, h.length, std::move(h.image));
+  }
+  held_.clear();
+  NotePassage(held_groups_, sequence);
+  held_groups_ = 0;
+  return published.applied;
+}
+
+void CommitPoint::DropOpenForward() {
+  absl::MutexLock lock(&mu_);
+  for (HeldCapture& h : held_) {
+    if (h.owed != nullptr) h.owed->NeedResync(h.key);
+  }
+  held_.clear();
+  held_groups_ = 0;
 }
 
 void CommitPoint::NotePassage(uint32_t groups, uint64_t sequence) {
@@ -145,7 +166,7 @@ void CommitPoint::NotePassage(uint32_t groups, uint64_t sequence) {
 
 uint32_t CommitPoint::open_routes() {
   absl::MutexLock lock(&mu_);
-  return routes_set_ & ~closed_;
+  return routes() & ~closed_;
 }
 
 void CommitPoint::Close(uint32_t route) {
@@ -188,18 +209,20 @@ bool CommitPoint::SwitchCycle(uint32_t route) {
 }
 
 void CommitPoint::SwitchTogether(uint32_t routes) {
+  absl::MutexLock lock(&mu_);
   for (uint32_t bits = routes; bits != 0; bits &= bits - 1) {
     if (routes_[std::countr_zero(bits)].cycles != nullptr) together_ |= bits & -bits;
   }
 }
 
 void CommitPoint::SetRouteWake(uint32_t route, std::function<void()> wake) {
+  absl::MutexLock lock(&mu_);
   wake_[route] = std::move(wake);
 }
 
 void CommitPoint::NumberByPassage(uint32_t route, bool covered) {
-  by_passage_ |= 1u << route;
   absl::MutexLock lock(&mu_);
+  by_passage_ |= 1u << route;
   if (covered) passed_since_start_ |= 1u << route;
 }
 
@@ -219,7 +242,7 @@ uint64_t CommitPoint::PublishAndQueue(std::vector<Portion>& portions,
                                       Reservations& reservations,
                                       std::shared_ptr<WriteTicket> ticket, uint32_t groups) {
   const uint64_t sequence = cache_->NextSequence();
-  groups &= routes_set_;
+  groups &= routes();
   // What the routes need kept of each portion: an async route the track's image as of this
   // write (its cycle ships it later), a sync route only the write's bytes, which the image
   // holds too. Requests come in portion order, one per portion.
@@ -254,6 +277,7 @@ uint64_t CommitPoint::PublishAndQueue(std::vector<Portion>& portions,
           --takers != 0 ? cache_->AddRef(published.kept.slot()) : std::move(published.kept));
     }
     if (i < requests.size()) {
+      requests[i].write_continues = i + 1 < requests.size();
       requests[i].sequence = sequence;
       requests[i].ticket = ticket;
       requests[i].slot = published.image_slot;

@@ -105,6 +105,9 @@ TEST_CASE("rdf groups: a pair configured with an rdf_group table mirrors and rep
   CHECK(listed.code == 0);
   CHECK_THAT(listed.out, Catch::Contains("east") && Catch::Contains("R1") &&
                              Catch::Contains("Suspended") && Catch::Contains("v2"));
+  CtlResult watched = Ctl("--admin " + pair.primary->admin_address() + " watch --count 1");
+  INFO(watched.out);
+  CHECK_THAT(watched.out, Catch::Contains("group:east=Suspended"));
 
   ResumeLink(*pair.primary);
   CHECK(Eventually([&] { return StatesOf(*pair.primary).group == "Synchronized"; }));

@@ -4,6 +4,7 @@
 // loopback.
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <map>
 #include <thread>
 
@@ -279,6 +280,100 @@ TEST_CASE("topologies: cascaded, the far target stays consistent whatever the mi
                      std::chrono::seconds(60)));
   CHECK(SameVolumes(*t.a, *t.b));
   CHECK(Eventually([&] { return SameVolumes(*t.a, *t.c); }, std::chrono::seconds(30)));
+}
+
+grpc::Status CreateGroupCall(Daemon& d, const std::string& name, uint32_t number,
+                             const std::string& role, const std::string& peer,
+                             const std::string& mode = "sync") {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  d.Authorize(context);
+  v1::CreateGroupRequest request;
+  request.set_name(name);
+  request.set_number(number);
+  request.set_role(role);
+  request.set_peer_address(peer);
+  request.set_mode(mode);
+  v1::GroupStatus reply;
+  return d.admin().CreateGroup(&context, request, &reply);
+}
+
+grpc::Status DeleteGroupCall(Daemon& d, const std::string& name) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  d.Authorize(context);
+  v1::DeleteGroupRequest request;
+  request.set_name(name);
+  v1::DeleteGroupReply reply;
+  return d.admin().DeleteGroup(&context, request, &reply);
+}
+
+TEST_CASE("topologies: a group made at run time mirrors, survives restarts and can be deleted",
+          "[integration][groups][topology]") {
+  ThreeSites t;
+  t.a->options().groups = {
+      {.name = "base", .number = 1, .role = "R1", .peer_address = t.b->PickPeerAddress()}};
+  t.b->options().groups = {{.name = "base", .number = 1, .role = "R2"}};
+  t.b->Start();
+  t.a->Start();
+  // The way back, made at run time: B the source of "back" to A.
+  REQUIRE(CreateGroupCall(*t.a, "back", 5, "R2", "").ok());
+  REQUIRE(CreateGroupCall(*t.b, "back", 5, "R1", t.a->peer_address()).ok());
+  // Refused: a name or number in use, a bad setting (named), a second R2 group.
+  CHECK(CreateGroupCall(*t.b, "other", 5, "R1", t.a->peer_address()).error_code() ==
+        grpc::StatusCode::ALREADY_EXISTS);
+  const grpc::Status bad = CreateGroupCall(*t.b, "other", 6, "R1", t.a->peer_address(), "semi");
+  CHECK(bad.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK_THAT(bad.error_message(), Catch::Contains("key mode"));
+  CHECK(CreateGroupCall(*t.b, "other", 6, "R2", "").error_code() ==
+        grpc::StatusCode::FAILED_PRECONDITION);
+
+  REQUIRE(CreateVolumeIn(*t.b, "rt", 4 * kTrack, "back", false).ok());
+  REQUIRE(Eventually([&] { return GroupStateOf(*t.b, "back") == "Synchronized"; }));
+  const std::string data = Pattern(kTrack, 11);
+  const WriteOutcome w = Write(t.b->host(), "rt", kTrack, data);
+  REQUIRE(w.status.ok());
+  CHECK(w.reply.mirrored());
+  CHECK(Read(t.a->host(), "rt", kTrack, kTrack) == data);
+  CHECK(GroupStateOf(*t.a, "back") == "Synchronized");
+
+  // kill -9 of both: the group is kept (data_dir/groups.toml) with its sides.
+  t.a->Kill();
+  t.b->Kill();
+  t.b->Start();
+  t.a->Start();
+  REQUIRE(Eventually([&] { return GroupStateOf(*t.b, "back") == "Synchronized"; }));
+  const std::string data2 = Pattern(kTrack, 12);
+  CHECK(Write(t.b->host(), "rt", 0, data2).reply.mirrored());
+  CHECK(Read(t.a->host(), "rt", 0, kTrack) == data2);
+  CHECK(Write(t.a->host(), "rt", 0, data2).status.error_code() ==
+        grpc::StatusCode::FAILED_PRECONDITION);
+
+  // Deleting: not while a volume is in it, not a group of the config file.
+  const grpc::Status busy = DeleteGroupCall(*t.b, "back");
+  CHECK(busy.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+  CHECK_THAT(busy.error_message(), Catch::Contains("rt"));
+  CHECK(DeleteGroupCall(*t.a, "base").error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+  CHECK(DeleteGroupCall(*t.a, "nope").error_code() == grpc::StatusCode::NOT_FOUND);
+  {
+    grpc::ClientContext context;
+    t.b->Authorize(context);
+    v1::DeleteVolumeRequest request;
+    request.set_name("rt");
+    request.set_force(true);
+    v1::DeleteVolumeReply reply;
+    REQUIRE(t.b->admin().DeleteVolume(&context, request, &reply).ok());
+  }
+  REQUIRE(Eventually([&] { return VolumesOf(*t.a).count("rt") == 0; }));
+  REQUIRE(DeleteGroupCall(*t.b, "back").ok());
+  REQUIRE(DeleteGroupCall(*t.a, "back").ok());
+  CHECK(GroupStateOf(*t.b, "back").empty());
+  CHECK(Groups(*t.a).groups_size() == 1);
+  CHECK(!std::filesystem::exists(t.b->data_dir() + "/groups/back"));
+  t.b->Kill();
+  t.b->Start();
+  CHECK(Groups(*t.b).groups_size() == 1);
+  REQUIRE(Eventually([&] { return GroupStateOf(*t.a, "base") == "Synchronized"; }));
 }
 
 TEST_CASE("topologies: multi-group async groups switch their cycles together",

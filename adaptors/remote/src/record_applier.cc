@@ -66,7 +66,22 @@ std::optional<absl::StatusOr<StagedRecord>> RecordApplier::StageRecord(
   return record;
 }
 
+void RecordApplier::StreamEnded() {
+  bool torn = false;
+  {
+    absl::MutexLock lock(&mu_);
+    torn = std::exchange(write_open_, false);
+  }
+  if (!torn) return;
+  spdlog::warn(
+      "record applier: the stream ended inside a write; this image is torn until the "
+      "source resyncs it");
+  source_resyncing_ = true;
+  if (torn_) torn_();
+}
+
 bool RecordApplier::PublishLocked(StagedRecord record) {
+  write_open_ = record.write_continues;
   if (forwarder_) {
     if (std::optional<bool> forwarded = forwarder_(record); forwarded.has_value()) {
       (*forwarded ? records_applied_ : records_skipped_).fetch_add(1);
@@ -91,9 +106,11 @@ void RecordApplier::Note(const CycleNote& note) {
 }
 
 absl::StatusOr<bool> RecordApplier::Apply(uint32_t volume_id, uint64_t track, uint32_t offset,
-                                          std::span<const uint8_t> data, uint64_t sequence) {
+                                          std::span<const uint8_t> data, uint64_t sequence,
+                                          bool write_continues) {
   auto record = Stage(volume_id, track, offset, data, sequence);
   if (!record.ok()) return record.status();
+  record->write_continues = write_continues;
   absl::WriterMutexLock image(&image_mu_);
   absl::MutexLock lock(&mu_);
   if (consistent_.exchange(false)) {
@@ -106,11 +123,13 @@ absl::StatusOr<bool> RecordApplier::Apply(uint32_t volume_id, uint64_t track, ui
 std::optional<absl::StatusOr<bool>> RecordApplier::TryApply(uint32_t volume_id, uint64_t track,
                                                             uint32_t offset,
                                                             std::span<const uint8_t> data,
-                                                            uint64_t sequence) {
+                                                            uint64_t sequence,
+                                                            bool write_continues) {
   if (consistent_.load()) return std::nullopt;  // Apply writes a journal note first
   auto record = StageRecord(volume_id, track, offset, data, sequence, /*may_wait=*/false);
   if (!record) return std::nullopt;
   if (!record->ok()) return record->status();
+  (*record)->write_continues = write_continues;
   // A host read copying from the image holds it shared; its staged slot is dropped (freed)
   // if the lock is taken, and the caller applies again where waiting is allowed.
   if (!image_mu_.TryLock()) return std::nullopt;
@@ -198,6 +217,7 @@ bool RecordApplier::ApplyCycle(std::vector<StagedRecord> records, uint64_t cycle
           cycle, i, records.size());
       ::raise(SIGKILL);
     }
+    records[i].write_continues = i + 1 < records.size();  // a cycle is shipped on whole
     PublishLocked(std::move(records[i]));
   }
   cache_->ObserveSequence(boundary);

@@ -81,10 +81,10 @@ bool ShipReceiver::ApplyFrom(bool may_wait) {
       absl::StatusOr<bool> applied;
       if (may_wait) {
         applied = applier_->Apply(rec.volume_id(), rec.track(), rec.offset(), Bytes(rec.data()),
-                                  rec.sequence());
+                                  rec.sequence(), rec.write_continues());
       } else {
         auto tried = applier_->TryApply(rec.volume_id(), rec.track(), rec.offset(),
-                                        Bytes(rec.data()), rec.sequence());
+                                        Bytes(rec.data()), rec.sequence(), rec.write_continues());
         if (!tried) return false;
         applied = std::move(*tried);
       }
@@ -165,6 +165,7 @@ void ShipReceiver::MaybeFinishLocked() {
 }
 
 void ShipReceiver::OnDone() {
+  applier_->StreamEnded();
   counters_.open_streams->fetch_sub(1);
   spdlog::info("peer service: Ship stream from {} closed", peer_);
   delete this;

@@ -82,6 +82,7 @@ Shipper::Sent Shipper::SendDue(ShipTransport& transport) {
     rec->set_cycle_end(r.cycle_end);
     rec->set_cycle_records(r.cycle_records);
     rec->set_cycle_consistent(r.cycle_consistent);
+    rec->set_write_continues(r.write_continues);
     rec->set_record_id(id++);
     rec->set_sequence(r.sequence);
     rec->set_volume_id(r.key.volume_id);

@@ -63,11 +63,13 @@ class CommitPoint {
     SetRoute(0, CommitRoute{queue, owed, cycles});
   }
 
-  // Before any commit (not thread-safe against them): route `index` (< kMaxRoutes), open.
-  void SetRoute(uint32_t index, CommitRoute route);
+  // Route `index` (< kMaxRoutes), open; a route with no queue removes it. At start or at run
+  // time (a group created or deleted): a route is set before its bit shows in routes(),
+  // and a write reads a route only for a bit it saw there.
+  void SetRoute(uint32_t index, CommitRoute route) ABSL_LOCKS_EXCLUDED(mu_);
   const CommitRoute& route(uint32_t index) const { return routes_[index]; }
   // The routes set, as bits.
-  uint32_t routes() const { return routes_set_; }
+  uint32_t routes() const { return routes_set_.load(std::memory_order_acquire); }
 
   // Commits `portions` of write `write_id`, whose requests wait in `pen`, down every route
   // in `groups` (bits). Returns the sequence number. `reservations` (one per route, by
@@ -114,9 +116,14 @@ class CommitPoint {
   // resyncs the track. Under the commit lock, so a cycle switch never splits the two.
   // `changed` is the part of [offset, offset + length) the record changes. Returns whether
   // it was applied (false: the track already holds a newer sequence).
+  // `write_continues`: more records of the same write follow; its captures wait for the
+  // last, so a cycle never holds part of a write, and the route's boundary moves only then.
   bool PublishForwarded(cache::StagedSlot staged, uint32_t offset, uint32_t length,
-                        uint64_t sequence, cache::TrackRange changed, uint32_t groups)
-      ABSL_LOCKS_EXCLUDED(mu_);
+                        uint64_t sequence, cache::TrackRange changed, uint32_t groups,
+                        bool write_continues) ABSL_LOCKS_EXCLUDED(mu_);
+  // The stream that forwarded part of a write ended before its last record: what it held
+  // back is resynced instead (the tracks join their routes' resync sets).
+  void DropOpenForward() ABSL_LOCKS_EXCLUDED(mu_);
   // Routes whose gate is open (groups this array is the source of), as bits.
   uint32_t open_routes() ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -137,13 +144,13 @@ class CommitPoint {
   // newer than either). Before any commit.
   // `covered`: nothing this array holds can be newer than the route's first boundary (a
   // fresh cache), so its cycles may close consistent from the start.
-  void NumberByPassage(uint32_t route, bool covered);
+  void NumberByPassage(uint32_t route, bool covered) ABSL_LOCKS_EXCLUDED(mu_);
   // Multi-group consistency (SRDF's MSC, docs/groups.md): the async routes in `routes`
   // (bits) switch their cycles together, all at one boundary, when the first of them is due
   // and none has a transmit cycle pending; `wake` tells a route's remote adaptor that its
-  // cycle switched on another's turn. Before any commit.
-  void SwitchTogether(uint32_t routes);
-  void SetRouteWake(uint32_t route, std::function<void()> wake);
+  // cycle switched on another's turn. Before the route's first cycle switch.
+  void SwitchTogether(uint32_t routes) ABSL_LOCKS_EXCLUDED(mu_);
+  void SetRouteWake(uint32_t route, std::function<void()> wake) ABSL_LOCKS_EXCLUDED(mu_);
   void ObserveRouteSequence(uint32_t route, uint64_t sequence) ABSL_LOCKS_EXCLUDED(mu_);
   bool ResumeCycles(uint32_t route = 0) ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -165,15 +172,26 @@ class CommitPoint {
 
   cache::CacheMemory* const cache_;
   std::array<CommitRoute, kMaxRoutes> routes_;
-  uint32_t routes_set_ = 0;
+  std::atomic<uint32_t> routes_set_{0};
   absl::Mutex mu_;
-  uint32_t closed_ ABSL_GUARDED_BY(mu_) = 0;  // bits of the routes whose gate is closed
-  uint32_t by_passage_ = 0;                   // bits of the routes NumberByPassage set
-  uint32_t together_ = 0;                     // bits of the routes SwitchTogether set
-  std::array<std::function<void()>, kMaxRoutes> wake_;
+  uint32_t closed_ ABSL_GUARDED_BY(mu_) = 0;      // bits of the routes whose gate is closed
+  uint32_t by_passage_ ABSL_GUARDED_BY(mu_) = 0;  // bits of the routes NumberByPassage set
+  uint32_t together_ ABSL_GUARDED_BY(mu_) = 0;    // bits of the routes SwitchTogether set
+  std::array<std::function<void()>, kMaxRoutes> wake_ ABSL_GUARDED_BY(mu_);
   // The highest sequence that went down each route (NumberByPassage routes).
   std::array<uint64_t, kMaxRoutes> passed_ ABSL_GUARDED_BY(mu_) = {};
   uint32_t passed_since_start_ ABSL_GUARDED_BY(mu_) = 0;  // routes something went down
+  // Captures of a forwarded write whose last record has not come yet.
+  struct HeldCapture {
+    CycleSet* cycles;
+    OwedTracks* owed;
+    cache::TrackKey key;
+    uint64_t sequence;
+    uint32_t offset, length;
+    cache::SlotRef image;
+  };
+  std::vector<HeldCapture> held_ ABSL_GUARDED_BY(mu_);
+  uint32_t held_groups_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace simarray::mirror

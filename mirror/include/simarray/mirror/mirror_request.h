@@ -31,6 +31,8 @@ struct MirrorRequest {
   bool cycle_end = false;
   uint64_t cycle_records = 0;     // end marker: data records in the cycle
   bool cycle_consistent = false;  // end marker: applied, the mirror is at the boundary
+  // More portions of the same write follow (set at commit on all but its last).
+  bool write_continues = false;
 };
 
 }  // namespace simarray::mirror

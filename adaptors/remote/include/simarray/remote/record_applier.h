@@ -39,6 +39,8 @@ struct StagedRecord {
   // The bytes the record changes, kept when ApplyCycle fills it out to a whole image (which
   // then differs from the track's image only there, so only those blocks get destaged).
   cache::TrackRange changed;
+  // More records of the same write follow (ShipRecord.write_continues).
+  bool write_continues = false;
 };
 
 class RecordApplier {
@@ -54,16 +56,18 @@ class RecordApplier {
   // slot frees up in time. Returns true when applied, false when skipped as older than the
   // track's data. The mirror's image is then no longer a cycle boundary (consistent()
   // turns false until the next whole cycle).
+  // `write_continues`: more records of the same write follow (ShipRecord.write_continues).
   absl::StatusOr<bool> Apply(uint32_t volume_id, uint64_t track, uint32_t offset,
-                             std::span<const uint8_t> data, uint64_t sequence)
-      ABSL_LOCKS_EXCLUDED(image_mu_, mu_);
+                             std::span<const uint8_t> data, uint64_t sequence,
+                             bool write_continues = false) ABSL_LOCKS_EXCLUDED(image_mu_, mu_);
 
   // Apply, without waiting: nullopt (and nothing done) when it would have to wait for a
   // free cache slot, a disk read of a partial record's track, a host read holding the image
   // lock, or a journal note (the first apply after a cycle boundary). The Ship stream's
   // reaction tries this and hands the record to a thread that may wait only when it fails.
   std::optional<absl::StatusOr<bool>> TryApply(uint32_t volume_id, uint64_t track, uint32_t offset,
-                                               std::span<const uint8_t> data, uint64_t sequence)
+                                               std::span<const uint8_t> data, uint64_t sequence,
+                                               bool write_continues = false)
       ABSL_LOCKS_EXCLUDED(image_mu_, mu_);
 
   // Copies a record into a staging slot (pinning its track when partial); the same errors
@@ -82,6 +86,11 @@ class RecordApplier {
 
   using Forwarder = std::function<std::optional<bool>(StagedRecord& record)>;
   void SetForwarder(Forwarder forwarder) { forwarder_ = std::move(forwarder); }
+  // The Ship stream ended. If it ended inside a write (a record said more would follow),
+  // this image is torn until the source resyncs it: source_resyncing() turns true (the
+  // source's next message says again) and `torn` runs (set before the first apply).
+  void StreamEnded() ABSL_LOCKS_EXCLUDED(mu_);
+  void SetTornHook(std::function<void()> torn) { torn_ = std::move(torn); }
 
   // A Ship stream opens: the number it passes to ApplyCycle. A cycle from an older stream
   // (one the primary gave up on while it was still being read) is never applied.
@@ -130,6 +139,8 @@ class RecordApplier {
   absl::Mutex mu_;
   std::atomic<uint64_t> applied_sequence_{0};
   Forwarder forwarder_;
+  std::function<void()> torn_;
+  bool write_open_ ABSL_GUARDED_BY(mu_) = false;  // the last record said more would follow
   std::atomic<bool> source_resyncing_{false};
   std::atomic<uint64_t> records_applied_{0};
   std::atomic<uint64_t> records_skipped_{0};
