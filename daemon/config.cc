@@ -263,15 +263,25 @@ absl::Status CheckGroupConfig(const GroupConfig& group) {
   return r.status();
 }
 
-absl::StatusOr<std::vector<GroupConfig>> ParseGroupTables(std::string_view text,
-                                                          const std::string& path) {
-  toml::table root;
+namespace {
+
+// The TOML text parsed; INVALID_ARGUMENT names the file and the line.
+absl::StatusOr<toml::table> ParseToml(std::string_view text, const std::string& path) {
   try {
-    root = toml::parse(text, path);
+    return toml::parse(text, path);
   } catch (const toml::parse_error& e) {
     return absl::InvalidArgumentError(absl::StrCat(
         "config ", path, ": line ", e.source().begin.line, ": ", std::string(e.description())));
   }
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<GroupConfig>> ParseGroupTables(std::string_view text,
+                                                          const std::string& path) {
+  auto parsed = ParseToml(text, path);
+  if (!parsed.ok()) return parsed.status();
+  const toml::table& root = *parsed;
   Reader r(path, root);
   std::vector<GroupConfig> groups;
   ReadGroups(r, root, &groups);
@@ -282,13 +292,9 @@ absl::StatusOr<std::vector<GroupConfig>> ParseGroupTables(std::string_view text,
 absl::StatusOr<DaemonConfig> ParseConfig(std::string_view text, const std::string& path,
                                          const std::string& data_dir_override) {
   if (absl::Status s = CheckAscii(text, path); !s.ok()) return s;
-  toml::table root;
-  try {
-    root = toml::parse(text, path);
-  } catch (const toml::parse_error& e) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "config ", path, ": line ", e.source().begin.line, ": ", std::string(e.description())));
-  }
+  auto parsed = ParseToml(text, path);
+  if (!parsed.ok()) return parsed.status();
+  const toml::table& root = *parsed;
   DaemonConfig c;
   c.path = path;
   Reader r(path, root);
