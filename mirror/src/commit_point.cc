@@ -164,11 +164,6 @@ void CommitPoint::NotePassage(uint32_t groups, uint64_t sequence) {
   passed_since_start_ |= groups & by_passage_;
 }
 
-uint32_t CommitPoint::open_routes() {
-  absl::MutexLock lock(&mu_);
-  return routes() & ~closed_;
-}
-
 void CommitPoint::Close(uint32_t route) {
   absl::MutexLock lock(&mu_);
   closed_ |= 1u << route;

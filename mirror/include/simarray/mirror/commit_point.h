@@ -124,8 +124,6 @@ class CommitPoint {
   // The stream that forwarded part of a write ended before its last record: what it held
   // back is resynced instead (the tracks join their routes' resync sets).
   void DropOpenForward() ABSL_LOCKS_EXCLUDED(mu_);
-  // Routes whose gate is open (groups this array is the source of), as bits.
-  uint32_t open_routes() ABSL_LOCKS_EXCLUDED(mu_);
 
   // A route's gate, for role changes. Close returns once no commit is in progress, so from
   // then on nothing new reaches the cache or the route's queue: a group becoming the target
