@@ -1,19 +1,28 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages simarray needs to build, test and run, if any is missing.
 # Needs root (apt-get) only when something is missing. Extra package names given as
-# arguments are checked too (scripts/fuzz.sh asks for clang-14 this way).
+# arguments are checked too (scripts/fuzz.sh asks for clang-14 this way). With --build-only
+# as the first argument, only what building simarrayd and simarrayctl needs (the container
+# image's build stage, docker/Dockerfile).
 set -euo pipefail
 
-packages=(
-  cmake ninja-build g++ make pkg-config ccache clang-format
+build_packages=(
+  cmake ninja-build g++ make pkg-config ccache
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libboost-dev libfmt-dev libspdlog-dev libcli11-dev libtomlplusplus-dev
   libisal-dev libxxhash-dev libssl-dev liburing-dev catch2
-  python3 python3-grpcio python3-protobuf procps iproute2 openssl
+)
+test_packages=(
+  clang-format python3 python3-grpcio python3-protobuf procps iproute2 openssl
   libnbd-bin qemu-utils fio nbdkit
   clang-14 libclang-rt-14-dev
-  "$@"
 )
+if [ "${1:-}" = "--build-only" ]; then
+  shift
+  packages=("${build_packages[@]}" "$@")
+else
+  packages=("${build_packages[@]}" "${test_packages[@]}" "$@")
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -1,10 +1,11 @@
-// The AdminService commands: status, volume, consistency, fault.
+// The AdminService commands: status, volume, consistency, fault; and health (gRPC health).
 #include <chrono>
 #include <cstdio>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "simarray/base/size.h"
 #include "simarray/rpc/rpc.h"
 #include "simarray/v1/admin.grpc.pb.h"
@@ -50,6 +51,23 @@ void PrepareCall(grpc::ClientContext& context, const GlobalOptions& global, int6
   context.set_deadline(std::chrono::system_clock::now() +
                        std::chrono::milliseconds(global.timeout_ms + extra_ms));
   if (!global.token.empty()) context.AddMetadata("authorization", "Bearer " + global.token);
+}
+
+int RunHealth(const GlobalOptions& global, const std::string& address) {
+  const std::string target = address.empty() ? global.admin : address;
+  auto stub = grpc::health::v1::Health::NewStub(rpc::MakeChannel(target, kClientMaxWrite));
+  grpc::ClientContext context;
+  PrepareCall(context, global);
+  grpc::health::v1::HealthCheckResponse reply;
+  grpc::Status status = stub->Check(&context, grpc::health::v1::HealthCheckRequest(), &reply);
+  if (!status.ok()) return ReportRpcError("health", status);
+  const std::string name =
+      grpc::health::v1::HealthCheckResponse::ServingStatus_Name(reply.status());
+  Print(global.json ? JsonObject().Add("address", target).Add("status", name).str() + "\n"
+                    : target + ": " + name + "\n");
+  return reply.status() == grpc::health::v1::HealthCheckResponse::SERVING
+             ? kExitOk
+             : ReportError("health", absl::StrCat(target, " answers ", name, ", expected SERVING"));
 }
 
 int RunStatus(const GlobalOptions& global) {

@@ -34,6 +34,11 @@ void PrepareCall(grpc::ClientContext& context, const GlobalOptions& global, int6
 
 int RunStatus(const GlobalOptions& global);
 
+// health [ADDR]: grpc.health.v1.Health/Check of ADDR (default: the admin address), which
+// needs no token. Prints SERVING (exit 0) or the status the server gave (exit 2): the
+// container image's HEALTHCHECK.
+int RunHealth(const GlobalOptions& global, const std::string& address);
+
 struct VolumeCreateOptions {
   std::string name;
   uint64_t size = 0;

@@ -57,6 +57,14 @@ void AddStatus(CLI::App& app, const GlobalOptions& global, Command& command) {
   CLI::App* status = app.add_subcommand(
       "status", "AdminService.Status: role, mode, pair state, cache, pens, queue and link");
   status->callback([&] { command = [&] { return RunStatus(global); }; });
+
+  CLI::App* health = app.add_subcommand(
+      "health", "grpc.health.v1 Check of ADDR (default: --admin); no token needed");
+  auto address = std::make_shared<std::string>();
+  health->add_option("ADDR", *address, "any of the daemon's gRPC ports (HOST:PORT)")
+      ->type_name("ADDR");
+  health->callback(
+      [&, address] { command = [&, address] { return RunHealth(global, *address); }; });
 }
 
 void AddVolume(CLI::App& app, const GlobalOptions& global, Command& command) {

@@ -70,4 +70,26 @@ TEST_CASE("simarrayctl drives volumes, writes, the link and watch", "[integratio
   CHECK(Ctl(admin + " failback").code == 2);  // not failed over: refused
 }
 
+TEST_CASE("simarrayctl health asks the gRPC health service of any port without a token",
+          "[integration][ctl]") {
+  DaemonOptions secured;
+  secured.admin_token = true;  // admin calls need the token; the health check does not
+  Pair pair(secured, secured);
+  CtlResult admin = Ctl("--admin " + pair.primary->admin_address() + " health");
+  INFO(admin.out);
+  CHECK(admin.code == 0);
+  CHECK_THAT(admin.out, Catch::Contains("SERVING"));
+  CtlResult host = Ctl("--json health " + pair.mirror->host_address());
+  INFO(host.out);
+  CHECK(host.code == 0);
+  CHECK_THAT(host.out, Catch::Contains("\"status\":\"SERVING\""));
+  CHECK(Ctl("--admin " + pair.primary->admin_address() + " status").code == 2);
+
+  pair.mirror->Kill();
+  CtlResult gone = Ctl("--timeout-ms 2000 health " + pair.mirror->host_address());
+  INFO(gone.out);
+  CHECK(gone.code == 2);
+  CHECK_THAT(gone.out, Catch::Contains("UNAVAILABLE"));
+}
+
 }  // namespace simarray::testing
