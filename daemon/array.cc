@@ -230,9 +230,9 @@ absl::StatusOr<BoundAddresses> Array::Start() {
     spdlog::info("metrics on http://{}/metrics", bound.metrics);
   }
 
-  peer_address_ = bound.peer;
+  peer_address_ = config_.peer_advertise.empty() ? bound.peer : config_.peer_advertise;
   for (auto& g : groups_) {
-    g->remote()->SetSelfAddress(bound.peer);
+    g->remote()->SetSelfAddress(peer_address_);
     RestoreFailedOver(*g);
     RestoreSplit(*g);
     if (g->source()) g->remote()->Start();

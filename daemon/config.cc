@@ -316,6 +316,7 @@ absl::StatusOr<DaemonConfig> ParseConfig(std::string_view text, const std::strin
   r.String("admin.token_file", &c.admin_token_file);
   r.String("metrics.listen", &c.metrics_listen);
   r.String("peer.listen", &c.peer_listen);
+  r.String("peer.advertise", &c.peer_advertise);
   r.String("peer.address", &c.peer_address);
   r.String("peer.secret_file", &c.peer_secret_file);
   r.String("peer.tls.cert_file", &c.peer_tls_cert_file);

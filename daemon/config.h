@@ -84,6 +84,10 @@ struct DaemonConfig {
   std::string admin_token;
   std::string metrics_listen;
   std::string peer_listen = "127.0.0.1:0";
+  // The address this daemon tells its peers in Hello (where they reach its peer port, e.g.
+  // to ship back after a failover). Empty: the bound peer.listen address, which is useless
+  // to a peer when it is 0.0.0.0 (containers, several interfaces).
+  std::string peer_advertise;
   std::string peer_address;      // the other daemon's peer port; empty: not paired
   std::string peer_secret_file;  // empty: the peer link is not authenticated
   std::string peer_secret;

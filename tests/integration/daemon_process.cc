@@ -117,6 +117,9 @@ void Daemon::WriteConfig() {
          << (options_.admin_token ? "token_file = \"admin.token\"\n" : "")
          << (options_.metrics ? "[metrics]\nlisten = \"127.0.0.1:0\"\n" : "")
          << "[peer]\nlisten = \"" << (peer_.empty() ? options_.bind_ip + ":0" : peer_) << "\"\n";
+  if (!options_.peer_advertise.empty()) {
+    config << "advertise = \"" << options_.peer_advertise << "\"\n";
+  }
   if (!options_.peer_address.empty() && single_peer) {
     config << "address = \"" << options_.peer_address << "\"\n";
   }

@@ -52,6 +52,7 @@ struct DaemonOptions {
   std::vector<GroupOptions> groups;
   std::string extra_group_keys;       // more TOML, appended verbatim to every one of `groups`
   std::string bind_ip = "127.0.0.1";  // every listener binds here
+  std::string peer_advertise;         // peer.advertise (empty: the key is not written)
   std::string netns;                  // run inside this network namespace (ip netns exec)
   // Security: the peer link's shared secret (written to a file the config names; empty:
   // none), and whether admin calls need the token the daemon creates in its data_dir.

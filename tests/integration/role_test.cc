@@ -113,3 +113,39 @@ TEST_CASE("both sides written while apart: SplitBrain, nothing overwritten until
 }
 
 }  // namespace simarray::testing
+
+namespace simarray::testing {
+
+// A daemon whose peer port binds every interface (as in a container) tells its peer the
+// address in peer.advertise, and a swap ships back to it.
+TEST_CASE("peer.advertise is the address the peer learns and ships back to after a swap",
+          "[integration][role]") {
+  TempDir dir;
+  DaemonOptions mirror_options;
+  mirror_options.role = "mirror";
+  Daemon b(dir.path() + "/mirror", mirror_options);
+  b.Start();
+  DaemonOptions primary_options;
+  primary_options.bind_ip = "0.0.0.0";
+  primary_options.peer_address = b.peer_address();
+  Daemon a(dir.path() + "/primary", primary_options);
+  const std::string bound = a.PickPeerAddress();
+  const std::string advertised = "localhost" + bound.substr(bound.rfind(':'));
+  a.options().peer_advertise = advertised;
+  a.Start();
+  REQUIRE(Eventually([&] { return a.Status().link().state() == "up"; }));
+  REQUIRE(b.Status().groups_size() == 1);
+  CHECK(b.Status().groups(0).peer() == advertised);
+
+  v1::VolumeInfo info;
+  REQUIRE(CreateVolumeCall(a, "vol", kTracks * kTrack, &info).ok());
+  WriteTrack(a, 1, 5);
+  CHECK(RoleCall(b, "swap").role() == "primary");
+  REQUIRE(WaitPairState(b, "Synchronized"));
+  WriteOutcome w = Write(b.host(), "vol", 2 * kTrack, Pattern(4000, 9));
+  REQUIRE(w.status.ok());
+  CHECK(w.reply.mirrored());
+  CHECK(Read(a.host(), "vol", 2 * kTrack, 4000) == Pattern(4000, 9));
+}
+
+}  // namespace simarray::testing
