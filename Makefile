@@ -4,7 +4,7 @@ BUILD ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build test test-unit test-integration soak tsan fuzz demo bench format clean
+.PHONY: all deps configure build test test-unit test-integration soak tsan fuzz demo bench container-test format clean
 
 all: build
 
@@ -52,6 +52,11 @@ demo: configure
 bench: configure
 	ninja -C $(BUILD) -j $(JOBS) simarray-bench simarrayd
 	$(BUILD)/tools/bench/simarray-bench $(BENCH_ARGS)
+
+# A pair of containers on a podman network: partition, resync, SIGKILL, compose
+# (docs/containers.md). Not part of `make test`; the first image build takes minutes.
+container-test:
+	@scripts/container-test.sh
 
 format:
 	git ls-files '*.cc' '*.h' | xargs clang-format -i

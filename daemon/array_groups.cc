@@ -119,7 +119,9 @@ absl::Status Array::OpenGroups() {
   runtime_groups_ = *runtime;
   for (size_t i = 0; i < configs.size(); ++i) {
     if (i == 0 && config_.groups.empty() && is_primary_ && runtime->empty()) {
-      RdfGroup probe(configs[0], GroupParts{.data_dir = config_.data_dir}, 0);
+      GroupParts parts;
+      parts.data_dir = config_.data_dir;
+      RdfGroup probe(configs[0], parts, 0);
       probe.LoadLearnedPeer();
       if (probe.learned_peer().empty()) break;  // a primary without a peer: no group yet
     }

@@ -3,7 +3,8 @@
 # Needs root (apt-get) only when something is missing. Extra package names given as
 # arguments are checked too (scripts/fuzz.sh asks for clang-14 this way). With --build-only
 # as the first argument, only what building simarrayd and simarrayctl needs (the container
-# image's build stage, docker/Dockerfile).
+# image's build stage, docker/Dockerfile); with --only, only the packages named after it
+# (scripts/container-test.sh asks for podman this way).
 set -euo pipefail
 
 build_packages=(
@@ -20,6 +21,9 @@ test_packages=(
 if [ "${1:-}" = "--build-only" ]; then
   shift
   packages=("${build_packages[@]}" "$@")
+elif [ "${1:-}" = "--only" ]; then
+  shift
+  packages=("$@")
 else
   packages=("${build_packages[@]}" "${test_packages[@]}" "$@")
 fi

@@ -100,6 +100,17 @@ void RemoteAdaptor::SetPeerAddress(const std::string& address) {
   stub_ = v1::PeerService::NewStub(channel_);
 }
 
+void RemoteAdaptor::RenewChannel() {
+  absl::MutexLock lock(&mu_);
+  if (peer_address_.empty()) return;
+  spdlog::debug(
+      "remote adaptor: {} connection attempts to {} failed; a new channel resolves it "
+      "again",
+      failed_connects_, peer_address_);
+  channel_ = rpc::MakeChannel(peer_address_, options_.max_write, options_.tls);
+  stub_ = v1::PeerService::NewStub(channel_);
+}
+
 std::string RemoteAdaptor::peer_address() {
   absl::MutexLock lock(&mu_);
   return peer_address_;

@@ -207,6 +207,7 @@ void RemoteAdaptor::SenderLoop() {
       state_changes_.Notify();
       if (!Connect()) {
         SetState(LinkState::kDown);
+        if (++failed_connects_ % kConnectsBeforeNewChannel == 0) RenewChannel();
         // Writes must not wait for the next attempt: keep turning them into owed tracks.
         const absl::Time retry = absl::Now() + Jitter(backoff);
         for (;;) {
@@ -220,6 +221,7 @@ void RemoteAdaptor::SenderLoop() {
         continue;
       }
       backoff = absl::Milliseconds(100);
+      failed_connects_ = 0;
     }
     if (stream_broken_) {
       TearDown("the Ship stream broke");

@@ -31,6 +31,11 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& address, uint64_t 
   // may last: 100 ms failed connections on a loaded machine; 1 s does not.
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  // A peer named by host name may come back at another address (a container reconnected to
+  // its network, a host moved): after a failed connection gRPC resolves the name again, but
+  // by default not sooner than 30 s after the last resolution. One second keeps a
+  // reconnect within the link's own backoff (docs/containers.md).
+  args.SetInt(GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS, 1000);
   if (!tls.enabled()) {
     return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
   }

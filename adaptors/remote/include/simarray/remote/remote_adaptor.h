@@ -276,6 +276,11 @@ class RemoteAdaptor {
   std::shared_ptr<grpc::Channel> channel_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<v1::PeerService::Stub> stub_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<v1::PeerService::Stub> PeerStub();
+  // Replaces the channel to the peer with a new one, which resolves the peer's name afresh.
+  // A gRPC channel whose peer came back at another address (a container reconnected to its
+  // network) was seen to keep failing for minutes, its resolver backing off.
+  void RenewChannel() ABSL_LOCKS_EXCLUDED(mu_);
+  static constexpr int kConnectsBeforeNewChannel = 4;
   std::atomic<bool> stop_{false};
   std::atomic<bool> running_{false};
   std::atomic<bool> split_brain_{false};
@@ -283,6 +288,7 @@ class RemoteAdaptor {
 
   // Owned by the sender thread.
   bool was_resyncing_ = false;
+  int failed_connects_ = 0;  // connection attempts failed in a row
   std::string last_refusal_;
   uint64_t pull_aheads_seen_ = 0;
 
