@@ -90,13 +90,7 @@ grpc::Status AdminServiceImpl::WatchEvents(grpc::ServerContext* context,
     if (!events.ok()) return rpc::ToGrpc(events.status());
     for (const Event& e : *events) {
       v1::Event out;
-      out.set_id(e.id);
-      out.set_time_unix_ms(absl::ToUnixMillis(e.time));
-      out.set_kind(e.kind);
-      out.set_subject(e.subject);
-      out.set_value(e.value);
-      out.set_previous(e.previous);
-      out.set_detail(e.detail);
+      FillEvent(e, &out);
       if (!writer->Write(out)) return grpc::Status::OK;  // the client went away
       after = e.id;
     }

@@ -222,12 +222,18 @@ absl::StatusOr<BoundAddresses> Array::Start() {
   spdlog::info("admin service on {}", bound.admin);
 
   if (!config_.metrics_listen.empty()) {
-    metrics_server_ = std::make_unique<MetricsServer>(config_.metrics_listen,
-                                                      [this] { return RenderMetrics(*this); });
-    auto metrics = metrics_server_->Start();
-    if (!metrics.ok()) return metrics.status();
-    bound.metrics = *metrics;
-    spdlog::info("metrics on http://{}/metrics", bound.metrics);
+    http_ = std::make_unique<HttpServer>(config_.metrics_listen);
+    http_->Route("GET", "/metrics", [this](const HttpRequest&, HttpServer::Respond respond) {
+      respond(HttpReply{200, "text/plain; version=0.0.4; charset=utf-8", RenderMetrics(*this), {}});
+    });
+    console_ = std::make_unique<Console>(*this, bound.admin);
+    console_->Mount(*http_);
+    auto http = http_->Start();
+    if (!http.ok()) return http.status();
+    bound.metrics = *http;
+    console_->Start();
+    spdlog::info("metrics on http://{}/metrics, the console on http://{}/", bound.metrics,
+                 bound.metrics);
   }
 
   peer_address_ = config_.peer_advertise.empty() ? bound.peer : config_.peer_advertise;
@@ -256,9 +262,10 @@ absl::StatusOr<BoundAddresses> Array::Start() {
 void Array::Shutdown() {
   if (stopped_) return;
   stopped_ = true;
-  if (watcher_) watcher_->Stop();                // before what it samples goes away
-  events_.Close();                               // event watchers end
-  if (metrics_server_) metrics_server_->Stop();  // before what it reads goes away
+  if (watcher_) watcher_->Stop();  // before what it samples goes away
+  events_.Close();                 // event watchers end
+  if (console_) console_->Stop();  // its streams end before the HTTP port stops
+  if (http_) http_->Stop();        // before what it reads goes away
   // Stop accepting, drain, then destroy (reverse of Start).
   for (auto& server : servers_)
     server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));

@@ -16,7 +16,8 @@
 
 #include "absl/status/statusor.h"
 #include "daemon/config.h"
-#include "daemon/metrics_server.h"
+#include "daemon/console.h"
+#include "daemon/http_server.h"
 #include "daemon/rdf_group.h"
 #include "grpcpp/grpcpp.h"
 #include "simarray/base/event_log.h"
@@ -208,7 +209,10 @@ class Array {
   std::unique_ptr<remote::PeerGate> peer_gate_;
   std::unique_ptr<remote::PeerServiceImpl> peer_service_;
   std::unique_ptr<AdminServiceImpl> admin_service_;
-  std::unique_ptr<MetricsServer> metrics_server_;  // reads every component above
+  // The HTTP port (metrics.listen): /metrics and the web console; both read every component
+  // above.
+  std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<Console> console_;
   EventLog events_;
   std::unique_ptr<EventWatcher> watcher_;  // samples every component above into events_
   std::vector<std::unique_ptr<grpc::Server>> servers_;

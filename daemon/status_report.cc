@@ -218,4 +218,14 @@ void FillStatus(Array& a, v1::StatusReply* reply, bool slot_counts) {
   for (const auto& g : a.groups()) FillGroup(a, *g, reply->add_groups());
 }
 
+void FillEvent(const Event& event, v1::Event* out) {
+  out->set_id(event.id);
+  out->set_time_unix_ms(absl::ToUnixMillis(event.time));
+  out->set_kind(event.kind);
+  out->set_subject(event.subject);
+  out->set_value(event.value);
+  out->set_previous(event.previous);
+  out->set_detail(event.detail);
+}
+
 }  // namespace simarray::daemon

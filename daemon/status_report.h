@@ -26,6 +26,9 @@ GroupState StateOfGroup(Array& array, RdfGroup& group);
 // The group's status, states included.
 void FillGroup(Array& array, RdfGroup& group, v1::GroupStatus* out);
 
+// One event of the array's event log as the admin API sends it (WatchEvents, the console).
+void FillEvent(const Event& event, v1::Event* out);
+
 // `slot_counts` false leaves the cache slot counts at zero: they take a scan of every slot
 // under the cache lock.
 void FillStatus(Array& array, v1::StatusReply* reply, bool slot_counts);

@@ -162,6 +162,17 @@ wait_healthy() {  # CONTAINER
   podman logs --tail 30 "$1"
   fail "$1 not healthy after 60 s"
 }
+# Waits until the client reaches ADDR (a daemon port by name). A container restarted, or
+# another one reconnected, was seen unreachable from its neighbours for up to a minute on the
+# test machines (their network stack's neighbour entries); the time it took is printed.
+wait_reachable() {  # ADDR
+  local start=$SECONDS
+  until ctl --timeout-ms 2000 health "$1" >/dev/null 2>&1; do
+    [ $((SECONDS - start)) -lt 120 ] || fail "$1 unreachable from the client for 120 s"
+    sleep 1
+  done
+  [ $((SECONDS - start)) -eq 0 ] || echo "($1 was unreachable from the client for $((SECONDS - start)) s)"
+}
 wait_state() {  # STATE [TIMEOUT_S]
   on_primary wait "$1" --timeout "${2:-120}" >/dev/null ||
     { on_primary status; fail "the pair did not reach $1"; }
@@ -241,6 +252,8 @@ IP[mirror]=$(podman inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}
 hosts_name_mirror primary
 hosts_name_mirror client
 echo "the mirror is back at ${IP[mirror]}"
+wait_reachable primary:7100
+wait_reachable mirror:7100
 stop_writer
 wait_state Synchronized 120
 on_primary consistency "$VOLUME_NAME" --wait 10000 || fail "not consistent after the resync"
@@ -256,6 +269,7 @@ echo "$(acked_count) writes acknowledged in all before the kill"
 podman start "$P-primary" >/dev/null 2>"$WORK/run.log" || { cat "$WORK/run.log"; fail "restart"; }
 hosts_name_mirror primary  # podman wrote the container's /etc/hosts afresh
 wait_healthy "$P-primary"
+wait_reachable primary:7101
 check_acked_on primary:7101 "the restarted primary"
 wait_state Synchronized 120
 on_primary consistency "$VOLUME_NAME" --wait 10000 || fail "not consistent after the restart"

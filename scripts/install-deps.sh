@@ -15,7 +15,7 @@ build_packages=(
 )
 test_packages=(
   clang-format python3 python3-grpcio python3-protobuf procps iproute2 openssl
-  libnbd-bin qemu-utils fio nbdkit
+  libnbd-bin qemu-utils fio nbdkit chromium
   clang-14 libclang-rt-14-dev
 )
 if [ "${1:-}" = "--build-only" ]; then

@@ -449,15 +449,24 @@ TEST_CASE("in async mode both daemons export their cycles", "[integration][metri
   CHECK(m.Value("simarray_applied_sequence") >= last);
 }
 
-TEST_CASE("the metrics port answers 404 for other paths and keeps serving",
+TEST_CASE("the HTTP port serves the metrics and the console and answers 404 for other paths",
           "[integration][metrics]") {
   DaemonOptions options;
   options.metrics = true;
   TempDir dir;
   Daemon daemon(dir.path() + "/solo", options);
   daemon.Start();
-  CHECK(HttpGet(daemon.metrics_address(), "/").status == 404);
+  HttpReply page = HttpGet(daemon.metrics_address(), "/");
+  CHECK(page.status == 200);
+  CHECK(page.content_type.rfind("text/html", 0) == 0);
+  CHECK_THAT(page.body, Catch::Contains("/console.js"));
+  CHECK(HttpGet(daemon.metrics_address(), "/console.js").status == 200);
+  HttpReply status = HttpGet(daemon.metrics_address(), "/api/status");
+  CHECK(status.content_type == "application/json");
+  CHECK_THAT(status.body, Catch::Contains("\"pair_state\":\"NotPaired\""));
   CHECK(HttpGet(daemon.metrics_address(), "/metricsx").status == 404);
+  // Actions are POSTs only.
+  CHECK(HttpGet(daemon.metrics_address(), "/api/admin/SuspendLink").status == 405);
   CHECK(HttpGet(daemon.metrics_address(), "/metrics?x=1").status == 200);
   CHECK(Parse(HttpGet(daemon.metrics_address(), "/metrics").body).errors.empty());
   CHECK(daemon.Stop() == 0);
