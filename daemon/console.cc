@@ -24,6 +24,7 @@ constexpr absl::Duration kStatusPeriod = absl::Seconds(1);
 constexpr absl::Duration kEventPoll = absl::Milliseconds(200);
 constexpr uint64_t kEventsOnConnect = 50;  // a new stream without Last-Event-ID gets these
 constexpr auto kAdminDeadline = std::chrono::seconds(10);
+constexpr size_t kMaxStreams = 32;  // open /api/events streams; one more is answered 503
 
 std::string Json(const google::protobuf::Message& message) {
   google::protobuf::util::JsonPrintOptions options;
@@ -186,7 +187,7 @@ void Console::Mount(HttpServer& http) {
     FillStatus(array_, &status, /*slot_counts=*/true);
     respond(JsonReply(200, Json(status)));
   });
-  http.RouteStream("/api/events", "text/event-stream",
+  http.RouteStream("/api/events", "text/event-stream", kMaxStreams,
                    [this](const HttpRequest& request, std::shared_ptr<HttpStream> stream) {
                      Subscribe(request, std::move(stream));
                    });

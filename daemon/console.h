@@ -7,7 +7,8 @@
 //                          the host write and ship latency histograms), and "array" events
 //                          (docs/events.md) with their ids; a client resumes with
 //                          Last-Event-ID or ?after=ID, and an id the ring no longer holds
-//                          gets a "gap" event and carries on from the newest
+//                          gets a "gap" event and carries on from the newest; at most 32
+//                          streams at a time (then 503)
 //   POST /api/admin/M      M one of SuspendLink, ResumeLink, InjectFault: the JSON body is the
 //                          request message, passed on as an admin call on the daemon's own
 //                          admin port with the Authorization header the page sent, so the

@@ -44,6 +44,8 @@ struct Routes {
   struct Stream {
     std::string content_type;
     HttpServer::StreamHandler handler;
+    size_t max_open = 0;
+    std::shared_ptr<std::atomic<size_t>> open = std::make_shared<std::atomic<size_t>>(0);
   };
   std::map<std::string, Stream> streams;  // by path; GET only
 
@@ -124,6 +126,13 @@ class Session : public std::enable_shared_from_this<Session> {
       if (req.method() != http::verb::get) {
         Write(HttpReply{405, "text/plain; charset=utf-8", "only GET\n", {}}, keep_alive, version,
               head);
+      } else if (s->second.open->load() >= s->second.max_open) {
+        Write(HttpReply{503,
+                        "text/plain; charset=utf-8",
+                        absl::StrCat("already ", s->second.max_open, " streams open on ",
+                                     request.path, "; close one or try again later\n"),
+                        {{"Retry-After", "5"}}},
+              false, version, head);
       } else {
         StartStream(request, s->second);
       }
@@ -192,6 +201,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // connection closes (no Content-Length: the end of the connection ends the body).
   void StartStream(const HttpRequest& request, const Routes::Stream& route) {
     stream_.expires_never();
+    open_streams_ = route.open;
+    open_streams_->fetch_add(1);
     Queue(absl::StrCat("HTTP/1.1 200 OK\r\nServer: simarrayd\r\nContent-Type: ", route.content_type,
                        "\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n"));
     WatchForClose();
@@ -251,6 +262,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void Close() {
     if (closed_.exchange(true)) return;
+    if (open_streams_) open_streams_->fetch_sub(1);
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
     stream_.socket().close(ignored);
@@ -263,6 +275,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<std::atomic<bool>> serving_;  // false once the server stops
   std::atomic<bool> closed_{false};
   // Stream routes only, on the server thread.
+  std::shared_ptr<std::atomic<size_t>> open_streams_;  // the route's count, while counted
   std::deque<std::string> out_;
   size_t backlog_ = 0;
   std::array<char, 256> discard_;
@@ -316,9 +329,12 @@ void HttpServer::Route(std::string method, std::string path, Handler handler) {
   impl_->routes.plain[{std::move(method), std::move(path)}] = std::move(handler);
 }
 
-void HttpServer::RouteStream(std::string path, std::string content_type, StreamHandler handler) {
-  impl_->routes.streams[std::move(path)] =
-      Routes::Stream{std::move(content_type), std::move(handler)};
+void HttpServer::RouteStream(std::string path, std::string content_type, size_t max_open,
+                             StreamHandler handler) {
+  Routes::Stream& route = impl_->routes.streams[std::move(path)];
+  route.content_type = std::move(content_type);
+  route.handler = std::move(handler);
+  route.max_open = max_open;
 }
 
 absl::StatusOr<std::string> HttpServer::Start() {

@@ -64,8 +64,10 @@ class HttpServer {
 
   // `method` "GET" also answers HEAD (the body dropped).
   void Route(std::string method, std::string path, Handler handler);
-  // A GET that streams `content_type` (e.g. text/event-stream) until the client leaves.
-  void RouteStream(std::string path, std::string content_type, StreamHandler handler);
+  // A GET that streams `content_type` (e.g. text/event-stream) until the client leaves. At
+  // most `max_open` at a time: one more is answered 503.
+  void RouteStream(std::string path, std::string content_type, size_t max_open,
+                   StreamHandler handler);
 
   // Binds and starts the server thread; returns the bound host:port.
   absl::StatusOr<std::string> Start();

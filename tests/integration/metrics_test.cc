@@ -2,6 +2,9 @@
 // Prometheus text exposition format (checked by a strict parser below, not by substrings),
 // and the series must show the workload.
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -469,6 +472,61 @@ TEST_CASE("the HTTP port serves the metrics and the console and answers 404 for 
   CHECK(HttpGet(daemon.metrics_address(), "/api/admin/SuspendLink").status == 405);
   CHECK(HttpGet(daemon.metrics_address(), "/metrics?x=1").status == 200);
   CHECK(Parse(HttpGet(daemon.metrics_address(), "/metrics").body).errors.empty());
+  CHECK(daemon.Stop() == 0);
+}
+
+}  // namespace simarray::testing
+
+namespace simarray::testing {
+namespace {
+
+// Opens GET /api/events on `address` and returns the socket and the status line's code.
+std::pair<int, int> OpenEventStream(const std::string& address) {
+  const int fd = ConnectTcp(address);
+  const std::string request = "GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n";
+  REQUIRE(send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(request.size()));
+  char head[13] = {};
+  size_t got = 0;
+  while (got < 12) {
+    const ssize_t n = recv(fd, head + got, 12 - got, 0);
+    REQUIRE(n > 0);
+    got += static_cast<size_t>(n);
+  }
+  return {fd, std::atoi(head + 9)};  // "HTTP/1.1 200"
+}
+
+}  // namespace
+
+TEST_CASE("the console's event streams are bounded: one past 32 is answered 503",
+          "[integration][metrics][console]") {
+  DaemonOptions options;
+  options.metrics = true;
+  TempDir dir;
+  Daemon daemon(dir.path() + "/solo", options);
+  daemon.Start();
+  std::vector<int> open;
+  for (int i = 0; i < 32; ++i) {
+    auto [fd, code] = OpenEventStream(daemon.metrics_address());
+    REQUIRE(code == 200);
+    open.push_back(fd);
+  }
+  auto [refused, code] = OpenEventStream(daemon.metrics_address());
+  CHECK(code == 503);
+  close(refused);
+  // A stream whose client leaves frees its place.
+  close(open.back());
+  open.pop_back();
+  CHECK(Eventually([&] {
+    auto [fd, again] = OpenEventStream(daemon.metrics_address());
+    if (again == 200)
+      open.push_back(fd);
+    else
+      close(fd);
+    return again == 200;
+  }));
+  CHECK(HttpGet(daemon.metrics_address(), "/metrics").status == 200);  // still serving
+  for (int fd : open) close(fd);
   CHECK(daemon.Stop() == 0);
 }
 
