@@ -204,6 +204,7 @@ void Console::Start() {
 }
 
 void Console::Stop() {
+  stopping_.store(true);  // queued admin calls are answered at once
   if (!stop_.HasBeenNotified()) stop_.Notify();
   if (feed_.joinable()) feed_.join();
   calls_.Stop();
@@ -217,8 +218,17 @@ void Console::Subscribe(const HttpRequest& request, std::shared_ptr<HttpStream> 
   if (after == 0) after = AfterParameter(request.query);
   if (after == 0) after = last > kEventsOnConnect ? last - kEventsOnConnect : 0;
   stream->Send("retry: 1000\n\n");  // EventSource reconnects after a second
+  if (after > last) {
+    // An id from before this daemon restarted: its events are gone, ids start over.
+    stream->Send(SseEvent(
+        "gap", absl::StrCat("{\"message\":",
+                            JsonText(absl::StrCat("event ", after, " is newer than the newest (",
+                                                  last, "): the daemon restarted since")),
+                            "}")));
+    after = 0;
+  }
   absl::MutexLock lock(&mu_);
-  subscribers_.push_back(Subscriber{std::move(stream), std::min(after, last), true});
+  subscribers_.push_back(Subscriber{std::move(stream), after, true});
 }
 
 std::string Console::StatusFrame() {
@@ -243,16 +253,17 @@ void Console::FeedLoop() {
   while (!stop_.HasBeenNotified()) {
     const bool status_due = absl::Now() >= next_status;
     if (status_due) next_status = absl::Now() + kStatusPeriod;
-    bool anyone = false;
+    bool needed = false;  // by the period, or by a stream that has had none yet
     {
       absl::MutexLock lock(&mu_);
-      anyone = !subscribers_.empty();
+      for (const Subscriber& s : subscribers_) needed |= status_due || s.needs_status;
     }
-    if (anyone && (status_due || frame.empty())) frame = StatusFrame();
+    // Built fresh whenever sent (a stream that came since waits for the next turn).
+    if (needed) frame = StatusFrame();
     {
       absl::MutexLock lock(&mu_);
       for (Subscriber& s : subscribers_) {
-        if (status_due || s.needs_status) {
+        if (needed && (status_due || s.needs_status)) {
           s.stream->Send(SseEvent("status", frame));
           s.needs_status = false;
         }
@@ -282,9 +293,47 @@ void Console::FeedLoop() {
   }
 }
 
+namespace {
+
+// Why a browser must not be let make this admin call, or empty. A cross-site page can make
+// a browser send a simple POST (a form's content types) to this port; one with JSON needs a
+// preflight, which this server does not grant, and a browser's Origin names the page.
+std::string Refusal(const HttpRequest& request) {
+  if (request.content_type.rfind("application/json", 0) != 0) {
+    return absl::StrCat("expected Content-Type: application/json, got \"", request.content_type,
+                        "\"");
+  }
+  if (!request.origin.empty()) {
+    const size_t scheme = request.origin.find("://");
+    const std::string origin_host =
+        scheme == std::string::npos ? request.origin : request.origin.substr(scheme + 3);
+    if (origin_host != request.host) {
+      return absl::StrCat("a page from ", request.origin, " may not act on this daemon (",
+                          request.host, ")");
+    }
+  }
+  // gRPC metadata takes printable ASCII only; anything else would fail the call locally.
+  for (const char c : request.authorization) {
+    if (c < 0x20 || c > 0x7e)
+      return "the Authorization header holds a character other than printable ASCII";
+  }
+  return "";
+}
+
+}  // namespace
+
 void Console::Admin(const std::string& method, const HttpRequest& request,
                     HttpServer::Respond respond) {
+  if (const std::string refusal = Refusal(request); !refusal.empty()) {
+    respond(ErrorReply(request.content_type.rfind("application/json", 0) != 0 ? 415 : 400,
+                       "INVALID_ARGUMENT", refusal));
+    return;
+  }
   auto job = [this, method, request, respond] {
+    if (stopping_.load()) {
+      respond(ErrorReply(503, "UNAVAILABLE", "the daemon is stopping"));
+      return;
+    }
     v1::AdminService::Stub& admin = *admin_;
     HttpReply reply;
     if (method == "SuspendLink") {

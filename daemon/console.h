@@ -9,7 +9,8 @@
 //                          Last-Event-ID or ?after=ID, and an id the ring no longer holds
 //                          gets a "gap" event and carries on from the newest; at most 32
 //                          streams at a time (then 503)
-//   POST /api/admin/M      M one of SuspendLink, ResumeLink, InjectFault: the JSON body is the
+//   POST /api/admin/M      M one of SuspendLink, ResumeLink, InjectFault (Content-Type
+//                          application/json, and no other site's Origin): the JSON body is the
 //                          request message, passed on as an admin call on the daemon's own
 //                          admin port with the Authorization header the page sent, so the
 //                          admin token, the checks and the events are the admin API's own.
@@ -18,6 +19,7 @@
 //
 // Thread-safe. Mount() before the server starts; Stop() before the server stops.
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -65,6 +67,7 @@ class Console {
   absl::Mutex mu_;
   std::vector<Subscriber> subscribers_ ABSL_GUARDED_BY(mu_);
   absl::Notification stop_;
+  std::atomic<bool> stopping_{false};
   std::thread feed_;
 };
 

@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -38,6 +39,8 @@ constexpr size_t kHeaderLimit = 8 << 10;
 constexpr size_t kBodyLimit = 64 << 10;
 constexpr size_t kStreamBacklog = 4 << 20;
 constexpr auto kIdleTimeout = std::chrono::seconds(10);
+constexpr size_t kMaxSessions = 256;
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 
 struct Routes {
   std::map<std::pair<std::string, std::string>, HttpServer::Handler> plain;  // (method, path)
@@ -67,8 +70,15 @@ std::string Header(const http::request<http::string_body>& req, http::field fiel
 // stream route, keep writing what the stream is given until either side closes.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, const Routes* routes, std::shared_ptr<std::atomic<bool>> serving)
-      : stream_(std::move(socket)), routes_(routes), serving_(std::move(serving)) {}
+  Session(tcp::socket socket, const Routes* routes, std::shared_ptr<std::atomic<bool>> serving,
+          std::shared_ptr<std::atomic<size_t>> sessions)
+      : stream_(std::move(socket)),
+        routes_(routes),
+        serving_(std::move(serving)),
+        sessions_(std::move(sessions)) {
+    sessions_->fetch_add(1);
+  }
+  ~Session() { sessions_->fetch_sub(1); }
 
   void ReadRequest() {
     parser_.emplace();
@@ -114,6 +124,9 @@ class Session : public std::enable_shared_from_this<Session> {
     request.path = std::string(target.substr(0, question));
     if (question != std::string_view::npos) request.query = target.substr(question + 1);
     request.authorization = Header(req, http::field::authorization);
+    request.content_type = Header(req, http::field::content_type);
+    request.origin = Header(req, http::field::origin);
+    request.host = Header(req, http::field::host);
     if (auto it = req.find("Last-Event-ID"); it != req.end()) {
       request.last_event_id = std::string(it->value());
     }
@@ -121,6 +134,9 @@ class Session : public std::enable_shared_from_this<Session> {
     const bool keep_alive = req.keep_alive();
     const unsigned version = req.version();
     const bool head = req.method() == http::verb::head;
+    // The read's timeout must not cut a reply that takes its time (an admin call queued
+    // behind others); Write sets it again.
+    stream_.expires_never();
 
     if (auto s = routes_->streams.find(request.path); s != routes_->streams.end()) {
       if (req.method() != http::verb::get) {
@@ -158,9 +174,12 @@ class Session : public std::enable_shared_from_this<Session> {
       }
       return;
     }
-    // The reply may come from another thread: it is carried back to this one.
-    HttpServer::Respond respond = [self = shared_from_this(), keep_alive, version,
-                                   head](HttpReply reply) {
+    // The reply may come from another thread: it is carried back to this one. Only the first
+    // counts (a handler that answered and then threw gets no second reply).
+    auto answered = std::make_shared<std::atomic<bool>>(false);
+    HttpServer::Respond respond = [self = shared_from_this(), keep_alive, version, head,
+                                   answered](HttpReply reply) {
+      if (answered->exchange(true)) return;
       asio::post(self->stream_.get_executor(),
                  [self, keep_alive, version, head, reply = std::move(reply)]() mutable {
                    self->Write(std::move(reply), keep_alive, version, head);
@@ -169,6 +188,7 @@ class Session : public std::enable_shared_from_this<Session> {
     try {
       it->second(request, std::move(respond));
     } catch (const std::exception& e) {
+      if (answered->exchange(true)) return;
       Write(HttpReply{500,
                       "text/plain; charset=utf-8",
                       absl::StrCat("cannot answer ", request.path, ": ", e.what(), "\n"),
@@ -185,7 +205,14 @@ class Session : public std::enable_shared_from_this<Session> {
     for (const auto& [name, value] : reply.headers) res->set(name, value);
     res->keep_alive(keep_alive);
     res->body() = std::move(reply.body);
-    res->prepare_payload();
+    try {
+      res->prepare_payload();
+    } catch (const std::exception& e) {  // a body where the status allows none
+      res->result(http::status::internal_server_error);
+      res->body() = absl::StrCat("cannot answer: ", e.what(), "\n");
+      res->prepare_payload();
+    }
+    stream_.expires_after(kIdleTimeout);
     if (head) res->body().clear();  // Content-Length stays that of the GET
     http::async_write(stream_, *res,
                       [self = shared_from_this(), res, keep_alive](beast::error_code ec, size_t) {
@@ -272,7 +299,8 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   const Routes* routes_;
-  std::shared_ptr<std::atomic<bool>> serving_;  // false once the server stops
+  std::shared_ptr<std::atomic<bool>> serving_;     // false once the server stops
+  std::shared_ptr<std::atomic<size_t>> sessions_;  // the server's count of open sessions
   std::atomic<bool> closed_{false};
   // Stream routes only, on the server thread.
   std::shared_ptr<std::atomic<size_t>> open_streams_;  // the route's count, while counted
@@ -290,14 +318,28 @@ struct HttpServer::Impl {
   tcp::acceptor acceptor{io};
   std::thread thread;
   std::shared_ptr<std::atomic<bool>> serving = std::make_shared<std::atomic<bool>>(false);
+  std::shared_ptr<std::atomic<size_t>> sessions = std::make_shared<std::atomic<size_t>>(0);
+  asio::steady_timer retry{io};
   bool started = false;
 
   void Accept() {
     acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
-      if (!ec) {
+      if (ec) {
+        // Out of file descriptors, say: try again a little later rather than spin.
+        spdlog::warn("http: accept failed: {}", ec.message());
+        retry.expires_after(kAcceptBackoff);
+        retry.async_wait([this](beast::error_code wait) {
+          if (!wait) Accept();
+        });
+        return;
+      }
+      if (sessions->load() >= kMaxSessions) {
+        beast::error_code ignored;
+        socket.close(ignored);  // full: the client may try again
+      } else {
         try {
-          std::make_shared<Session>(std::move(socket), &routes, serving)->ReadRequest();
+          std::make_shared<Session>(std::move(socket), &routes, serving, sessions)->ReadRequest();
         } catch (const std::exception& e) {
           spdlog::warn("http: connection dropped: {}", e.what());
         }

@@ -2,11 +2,13 @@
 // HttpServer: the daemon's HTTP port (metrics.listen), a small HTTP/1.1 server on Boost.Beast:
 // `GET /metrics` for Prometheus and the web console (docs/console.md). Routes map a method
 // and an exact path to a handler; other paths get 404, other methods on a known path 405.
-// One io_context thread serves every connection. Requests are bounded (8 KiB of headers,
-// 64 KiB of body); a connection idle for 10 s is closed, except a stream.
+// One io_context thread serves every connection, at most 256 at a time (more are closed at
+// once). Requests are bounded (8 KiB of headers, 64 KiB of body); a connection idle for
+// 10 s is closed, except a stream; a reply that takes longer is still written.
 //
 // A handler runs on the server thread and must not block: it answers at once, or hands the
-// Respond callable to another thread, which calls it exactly once (it is thread-safe). A
+// Respond callable to another thread, which calls it exactly once (it is thread-safe; later
+// calls are ignored). A
 // stream route (Server-Sent Events) keeps the connection: the handler gets an HttpStream
 // that any thread may Send on until the client goes away. No exception leaves a handler: one
 // that throws answers 500.
@@ -29,6 +31,9 @@ struct HttpRequest {
   std::string query;          // after '?', undecoded
   std::string authorization;  // the Authorization header, if any
   std::string last_event_id;  // the Last-Event-ID header (an event stream resuming), if any
+  std::string content_type;   // the Content-Type header, if any
+  std::string origin;         // the Origin header (a browser's cross-site request), if any
+  std::string host;           // the Host header
   std::string body;
 };
 

@@ -290,7 +290,12 @@ async function act(call, body) {
 function connect() {
   const feed = new EventSource('/api/events');
   feed.onopen = () => badge($('feed-state'), 'live', 'quiet');
-  feed.onerror = () => badge($('feed-state'), 'reconnecting', 'warn');
+  feed.onerror = () => {
+    badge($('feed-state'), 'reconnecting', 'warn');
+    // EventSource gives up on an answer other than 200 (a 503 when the daemon has its fill
+    // of streams): start again a little later.
+    if (feed.readyState === EventSource.CLOSED) setTimeout(connect, 5000);
+  };
   feed.addEventListener('status', (m) => update(JSON.parse(m.data)));
   feed.addEventListener('array', (m) => addEvent(JSON.parse(m.data)));
   feed.addEventListener('gap', (m) => addEvent({id: 0, time_unix_ms: Date.now(), kind: 'gap',

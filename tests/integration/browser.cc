@@ -1,5 +1,6 @@
 #include "browser.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -97,22 +98,38 @@ Browser::Browser(const std::string& dir) {
   REQUIRE(access("/usr/bin/chromium", X_OK) == 0);  // scripts/install-deps.sh installs it
   const std::string profile = dir + "/chromium-profile";
   const std::string log = dir + "/chromium.log";
-  pid_ = fork();
-  REQUIRE(pid_ >= 0);
-  if (pid_ == 0) {
+  // Everything the child needs is made before fork: the test process has threads, and the
+  // child only execs.
+  const std::string user_data = "--user-data-dir=" + profile;
+  std::vector<const char*> argv = {"chromium",
+                                   "--headless=new",
+                                   "--no-sandbox",
+                                   "--disable-gpu",
+                                   "--disable-quic",
+                                   "--no-first-run",
+                                   "--disable-background-networking",
+                                   "--disable-component-update",
+                                   "--disable-sync",
+                                   "--disable-dev-shm-usage",
+                                   "--remote-debugging-address=127.0.0.1",
+                                   "--remote-debugging-port=0",
+                                   user_data.c_str(),
+                                   "about:blank",
+                                   nullptr};
+  const int log_fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  REQUIRE(log_fd >= 0);
+  chromium_.pid = fork();
+  REQUIRE(chromium_.pid >= 0);
+  if (chromium_.pid == 0) {
     setpgid(0, 0);  // chromium's own processes go with it
-    FILE* out = freopen(log.c_str(), "w", stderr);
-    (void)out;
-    const std::string user_data = "--user-data-dir=" + profile;
-    // As root in a sandboxless machine, without the network: the flags Debian's chromium
-    // needs headless here (docs/console.md).
-    execl("/usr/bin/chromium", "chromium", "--headless=new", "--no-sandbox", "--disable-gpu",
-          "--disable-quic", "--no-first-run", "--disable-background-networking",
-          "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-          "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", user_data.c_str(),
-          "about:blank", static_cast<char*>(nullptr));
+    dup2(log_fd, STDOUT_FILENO);
+    dup2(log_fd, STDERR_FILENO);
+    // As root on a machine without the network: the flags Debian's chromium needs headless
+    // here (docs/console.md).
+    execv("/usr/bin/chromium", const_cast<char* const*>(argv.data()));
     _exit(127);
   }
+  close(log_fd);
   // Chromium writes the port it took into the profile.
   int port = 0;
   for (int i = 0; i < 300 && port == 0; ++i) {
@@ -158,11 +175,13 @@ Browser::~Browser() {
     beast::error_code ignored;
     socket_->ws.next_layer().close(ignored);
   }
-  if (pid_ > 0) {
-    kill(-pid_, SIGKILL);
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-  }
+}
+
+Browser::Child::~Child() {
+  if (pid <= 0) return;
+  kill(-pid, SIGKILL);
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
 }
 
 google::protobuf::Struct Browser::Read() {

@@ -42,7 +42,12 @@ class Browser {
   void Note(const google::protobuf::Struct& event);
 
   struct Socket;
-  pid_t pid_ = -1;
+  // Chromium's process group, killed when this goes (also when the constructor fails).
+  struct Child {
+    pid_t pid = -1;
+    ~Child();
+  };
+  Child chromium_;
   std::unique_ptr<Socket> socket_;
   int next_id_ = 1;
   bool loaded_ = false;

@@ -480,10 +480,9 @@ TEST_CASE("the HTTP port serves the metrics and the console and answers 404 for 
 namespace simarray::testing {
 namespace {
 
-// Opens GET /api/events on `address` and returns the socket and the status line's code.
-std::pair<int, int> OpenEventStream(const std::string& address) {
+// Sends `request` (raw HTTP) to `address`; returns the socket and the status line's code.
+std::pair<int, int> RawRequest(const std::string& address, const std::string& request) {
   const int fd = ConnectTcp(address);
-  const std::string request = "GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n";
   REQUIRE(send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
           static_cast<ssize_t>(request.size()));
   char head[13] = {};
@@ -494,6 +493,21 @@ std::pair<int, int> OpenEventStream(const std::string& address) {
     got += static_cast<size_t>(n);
   }
   return {fd, std::atoi(head + 9)};  // "HTTP/1.1 200"
+}
+
+std::pair<int, int> OpenEventStream(const std::string& address) {
+  return RawRequest(address, "GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n");
+}
+
+// The status of a POST of `body` to `path` with these extra header lines, on a new
+// connection.
+int Post(const std::string& address, const std::string& path, const std::string& headers,
+         const std::string& body) {
+  auto [fd, code] =
+      RawRequest(address, "POST " + path + " HTTP/1.1\r\nHost: " + address + "\r\n" + headers +
+                              "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+  close(fd);
+  return code;
 }
 
 }  // namespace
@@ -527,6 +541,33 @@ TEST_CASE("the console's event streams are bounded: one past 32 is answered 503"
   }));
   CHECK(HttpGet(daemon.metrics_address(), "/metrics").status == 200);  // still serving
   for (int fd : open) close(fd);
+  CHECK(daemon.Stop() == 0);
+}
+
+}  // namespace simarray::testing
+
+namespace simarray::testing {
+
+TEST_CASE("console actions refuse what another site's page could make a browser send",
+          "[integration][metrics][console]") {
+  DaemonOptions options;
+  options.metrics = true;  // and no admin token: only these checks stand in the way
+  TempDir dir;
+  Daemon daemon(dir.path() + "/solo", options);
+  daemon.Start();
+  const std::string& http = daemon.metrics_address();
+  const std::string drop = R"({"kind":"FAULT_DELAY_RECORDS","duration_ms":0})";
+  // A form's content type, from another site: refused before any admin call.
+  CHECK(Post(http, "/api/admin/InjectFault", "Content-Type: text/plain\r\n", drop) == 415);
+  CHECK(Post(http, "/api/admin/InjectFault",
+             "Content-Type: application/json\r\nOrigin: http://elsewhere.example\r\n",
+             drop) == 400);
+  // Bytes gRPC metadata cannot carry, refused rather than passed on.
+  CHECK(Post(http, "/api/admin/InjectFault",
+             "Content-Type: application/json\r\nAuthorization: Bearer \xff\xfe\r\n", drop) == 400);
+  // The page's own request goes through (this daemon needs no token).
+  CHECK(Post(http, "/api/admin/InjectFault",
+             "Content-Type: application/json\r\nOrigin: http://" + http + "\r\n", drop) == 200);
   CHECK(daemon.Stop() == 0);
 }
 
