@@ -14,7 +14,7 @@ build_packages=(
   libisal-dev libxxhash-dev libssl-dev liburing-dev catch2
 )
 test_packages=(
-  clang-format python3 python3-grpcio python3-protobuf procps iproute2 openssl
+  clang-format python3 python3-grpcio python3-protobuf procps iproute2 openssl curl
   libnbd-bin qemu-utils fio nbdkit chromium
   clang-14 libclang-rt-14-dev
 )
