@@ -565,6 +565,12 @@ TEST_CASE("console actions refuse what another site's page could make a browser 
   // Bytes gRPC metadata cannot carry, refused rather than passed on.
   CHECK(Post(http, "/api/admin/InjectFault",
              "Content-Type: application/json\r\nAuthorization: Bearer \xff\xfe\r\n", drop) == 400);
+  // A body over 64 KiB is refused from its Content-Length, before it is read.
+  auto [fd, code] = RawRequest(http, "POST /api/admin/InjectFault HTTP/1.1\r\nHost: " + http +
+                                         "\r\nContent-Type: application/json\r\n"
+                                         "Content-Length: 1048576\r\n\r\n{}");
+  close(fd);
+  CHECK(code == 400);
   // The page's own request goes through (this daemon needs no token).
   CHECK(Post(http, "/api/admin/InjectFault",
              "Content-Type: application/json\r\nOrigin: http://" + http + "\r\n", drop) == 200);
