@@ -578,3 +578,50 @@ TEST_CASE("console actions refuse what another site's page could make a browser 
 }
 
 }  // namespace simarray::testing
+
+namespace simarray::testing {
+
+TEST_CASE("an event stream resumed from an id this daemon never gave gets a gap and goes on",
+          "[integration][metrics][console]") {
+  DaemonOptions options;
+  options.metrics = true;
+  TempDir dir;
+  Daemon daemon(dir.path() + "/solo", options);
+  daemon.Start();
+  // As after a restart: the browser's Last-Event-ID is from the daemon's previous run.
+  auto [fd, code] =
+      RawRequest(daemon.metrics_address(),
+                 "GET /api/events HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 999999\r\n\r\n");
+  REQUIRE(code == 200);
+  std::string seen;
+  char buffer[4096];
+  while (seen.find("event: status") == std::string::npos) {
+    const ssize_t n = recv(fd, buffer, sizeof buffer, 0);
+    REQUIRE(n > 0);
+    seen.append(buffer, static_cast<size_t>(n));
+  }
+  CHECK_THAT(seen, Catch::Contains("event: gap"));
+  CHECK_THAT(seen, Catch::Contains("the daemon restarted since"));
+  close(fd);
+  CHECK(daemon.Stop() == 0);
+}
+
+TEST_CASE("the HTTP port keeps at most 256 connections and serves again when they go",
+          "[integration][metrics]") {
+  DaemonOptions options;
+  options.metrics = true;
+  TempDir dir;
+  Daemon daemon(dir.path() + "/solo", options);
+  daemon.Start();
+  std::vector<int> idle;
+  for (int i = 0; i < 256; ++i) idle.push_back(ConnectTcp(daemon.metrics_address()));
+  // One more is closed at once, without an answer.
+  const int extra = ConnectTcp(daemon.metrics_address());
+  CHECK(ClosedByPeer(extra, 5000));
+  close(extra);
+  for (int fd : idle) close(fd);
+  CHECK(Eventually([&] { return HttpGet(daemon.metrics_address(), "/metrics").status == 200; }));
+  CHECK(daemon.Stop() == 0);
+}
+
+}  // namespace simarray::testing
