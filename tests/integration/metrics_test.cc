@@ -306,6 +306,18 @@ Exposition Scrape(Daemon& daemon) {
   return e;
 }
 
+// A daemon alone, with its HTTP port (metrics and console), started.
+struct SoloWithHttp {
+  static DaemonOptions Options() {
+    DaemonOptions options;
+    options.metrics = true;
+    return options;
+  }
+  TempDir dir;
+  Daemon daemon{dir.path() + "/solo", Options()};
+  SoloWithHttp() { daemon.Start(); }
+};
+
 }  // namespace
 
 TEST_CASE("the strict exposition parser rejects what Prometheus would", "[integration][metrics]") {
@@ -454,11 +466,8 @@ TEST_CASE("in async mode both daemons export their cycles", "[integration][metri
 
 TEST_CASE("the HTTP port serves the metrics and the console and answers 404 for other paths",
           "[integration][metrics]") {
-  DaemonOptions options;
-  options.metrics = true;
-  TempDir dir;
-  Daemon daemon(dir.path() + "/solo", options);
-  daemon.Start();
+  SoloWithHttp solo;
+  Daemon& daemon = solo.daemon;
   HttpReply page = HttpGet(daemon.metrics_address(), "/");
   CHECK(page.status == 200);
   CHECK(page.content_type.rfind("text/html", 0) == 0);
@@ -514,11 +523,8 @@ int Post(const std::string& address, const std::string& path, const std::string&
 
 TEST_CASE("the console's event streams are bounded: one past 32 is answered 503",
           "[integration][metrics][console]") {
-  DaemonOptions options;
-  options.metrics = true;
-  TempDir dir;
-  Daemon daemon(dir.path() + "/solo", options);
-  daemon.Start();
+  SoloWithHttp solo;
+  Daemon& daemon = solo.daemon;
   std::vector<int> open;
   for (int i = 0; i < 32; ++i) {
     auto [fd, code] = OpenEventStream(daemon.metrics_address());
@@ -550,11 +556,8 @@ namespace simarray::testing {
 
 TEST_CASE("console actions refuse what another site's page could make a browser send",
           "[integration][metrics][console]") {
-  DaemonOptions options;
-  options.metrics = true;  // and no admin token: only these checks stand in the way
-  TempDir dir;
-  Daemon daemon(dir.path() + "/solo", options);
-  daemon.Start();
+  SoloWithHttp solo;  // no admin token: only these checks stand in the way
+  Daemon& daemon = solo.daemon;
   const std::string& http = daemon.metrics_address();
   const std::string drop = R"({"kind":"FAULT_DELAY_RECORDS","duration_ms":0})";
   // A form's content type, from another site: refused before any admin call.
@@ -583,11 +586,8 @@ namespace simarray::testing {
 
 TEST_CASE("an event stream resumed from an id this daemon never gave gets a gap and goes on",
           "[integration][metrics][console]") {
-  DaemonOptions options;
-  options.metrics = true;
-  TempDir dir;
-  Daemon daemon(dir.path() + "/solo", options);
-  daemon.Start();
+  SoloWithHttp solo;
+  Daemon& daemon = solo.daemon;
   // As after a restart: the browser's Last-Event-ID is from the daemon's previous run.
   auto [fd, code] =
       RawRequest(daemon.metrics_address(),
@@ -608,11 +608,8 @@ TEST_CASE("an event stream resumed from an id this daemon never gave gets a gap 
 
 TEST_CASE("the HTTP port keeps at most 256 connections and serves again when they go",
           "[integration][metrics]") {
-  DaemonOptions options;
-  options.metrics = true;
-  TempDir dir;
-  Daemon daemon(dir.path() + "/solo", options);
-  daemon.Start();
+  SoloWithHttp solo;
+  Daemon& daemon = solo.daemon;
   std::vector<int> idle;
   for (int i = 0; i < 256; ++i) idle.push_back(ConnectTcp(daemon.metrics_address()));
   // One more is closed at once, without an answer.
