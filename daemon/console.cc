@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cstdio>
 #include <map>
 
 #include "absl/status/status.h"
@@ -14,6 +13,7 @@
 #include "daemon/status_report.h"
 #include "google/protobuf/util/json_util.h"
 #include "simarray/base/histogram.h"
+#include "simarray/base/json.h"
 #include "simarray/rpc/rpc.h"
 #include "spdlog/spdlog.h"
 
@@ -33,23 +33,6 @@ std::string Json(const google::protobuf::Message& message) {
   std::string out;
   if (!google::protobuf::util::MessageToJsonString(message, &out, options).ok()) return "{}";
   return out;
-}
-
-std::string JsonText(std::string_view text) {
-  std::string out = "\"";
-  for (const char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char escaped[8];
-      std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(c));
-      out += escaped;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
 }
 
 void Add(Histogram::Snapshot& sum, const Histogram::Snapshot& s) {
@@ -75,6 +58,9 @@ std::string SseEvent(std::string_view name, std::string_view data, uint64_t id =
   out.append("event: ").append(name).append("\ndata: ").append(data).append("\n\n");
   return out;
 }
+
+// The data of a "gap" event: the events a stream asked for are not there.
+std::string Gap(std::string_view message) { return JsonObject().Add("message", message).str(); }
 
 uint64_t ParseId(std::string_view text) {
   uint64_t id = 0;
@@ -125,8 +111,8 @@ HttpReply JsonReply(int status, std::string body) {
 }
 
 HttpReply ErrorReply(int status, std::string_view code, std::string_view message) {
-  return JsonReply(status, absl::StrCat("{\"ok\":false,\"code\":", JsonText(code),
-                                        ",\"message\":", JsonText(message), "}"));
+  return JsonReply(status,
+                   JsonObject().Add("ok", false).Add("code", code).Add("message", message).str());
 }
 
 // The admin port as the console dials it: a wildcard address is this host.
@@ -161,7 +147,7 @@ HttpReply AdminCall(const HttpRequest& request, Call call) {
                       absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code())),
                       status.error_message());
   }
-  return JsonReply(200, absl::StrCat("{\"ok\":true,\"reply\":", Json(reply), "}"));
+  return JsonReply(200, JsonObject().Add("ok", true).AddJson("reply", Json(reply)).str());
 }
 
 }  // namespace
@@ -220,11 +206,8 @@ void Console::Subscribe(const HttpRequest& request, std::shared_ptr<HttpStream> 
   stream->Send("retry: 1000\n\n");  // EventSource reconnects after a second
   if (after > last) {
     // An id from before this daemon restarted: its events are gone, ids start over.
-    stream->Send(SseEvent(
-        "gap", absl::StrCat("{\"message\":",
-                            JsonText(absl::StrCat("event ", after, " is newer than the newest (",
-                                                  last, "): the daemon restarted since")),
-                            "}")));
+    stream->Send(SseEvent("gap", Gap(absl::StrCat("event ", after, " is newer than the newest (",
+                                                 last, "): the daemon restarted since"))));
     after = 0;
   }
   absl::MutexLock lock(&mu_);
@@ -240,10 +223,12 @@ std::string Console::StatusFrame() {
   for (const auto& group : array_.groups()) {
     if (group->source()) Add(ship, group->remote()->ship_latency().Read());
   }
-  return absl::StrCat("{\"time_unix_ms\":", absl::ToUnixMillis(absl::Now()),
-                      ",\"status\":", Json(status),
-                      ",\"host_write_latency\":", HistogramJson(host_writes),
-                      ",\"ship_latency\":", HistogramJson(ship), "}");
+  return JsonObject()
+      .Add("time_unix_ms", static_cast<uint64_t>(absl::ToUnixMillis(absl::Now())))
+      .AddJson("status", Json(status))
+      .AddJson("host_write_latency", HistogramJson(host_writes))
+      .AddJson("ship_latency", HistogramJson(ship))
+      .str();
 }
 
 void Console::FeedLoop() {
@@ -269,9 +254,7 @@ void Console::FeedLoop() {
         }
         absl::StatusOr<std::vector<Event>> events = log.After(s.after, 256);
         if (!events.ok()) {
-          s.stream->Send(SseEvent(
-              "gap", absl::StrCat("{\"message\":", JsonText(std::string(events.status().message())),
-                                  "}")));
+          s.stream->Send(SseEvent("gap", Gap(std::string(events.status().message()))));
           s.after = log.last_id();
           continue;
         }

@@ -78,43 +78,6 @@ std::string ReplyJson(const google::protobuf::Message& reply) {
   return json;
 }
 
-void JsonObject::Key(std::string_view key) {
-  if (!body_.empty()) body_ += ",";
-  body_ += '"';
-  body_.append(key);
-  body_ += "\":";
-}
-
-JsonObject& JsonObject::Add(std::string_view key, std::string_view value) {
-  Key(key);
-  body_ += '"';
-  for (char c : value) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      body_ += '\\';
-      body_ += c;
-    } else if (u < 0x20) {
-      absl::StrAppendFormat(&body_, "\\u%04x", u);
-    } else {
-      body_ += c;
-    }
-  }
-  body_ += '"';
-  return *this;
-}
-
-JsonObject& JsonObject::Add(std::string_view key, uint64_t value) {
-  Key(key);
-  absl::StrAppend(&body_, value);
-  return *this;
-}
-
-JsonObject& JsonObject::Add(std::string_view key, bool value) {
-  Key(key);
-  body_ += value ? "true" : "false";
-  return *this;
-}
-
 std::string Hex32(uint32_t value) { return absl::StrFormat("0x%08x", value); }
 
 std::string HexDump(std::string_view data, uint64_t base) {

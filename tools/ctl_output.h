@@ -12,6 +12,7 @@
 #include "absl/strings/string_view.h"
 #include "google/protobuf/message.h"
 #include "grpcpp/grpcpp.h"
+#include "simarray/base/json.h"
 #include "simarray/v1/admin.pb.h"
 
 namespace simarray::ctl {
@@ -32,22 +33,6 @@ int ReportError(absl::string_view command, absl::string_view message);
 
 // A reply as one line of JSON, proto field names kept, zero values printed.
 std::string ReplyJson(const google::protobuf::Message& reply);
-
-// A flat JSON object built field by field, for output that is not one reply.
-class JsonObject {
- public:
-  JsonObject& Add(std::string_view key, std::string_view value);
-  JsonObject& Add(std::string_view key, const char* value) {
-    return Add(key, std::string_view(value));
-  }
-  JsonObject& Add(std::string_view key, uint64_t value);
-  JsonObject& Add(std::string_view key, bool value);
-  std::string str() const { return "{" + body_ + "}"; }
-
- private:
-  void Key(std::string_view key);
-  std::string body_;
-};
 
 // 0x-prefixed, 8 hex digits: "0xe3069283".
 std::string Hex32(uint32_t value);

@@ -25,6 +25,7 @@
 
 #include "absl/strings/escaping.h"
 #include "google/protobuf/util/json_util.h"
+#include "simarray/base/json.h"
 
 namespace simarray::testing {
 namespace {
@@ -32,21 +33,6 @@ namespace {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
-
-std::string Quote(const std::string& text) {
-  std::string out = "\"";
-  for (const char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (c == '\n') {
-      out += "\\n";
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
 
 google::protobuf::Struct Params(const std::string& json) {
   google::protobuf::Struct out;
@@ -224,7 +210,8 @@ void Browser::Note(const google::protobuf::Struct& event) {
 google::protobuf::Struct Browser::Call(const std::string& method,
                                        const google::protobuf::Struct& params) {
   const int id = next_id_++;
-  const std::string request = "{\"id\":" + std::to_string(id) + ",\"method\":" + Quote(method) +
+  const std::string request = "{\"id\":" + std::to_string(id) +
+                              ",\"method\":" + JsonString(method) +
                               ",\"params\":" + ToJson(params) + "}";
   socket_->ws.text(true);
   socket_->ws.write(asio::buffer(request));
@@ -246,13 +233,13 @@ google::protobuf::Struct Browser::Call(const std::string& method,
 
 void Browser::Navigate(const std::string& url) {
   loaded_ = false;
-  Call("Page.navigate", Params("{\"url\":" + Quote(url) + "}"));
+  Call("Page.navigate", Params("{\"url\":" + JsonString(url) + "}"));
   while (!loaded_) Note(Read());
 }
 
 google::protobuf::Value Browser::Evaluate(const std::string& expression) {
   google::protobuf::Struct result =
-      Call("Runtime.evaluate", Params("{\"expression\":" + Quote(expression) +
+      Call("Runtime.evaluate", Params("{\"expression\":" + JsonString(expression) +
                                       ",\"returnByValue\":true,\"awaitPromise\":true}"));
   const google::protobuf::Value* exception = Field(result, "exceptionDetails");
   INFO(expression << " threw " << (exception != nullptr ? ToJson(*exception) : ""));

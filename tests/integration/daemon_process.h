@@ -233,4 +233,17 @@ CtlResult Ctl(const std::string& args);
 // Pen counters of host adaptor `index`.
 const v1::PenStatus& Pen(const v1::StatusReply& status, int index = 0);
 
+// A daemon alone, with its HTTP port (metrics and console), started; for the tests of that
+// port.
+struct SoloWithHttp {
+  static DaemonOptions Options() {
+    DaemonOptions options;
+    options.metrics = true;
+    return options;
+  }
+  TempDir dir;
+  Daemon daemon{dir.path() + "/solo", Options()};
+  SoloWithHttp() { daemon.Start(); }
+};
+
 }  // namespace simarray::testing
