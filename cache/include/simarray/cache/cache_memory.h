@@ -40,6 +40,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "simarray/base/figures.h"
 #include "simarray/cache/cache_region.h"
 
 namespace simarray::cache {
@@ -415,5 +416,9 @@ class CacheMemory {
   absl::CondVar track_loaded_;
   absl::CondVar all_clean_;
 };
+
+// The cache's figures (simarray/base/figures.h), in the cache section: `slots` as counted by
+// Counts() (zeros when the caller skips the scan) and the bytes commits copied.
+void Describe(const CacheMemory& cache, const SlotCounts& slots, FigureSink& sink);
 
 }  // namespace simarray::cache

@@ -34,6 +34,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "simarray/base/figures.h"
 #include "simarray/cache/cache_memory.h"
 #include "simarray/mirror/mirror_request.h"
 #include "simarray/mirror/owed_tracks.h"
@@ -59,6 +60,24 @@ struct CycleCounters {
   uint64_t pinned_slots = 0;
   uint64_t slot_limit = 0;
 };
+// Figures a target describes too, from what it applied (RecordApplier).
+inline constexpr Figure kMirrorConsistentFigure{
+    "simarray_mirror_consistent", FigureKind::kGauge,
+    "1 while the mirror's image is the primary's as of a cycle boundary (on the primary: as its "
+    "acks tell).",
+    "mirror_consistent"};
+inline constexpr std::string_view kCycleNumber = "simarray_cycle_number";
+inline constexpr std::string_view kCycleNumberHelp =
+    "Async cycle numbers: capture (open), transmit (in transit, 0: none), applied (the mirror's "
+    "last whole cycle).";
+inline constexpr Figure kAppliedCycleFigure{
+    kCycleNumber, FigureKind::kGauge, kCycleNumberHelp, "applied_cycle", "cycle", "applied"};
+inline constexpr Figure kCycleAppliedSequenceFigure{
+    "simarray_cycle_applied_sequence", FigureKind::kGauge,
+    "Last sequence of the cycle the mirror applied last (on the primary: as its acks tell).",
+    "applied_sequence"};
+// A source's cycles as figures (simarray/base/figures.h), in a cycles section.
+void Describe(const CycleCounters& counters, FigureSink& sink);
 
 class CycleSet {
  public:

@@ -18,6 +18,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "simarray/base/figures.h"
 #include "simarray/cache/cache_region.h"
 #include "simarray/mirror/mirror_request.h"
 
@@ -31,6 +32,8 @@ struct PenCounters {
   uint64_t requests_sent = 0;
   uint64_t requests_deleted = 0;
 };
+// The counters as figures (simarray/base/figures.h), in a host adaptor's section.
+void Describe(const PenCounters& counters, FigureSink& sink);
 
 class HoldingPen {
  public:

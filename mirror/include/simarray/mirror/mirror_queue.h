@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "simarray/base/figures.h"
 #include "simarray/mirror/mirror_request.h"
 
 namespace simarray::mirror {
@@ -48,6 +49,8 @@ struct QueueCounters {
   uint64_t capacity = 0;
   uint64_t pushed = 0;
 };
+// The counters as figures (simarray/base/figures.h), in the array's top section.
+void Describe(const QueueCounters& counters, FigureSink& sink);
 
 class MirrorQueue {
  public:

@@ -24,6 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "simarray/base/event_count.h"
+#include "simarray/base/figures.h"
 #include "simarray/cache/cache_memory.h"
 
 namespace simarray::mirror {
@@ -103,5 +104,9 @@ class OwedTracks {
   void ResyncChangedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   EventCount* resync_event_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
+
+// Owed and resync figures (simarray/base/figures.h), in the array's top section (the resync
+// ones in its link section).
+void Describe(OwedTracks& owed, FigureSink& sink);
 
 }  // namespace simarray::mirror

@@ -115,4 +115,8 @@ class DiskAdaptor : public cache::BackingStore {
   std::atomic<uint64_t> bytes_destaged_{0};
 };
 
+// The destage's and the backing stores' figures (simarray/base/figures.h), in the cache
+// section.
+void Describe(DiskAdaptor& disk, FigureSink& sink);
+
 }  // namespace simarray::disk

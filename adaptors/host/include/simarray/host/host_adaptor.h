@@ -30,6 +30,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "simarray/base/fault_injector.h"
+#include "simarray/base/figures.h"
 #include "simarray/base/histogram.h"
 #include "simarray/base/work_pool.h"
 #include "simarray/cache/cache_memory.h"
@@ -79,6 +80,8 @@ struct HostCounters {
   uint64_t reads = 0;
   uint64_t bytes_read = 0;
 };
+// The counters as figures (simarray/base/figures.h), in a host adaptor's section.
+void Describe(const HostCounters& counters, FigureSink& sink);
 
 // What every host adaptor of a daemon shares. All borrowed; must outlive the adaptors.
 struct ArrayParts {

@@ -65,6 +65,8 @@ struct NbdCounters {
   uint64_t protocol_errors = 0;  // connections closed for breaking the protocol
   uint64_t writes_dropped = 0;   // connection lost in the middle of a write payload
 };
+// The counters as figures (simarray/base/figures.h), in an NBD port's section.
+void Describe(const NbdCounters& counters, FigureSink& sink);
 
 struct NbdShared;
 struct NbdIo;

@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "simarray/base/fault_injector.h"
+#include "simarray/base/figures.h"
 #include "simarray/cache/cache_memory.h"
 #include "simarray/disk/volume_catalog.h"
 #include "simarray/remote/cycle_journal.h"
@@ -152,5 +153,11 @@ class RecordApplier {
   // Highest sequence applied outside the cycles since the last cycle.
   uint64_t outside_sequence_ ABSL_GUARDED_BY(mu_) = 0;
 };
+
+// What this daemon applied as a target, as figures (simarray/base/figures.h): records in the
+// array's top section; cycles in a cycles section, where `target` adds what a target knows of
+// its image (consistent, the applied cycle and sequence) and a source tells from its own.
+void Describe(const RecordApplier& applier, FigureSink& sink);
+void DescribeCycles(const RecordApplier& applier, bool target, FigureSink& sink);
 
 }  // namespace simarray::remote

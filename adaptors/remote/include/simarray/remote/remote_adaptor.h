@@ -100,7 +100,6 @@ struct RemoteAdaptorOptions {
 struct LinkCounters : ShipperCounters {
   LinkState state = LinkState::kStopped;
   bool resyncing = false;
-  uint64_t records_failed = 0;
   uint64_t records_degraded = 0;  // dropped to owed tracks (mirrored = false)
   uint64_t connects = 0;
   uint64_t auth_failures = 0;  // Hellos the peer refused, or whose reply proof was wrong
@@ -111,6 +110,8 @@ struct LinkCounters : ShipperCounters {
   double resync_tracks_per_second = 0;
   double resync_seconds_left = 0;
 };
+// The counters as figures (simarray/base/figures.h), in a link section.
+void Describe(const LinkCounters& counters, FigureSink& sink);
 
 class ShipStream;
 
