@@ -4,6 +4,7 @@
 #include "daemon/array.h"
 #include "daemon/status_report.h"
 #include "simarray/rpc/rpc.h"
+#include "spdlog/spdlog.h"
 
 namespace simarray::daemon {
 
@@ -18,6 +19,44 @@ grpc::Status AdminServiceImpl::SuspendLink(grpc::ServerContext* context,
   auto group = array_->FindGroup(request->group());
   if (!group.ok()) return rpc::ToGrpc(group.status());
   (*group)->remote()->Suspend();
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminServiceImpl::EmulateLink(grpc::ServerContext* context,
+                                           const v1::EmulateLinkRequest* request,
+                                           v1::EmulateLinkReply* reply) {
+  if (grpc::Status denied = Authorize(*context); !denied.ok()) return denied;
+  auto group = array_->FindGroup(request->group());
+  if (!group.ok()) return rpc::ToGrpc(group.status());
+  if (!(*group)->source()) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("this array is the target of group ", (*group)->name(),
+                                     "; emulate its link on the source, which runs the stream"));
+  }
+  const std::string& direction = request->direction();
+  if (!direction.empty() && direction != "both" && direction != "out" && direction != "back") {
+    return grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        absl::StrCat("direction: expected \"both\", \"out\" or \"back\", got \"", direction, "\""));
+  }
+  const v1::LinkEmulation& in = request->emulation();
+  remote::LinkEmulation e;
+  e.latency = absl::Milliseconds(in.latency_ms());
+  e.jitter = absl::Milliseconds(in.jitter_ms());
+  e.bandwidth = in.bandwidth_bits();
+  e.loss = in.loss();
+  if (absl::Status s = remote::Validate(e); !s.ok()) return rpc::ToGrpc(s);
+  remote::RemoteAdaptor& ra = *(*group)->remote();
+  remote::LinkEmulations now = ra.Counters().emulation;
+  if (direction != "back") now.out = e;
+  if (direction != "out") now.back = e;
+  ra.SetEmulation(now);
+  spdlog::info("admin: group {} link emulation: out {}; back {}", (*group)->name(),
+               now.out.ToString(), now.back.ToString());
+  Publish("link", (*group)->name(), "emulated",
+          absl::StrCat("link emulation: out ", now.out.ToString(), "; back ", now.back.ToString()));
+  reply->set_out(now.out.ToString());
+  reply->set_back(now.back.ToString());
   return grpc::Status::OK;
 }
 

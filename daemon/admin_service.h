@@ -45,6 +45,8 @@ class AdminServiceImpl final : public v1::AdminService::Service {
                            grpc::ServerWriter<v1::Event>* writer) override;
   grpc::Status SuspendLink(grpc::ServerContext* context, const v1::SuspendLinkRequest* request,
                            v1::SuspendLinkReply* reply) override;
+  grpc::Status EmulateLink(grpc::ServerContext* context, const v1::EmulateLinkRequest* request,
+                           v1::EmulateLinkReply* reply) override;
   grpc::Status ResumeLink(grpc::ServerContext* context, const v1::ResumeLinkRequest* request,
                           v1::ResumeLinkReply* reply) override;
   grpc::Status Failover(grpc::ServerContext* context, const v1::RoleChangeRequest* request,

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "daemon/array.h"
+#include "daemon/config_link.h"
 #include "simarray/base/state_file.h"
 #include "spdlog/spdlog.h"
 
@@ -27,7 +28,12 @@ std::string GroupTable(const GroupConfig& g) {
                    g.consistency, "\"\n");
   if (!g.peer_address.empty()) absl::StrAppend(&out, "peer.address = \"", g.peer_address, "\"\n");
   absl::StrAppend(&out, "link.policy = \"", g.link_policy,
-                  "\"\nlink.ack_timeout_ms = ", g.ack_timeout_ms, "\n\n");
+                  "\"\nlink.ack_timeout_ms = ", g.ack_timeout_ms, "\n");
+  if (!g.link_emulation.off()) {
+    absl::StrAppend(&out, "link.emulate = ", LinkEmulationToml(g.link_emulation), "\n");
+  }
+  if (g.resync_max_rate != 0) absl::StrAppend(&out, "resync.max_rate = ", g.resync_max_rate, "\n");
+  absl::StrAppend(&out, "\n");
   return out;
 }
 

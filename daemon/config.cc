@@ -5,103 +5,20 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <optional>
 #include <set>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "daemon/config_link.h"
+#include "daemon/config_reader.h"
 #include "simarray/base/size.h"
 #include "simarray/disk/volume_catalog.h"
 
 namespace simarray::daemon {
 namespace {
-
-// Reads typed values out of a TOML table, remembering the first error with its key.
-class Reader {
- public:
-  Reader(const std::string& path, const toml::table& root) : path_(path), root_(root) {}
-
-  absl::Status status() const { return status_; }
-  void Fail(const std::string& key, const std::string& reason) {
-    if (status_.ok()) {
-      status_ =
-          absl::InvalidArgumentError(absl::StrCat("config ", path_, ": key ", key, ": ", reason));
-    }
-  }
-
-  void String(const std::string& key, std::string* out,
-              const toml::node_view<const toml::node>& node) {
-    if (!node) return;
-    if (const auto* v = node.as_string()) {
-      *out = v->get();
-    } else {
-      Fail(key, "expected a string");
-    }
-  }
-  void String(const std::string& key, std::string* out) { String(key, out, root_.at_path(key)); }
-
-  void Bool(const std::string& key, bool* out) {
-    auto node = root_.at_path(key);
-    if (!node) return;
-    if (const auto* v = node.as_boolean()) {
-      *out = v->get();
-    } else {
-      Fail(key, "expected true or false");
-    }
-  }
-
-  // A size: an integer number of bytes or a string like "64K".
-  template <typename T>
-  void Size(const std::string& key, T* out, const toml::node_view<const toml::node>& node) {
-    if (!node) return;
-    uint64_t value = 0;
-    if (const auto* i = node.as_integer()) {
-      if (i->get() < 0) return Fail(key, absl::StrCat("expected a size, got ", i->get()));
-      value = static_cast<uint64_t>(i->get());
-    } else if (const auto* s = node.as_string()) {
-      auto parsed = ParseSize(s->get());
-      if (!parsed.ok()) return Fail(key, std::string(parsed.status().message()));
-      value = *parsed;
-    } else {
-      return Fail(key, "expected a size (bytes, or a string like \"64K\")");
-    }
-    if (value > std::numeric_limits<T>::max()) {
-      return Fail(key, absl::StrCat("expected at most ", std::numeric_limits<T>::max(),
-                                    " bytes, got ", value));
-    }
-    *out = static_cast<T>(value);
-  }
-  template <typename T>
-  void Size(const std::string& key, T* out) {
-    Size(key, out, root_.at_path(key));
-  }
-
-  template <typename T>
-  void Integer(const std::string& key, T* out) {
-    Integer(key, out, root_.at_path(key));
-  }
-  template <typename T>
-  void Integer(const std::string& key, T* out, const toml::node_view<const toml::node>& node) {
-    if (!node) return;
-    // as_integer, not value<int64_t>: toml++ converts a float with an unchecked cast
-    // (undefined behaviour for 1e20; found by fuzz_config).
-    const auto* integer = node.as_integer();
-    const std::optional<int64_t> i =
-        integer != nullptr ? std::optional<int64_t>(integer->get()) : std::nullopt;
-    if (!i || *i < 0) return Fail(key, "expected a non-negative integer");
-    if (static_cast<uint64_t>(*i) > std::numeric_limits<T>::max()) {
-      return Fail(key,
-                  absl::StrCat("expected at most ", std::numeric_limits<T>::max(), ", got ", *i));
-    }
-    *out = static_cast<T>(*i);
-  }
-
- private:
-  const std::string path_;
-  const toml::table& root_;
-  absl::Status status_;
-};
 
 // toml++ 3.3 (Debian 12) reaches __builtin_unreachable on many non-ASCII characters where
 // it looks for whitespace, e.g. a bare key with an accent (found by fuzz/fuzz_config). So a
@@ -179,9 +96,13 @@ void ReadGroups(Reader& r, const toml::table& root, std::vector<GroupConfig>* gr
   if (node == nullptr) return;
   const toml::array* tables = node->as_array();
   if (tables == nullptr) return r.Fail("rdf_group", "expected an array of tables ([[rdf_group]])");
-  static const std::set<std::string> kKeys = {"name",        "number",   "role",
-                                              "mode",        "cycle_ms", "cycle_cache_percent",
-                                              "consistency", "peer",     "link"};
+  static const std::set<std::string> kKeys = {
+      "name", "number", "role", "mode", "cycle_ms", "cycle_cache_percent", "consistency"};
+  // Tables of their own, with only these keys.
+  static const std::map<std::string, std::set<std::string>> kTables = {
+      {"peer", {"address"}},
+      {"link", {"policy", "ack_timeout_ms", "emulate"}},
+      {"resync", {"max_rate"}}};
   for (size_t i = 0; i < tables->size(); ++i) {
     const std::string key = absl::StrCat("rdf_group[", i, "]");
     const toml::table* t = (*tables)[i].as_table();
@@ -189,24 +110,22 @@ void ReadGroups(Reader& r, const toml::table& root, std::vector<GroupConfig>* gr
     for (const auto& [k, v] : *t) {
       std::string name(k.str());
       bool known = kKeys.count(name) != 0;
-      // peer and link are tables of their own, with only these keys.
-      if (known && (name == "peer" || name == "link")) {
+      if (auto table = kTables.find(name); table != kTables.end()) {
         const toml::table* sub = v.as_table();
         known = sub != nullptr;
         for (const auto& [sk, sv] : sub != nullptr ? *sub : toml::table()) {
-          const std::string_view inner = sk.str();
-          if (known && (name == "peer" ? inner != "address"
-                                       : inner != "policy" && inner != "ack_timeout_ms")) {
+          const std::string inner(sk.str());
+          if (known && table->second.count(inner) == 0) {
             known = false;
-            absl::StrAppend(&name, ".", std::string(inner));
+            absl::StrAppend(&name, ".", inner);
           }
         }
       }
       if (!known) {
         r.Fail(absl::StrCat(key, ".", name),
                "unknown key (expected name, number, role, mode, cycle_ms, "
-               "cycle_cache_percent, consistency, peer.address, link.policy or "
-               "link.ack_timeout_ms)");
+               "cycle_cache_percent, consistency, peer.address, link.policy, "
+               "link.ack_timeout_ms, link.emulate or resync.max_rate)");
       }
     }
     GroupConfig g;
@@ -227,6 +146,8 @@ void ReadGroups(Reader& r, const toml::table& root, std::vector<GroupConfig>* gr
     r.String(key + ".peer.address", &g.peer_address, view["peer"]["address"]);
     r.String(key + ".link.policy", &g.link_policy, view["link"]["policy"]);
     r.Integer(key + ".link.ack_timeout_ms", &g.ack_timeout_ms, view["link"]["ack_timeout_ms"]);
+    ReadLinkEmulation(r, key + ".link.emulate", view["link"]["emulate"], &g.link_emulation);
+    ReadRate(r, key + ".resync.max_rate", view["resync"]["max_rate"], &g.resync_max_rate);
     CheckGroup(r, key + ".", g);
     for (const GroupConfig& other : *groups) {
       if (other.name == g.name)
@@ -325,6 +246,8 @@ absl::StatusOr<DaemonConfig> ParseConfig(std::string_view text, const std::strin
   r.String("peer.tls.server_name", &c.peer_tls.server_name);
   r.String("link.policy", &c.link_policy);
   r.Integer("link.ack_timeout_ms", &c.ack_timeout_ms);
+  ReadLinkEmulation(r, "link.emulate", root.at_path("link.emulate"), &c.link_emulation);
+  ReadRate(r, "resync.max_rate", root.at_path("resync.max_rate"), &c.resync_max_rate);
   r.String("log.level", &c.log_level);
 
   if (auto* has = root["host_adaptor"].as_array()) {
@@ -382,8 +305,9 @@ absl::StatusOr<DaemonConfig> ParseConfig(std::string_view text, const std::strin
     if (!c.peer_address.empty() || c.role == "mirror") c.groups.push_back(c.SinglePeerGroup());
   } else {
     // One form or the other: a group's settings are in its table.
-    for (const char* key : {"mode", "cycle_ms", "cycle_cache_percent", "peer.address",
-                            "link.policy", "link.ack_timeout_ms"}) {
+    for (const char* key :
+         {"mode", "cycle_ms", "cycle_cache_percent", "peer.address", "link.policy",
+          "link.ack_timeout_ms", "link.emulate", "resync.max_rate"}) {
       if (root.at_path(key)) {
         r.Fail(key,
                "given at the top level and [[rdf_group]] is used too: move it into the "
@@ -420,6 +344,8 @@ absl::StatusOr<DaemonConfig> ParseConfig(std::string_view text, const std::strin
     c.peer_address = g.peer_address;
     c.link_policy = g.link_policy;
     c.ack_timeout_ms = g.ack_timeout_ms;
+    c.link_emulation = g.link_emulation;
+    c.resync_max_rate = g.resync_max_rate;
   }
   if (c.data_dir.empty()) r.Fail("data_dir", "required (or pass --data-dir)");
   if (c.track_size < 4096 || c.track_size > (1 << 20) || (c.track_size & (c.track_size - 1))) {
@@ -490,6 +416,8 @@ GroupConfig DaemonConfig::SinglePeerGroup() const {
   g.cycle_cache_percent = cycle_cache_percent;
   g.link_policy = link_policy;
   g.ack_timeout_ms = ack_timeout_ms;
+  g.link_emulation = link_emulation;
+  g.resync_max_rate = resync_max_rate;
   return g;
 }
 

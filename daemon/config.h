@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "simarray/remote/link_emulation.h"
 #include "simarray/rpc/rpc.h"
 
 namespace simarray::daemon {
@@ -45,6 +46,10 @@ struct GroupConfig {
   uint32_t cycle_cache_percent = 25;
   std::string link_policy = "continue";  // "continue" | "fail" (docs/pair.md)
   uint32_t ack_timeout_ms = 5000;
+  // link.emulate (docs/link-emulation.md): the link as a real one between sites; off.
+  remote::LinkEmulations link_emulation;
+  // resync.max_rate: bits a second a resync may ship (docs/pair.md); 0: as fast as it can.
+  uint64_t resync_max_rate = 0;
   // async: "group" (its cycles switch on their own) or "multi-group": every multi-group
   // group of the array switches its cycles at once, so their targets together hold one
   // consistent image (SRDF's MSC, docs/groups.md "Consistency across groups").
@@ -96,6 +101,8 @@ struct DaemonConfig {
   rpc::TlsConfig peer_tls;  // filled by LoadSecrets; server_name from peer.tls.server_name
   std::string link_policy = "continue";
   uint32_t ack_timeout_ms = 5000;
+  remote::LinkEmulations link_emulation;  // [link.emulate]
+  uint64_t resync_max_rate = 0;           // resync.max_rate
   // The RDF groups: the [[rdf_group]] tables, or the one the single-peer form makes when it
   // names a peer or the mirror role (a primary without either has none until a Hello
   // teaches it one, docs/groups.md). At most kMaxGroups, and at most one of them R2 at a

@@ -207,7 +207,7 @@ void Console::Subscribe(const HttpRequest& request, std::shared_ptr<HttpStream> 
   if (after > last) {
     // An id from before this daemon restarted: its events are gone, ids start over.
     stream->Send(SseEvent("gap", Gap(absl::StrCat("event ", after, " is newer than the newest (",
-                                                 last, "): the daemon restarted since"))));
+                                                  last, "): the daemon restarted since"))));
     after = 0;
   }
   absl::MutexLock lock(&mu_);

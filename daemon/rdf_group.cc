@@ -114,6 +114,8 @@ void RdfGroup::Wire(mirror::CommitPoint* commit) {
   ro.peer_address = peer_address();
   ro.max_write = parts_.max_write;
   ro.ack_timeout = absl::Milliseconds(config_.ack_timeout_ms);
+  ro.emulation = config_.link_emulation;
+  ro.resync_max_rate = config_.resync_max_rate;
   ro.fail_writes_when_down = config_.link_policy == "fail";
   ro.secret = parts_.peer_secret;
   ro.tls = parts_.peer_tls;

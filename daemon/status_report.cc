@@ -118,8 +118,11 @@ void FillStatus(Array& a, v1::StatusReply* reply, bool slot_counts) {
   v1::LinkStatus* ls = reply->mutable_link();
   if (a.remote() != nullptr) {
     ls->set_peer(a.config().peer_address);
-    ls->set_state(std::string(remote::LinkStateName(a.remote()->Counters().state)));
+    const remote::LinkCounters l = a.remote()->Counters();
+    ls->set_state(std::string(remote::LinkStateName(l.state)));
     ls->set_policy(a.config().link_policy);
+    ls->set_emulation_out(l.emulation.out.ToString());
+    ls->set_emulation_back(l.emulation.back.ToString());
   } else {
     ls->set_state("none");
   }

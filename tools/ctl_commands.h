@@ -84,6 +84,17 @@ int RunRoleChange(const GlobalOptions& global, const std::string& what, bool for
                   const std::string& group);
 // link suspend | link resume.
 int RunLink(const GlobalOptions& global, bool suspend, const std::string& group);
+// link emulate (docs/link-emulation.md).
+struct LinkEmulateOptions {
+  std::string group;
+  std::string direction = "both";
+  double latency_ms = 0;
+  double jitter_ms = 0;
+  std::string bandwidth;  // "100Mbit"; empty: unlimited
+  std::string loss;       // "0.1%"; empty: none
+  bool off = false;
+};
+int RunLinkEmulate(const GlobalOptions& global, const LinkEmulateOptions& options);
 // Prints a line each time the pair state (or role, link state, owed tracks) changes;
 // stops after `count` lines when count > 0.
 int RunWatch(const GlobalOptions& global, uint32_t interval_ms, uint32_t count);

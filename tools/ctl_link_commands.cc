@@ -1,4 +1,4 @@
-// The link commands: link suspend|resume, fault drop-link, and watch (pair state changes).
+// The link commands: link suspend|resume|emulate, fault drop-link, and watch (pair state changes).
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "simarray/remote/link_emulation.h"
 #include "simarray/rpc/rpc.h"
 #include "simarray/v1/admin.grpc.pb.h"
 #include "tools/ctl_commands.h"
@@ -58,6 +59,38 @@ int RunLink(const GlobalOptions& global, bool suspend, const std::string& group)
   std::printf(global.json ? "{\"ok\": true}\n" : "%s\n",
               suspend ? "link suspended: writes go on and their tracks are owed to the mirror"
                       : "link resumed: owed tracks resync, then shipping goes on");
+  return kExitOk;
+}
+
+int RunLinkEmulate(const GlobalOptions& global, const LinkEmulateOptions& options) {
+  v1::EmulateLinkRequest request;
+  request.set_group(options.group);
+  request.set_direction(options.direction);
+  v1::LinkEmulation* e = request.mutable_emulation();
+  if (!options.off) {
+    e->set_latency_ms(options.latency_ms);
+    e->set_jitter_ms(options.jitter_ms);
+    if (!options.bandwidth.empty()) {
+      absl::StatusOr<uint64_t> bits = remote::ParseBandwidth(options.bandwidth);
+      if (!bits.ok()) return ReportError("link emulate", bits.status().message());
+      e->set_bandwidth_bits(*bits);
+    }
+    if (!options.loss.empty()) {
+      absl::StatusOr<double> loss = remote::ParseLoss(options.loss);
+      if (!loss.ok()) return ReportError("link emulate", loss.status().message());
+      e->set_loss(*loss);
+    }
+  }
+  grpc::ClientContext context;
+  PrepareCall(context, global);
+  v1::EmulateLinkReply reply;
+  grpc::Status status = Stub(global)->EmulateLink(&context, request, &reply);
+  if (!status.ok()) return ReportRpcError("link emulate", status);
+  if (global.json) {
+    std::printf("%s\n", ReplyJson(reply).c_str());
+  } else {
+    std::printf("link emulation: out %s; back %s\n", reply.out().c_str(), reply.back().c_str());
+  }
   return kExitOk;
 }
 

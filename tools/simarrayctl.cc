@@ -261,7 +261,8 @@ void AddGroupOption(CLI::App* command, std::shared_ptr<std::string> group) {
 }
 
 void AddLink(CLI::App& app, const GlobalOptions& global, Command& command) {
-  CLI::App* link = app.add_subcommand("link", "suspend or resume the peer link (on the primary)");
+  CLI::App* link =
+      app.add_subcommand("link", "suspend, resume or emulate the peer link (on the primary)");
   link->require_subcommand(0, 1);
   auto group = std::make_shared<std::string>();
   CLI::App* suspend =
@@ -271,6 +272,29 @@ void AddLink(CLI::App& app, const GlobalOptions& global, Command& command) {
   CLI::App* resume = link->add_subcommand("resume", "resync the owed tracks, then ship again");
   AddGroupOption(resume, group);
   resume->callback([&, group] { command = [&, group] { return RunLink(global, false, *group); }; });
+  auto emulate_options = std::make_shared<LinkEmulateOptions>();
+  CLI::App* emulate = link->add_subcommand(
+      "emulate",
+      "on the source: make the link behave like one between sites (latency, jitter, "
+      "bandwidth, loss; docs/link-emulation.md)");
+  emulate->add_option("--group", emulate_options->group, "the RDF group (default: the array's)")
+      ->type_name("G");
+  emulate->add_option("--latency-ms", emulate_options->latency_ms, "one way, each message")
+      ->check(CLI::Range(0.0, 60000.0));
+  emulate->add_option("--jitter-ms", emulate_options->jitter_ms, "plus a random 0..J per message")
+      ->check(CLI::Range(0.0, 60000.0));
+  emulate->add_option("--bandwidth", emulate_options->bandwidth, "e.g. 100Mbit, 1Gbit, 12.5MB")
+      ->type_name("RATE");
+  emulate->add_option("--loss", emulate_options->loss, "the share of messages lost, e.g. 0.1%")
+      ->type_name("P");
+  emulate
+      ->add_option("--direction", emulate_options->direction,
+                   "both, out (records to the target) or back (its acks)")
+      ->check(CLI::IsMember({"both", "out", "back"}));
+  emulate->add_flag("--off", emulate_options->off, "a plain link again");
+  emulate->callback([&, emulate_options] {
+    command = [&, emulate_options] { return RunLinkEmulate(global, *emulate_options); };
+  });
   RequireCommand(*link);
 }
 

@@ -86,6 +86,7 @@ remote::LinkCounters SomeLinkCounters() {
   c.mirror_applied_sequence = 16;
   c.resync_tracks_per_second = 17.5;
   c.resync_seconds_left = 18.5;
+  c.messages_lost = 19;
   return c;
 }
 

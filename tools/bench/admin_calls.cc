@@ -85,6 +85,21 @@ absl::Status EnsureVolume(const AdminPort& admin, const std::string& name, uint6
   return absl::OkStatus();
 }
 
+absl::Status SetLink(const AdminPort& admin, bool suspend) {
+  auto stub = Admin(admin);
+  grpc::ClientContext context;
+  Prepare(context, admin, std::chrono::seconds(10));
+  grpc::Status s;
+  if (suspend) {
+    v1::SuspendLinkReply reply;
+    s = stub->SuspendLink(&context, v1::SuspendLinkRequest(), &reply);
+  } else {
+    v1::ResumeLinkReply reply;
+    s = stub->ResumeLink(&context, v1::ResumeLinkRequest(), &reply);
+  }
+  return rpc::FromGrpc(s);
+}
+
 absl::StatusOr<v1::StatusReply> GetStatus(const AdminPort& admin) {
   auto stub = Admin(admin);
   v1::StatusReply status;

@@ -32,6 +32,9 @@ absl::Status EnsureVolume(const AdminPort& admin, const std::string& name, uint6
 // the bench measures a pair, not a lone primary). FAILED_PRECONDITION if not.
 absl::Status CheckMirrorRole(const AdminPort& admin, const std::string& volume);
 
+// SuspendLink (`suspend`) or ResumeLink on the primary's first group.
+absl::Status SetLink(const AdminPort& admin, bool suspend);
+
 // The daemon's Status.
 absl::StatusOr<v1::StatusReply> GetStatus(const AdminPort& admin);
 

@@ -86,6 +86,13 @@ class Bench {
   // async_rows.cc: on a fresh async pair, 128 KiB sequential writes against one raw stream,
   // and 4 KiB QD1 latency (no peer round trip) beside the two-hop echo.
   void AsyncSequential();
+  // link_row.cc: on a fresh async pair whose link is emulated at 100 Mbit/s with 20 ms each
+  // way (docs/link-emulation.md), 128 KiB sequential writes as fast as the host takes them:
+  // the rate the link ships at against the emulated bandwidth.
+  void EmulatedLink();
+  // Then, on that pair: the whole volume written while the link is suspended, and the
+  // resync's rate from ResumeLink to nothing owed.
+  void ResyncOverLink(const DaemonAddresses& primary, double bits);
   void NbdRandomWrite();  // nbd_row.cc
   // nbd_row.cc: 4 KiB random writes at QD1 with a FLUSH after every 16th, beside nbdkit
   // doing the same (no target: shows what a flush costs on a persistent cache).

@@ -72,8 +72,9 @@ int Main(int argc, char** argv) {
   app.add_option("--simarrayd", flags.simarrayd,
                  "the daemon to start (default: the one built beside this bench)");
   app.add_option("--only", flags.only,
-                 "run only these rows: qd1, qd32, async, nbd, flush, size, tracks, pen")
-      ->check(CLI::IsMember({"qd1", "qd32", "async", "nbd", "flush", "size", "tracks", "pen"}))
+                 "run only these rows: qd1, qd32, async, link, nbd, flush, size, tracks, pen")
+      ->check(
+          CLI::IsMember({"qd1", "qd32", "async", "link", "nbd", "flush", "size", "tracks", "pen"}))
       ->delimiter(',');
   auto* primary = app.add_option("--primary", flags.primary_admin,
                                  "measure an existing pair: its primary's admin address");
@@ -115,6 +116,7 @@ int Main(int argc, char** argv) {
   if (flags.Wants("qd1")) bench.SyncQd1();
   if (flags.Wants("qd32")) bench.SyncQd32();
   if (flags.Wants("async")) bench.AsyncSequential();
+  if (flags.Wants("link")) bench.EmulatedLink();
   if (flags.Wants("nbd")) bench.NbdRandomWrite();
   if (flags.Wants("flush")) bench.NbdFlushWrite();
   bench.CheckMirror();

@@ -44,6 +44,7 @@ RemoteAdaptor::RemoteAdaptor(RemoteAdaptorOptions options, cache::CacheMemory* c
   queue_taken_ = q.pushed - q.depth;
   peer_address_ = options_.peer_address;
   self_address_ = options_.self_address;
+  emulator_.Set(options_.emulation);
   if (!peer_address_.empty()) {
     channel_ = rpc::MakeChannel(peer_address_, options_.max_write, options_.tls);
     stub_ = v1::PeerService::NewStub(channel_);
@@ -342,19 +343,21 @@ bool RemoteAdaptor::Connect() {
     absl::MutexLock lock(&send_mu_);
     ship_stub_ = stub;
     stream_ = std::make_unique<ShipStream>(
-        reply.session(), ShipStreamHandlers{
-                             .on_reply = [this](const v1::ShipReply& r) { HandleReply(r); },
-                             .on_write_done =
-                                 [this] {
-                                   on_wire_ = false;
-                                   Kick();
-                                 },
-                             .on_broken =
-                                 [this] {
-                                   stream_broken_ = true;
-                                   wake_.Notify();  // the sender tears the link down
-                                 },
-                         });
+        reply.session(),
+        ShipStreamHandlers{
+            .on_reply = [this](const v1::ShipReply& r) { HandleReply(r); },
+            .on_write_done =
+                [this] {
+                  on_wire_ = false;
+                  Kick();
+                },
+            .on_broken =
+                [this] {
+                  stream_broken_ = true;
+                  wake_.Notify();  // the sender tears the link down
+                },
+        },
+        &emulator_);
     stream_->Start(*ship_stub_);
   }
   {
@@ -480,6 +483,8 @@ LinkCounters RemoteAdaptor::Counters() {
   c.resyncing = resyncing;
   static_cast<ShipperCounters&>(c) = sc;
   c.mirror_applied_sequence = applied;
+  c.emulation = emulator_.Get();
+  c.messages_lost = emulator_.lost();
   if (resyncing) {
     const double elapsed = absl::ToDoubleSeconds(absl::Now() - resync_started_);
     const uint64_t done = owed_->tracks_resynced() - resynced_at_start_;

@@ -1,5 +1,6 @@
 // RemoteAdaptor: shipping — the sender loop (what goes into the shipper next, when the
 // link must go down) and the receiver of the mirror's acks.
+#include <algorithm>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -141,7 +142,12 @@ std::vector<mirror::MirrorRequest> RemoteAdaptor::TakeResyncRecords(size_t max) 
   const size_t held = shipper_.ResyncHeld();
   std::vector<mirror::MirrorRequest> batch;
   if (held >= options_.resync_window) return batch;
-  const size_t room = std::min(max, options_.resync_window - held);
+  // A quarter of the window at a time, so a message is a quarter of it: four are in flight
+  // and the link streams instead of waiting for each message's ack (a window the size of
+  // one message is stop-and-wait: a round trip of idle link per window).
+  const size_t room = ResyncAllowance(std::min(
+      {max, options_.resync_window - held, std::max<size_t>(1, options_.resync_window / 4)}));
+  if (room == 0) return batch;
   for (const cache::TrackKey& key : owed_->TakeResync(room)) {
     // Stamped before the read, so the image is at least as new as its stamp; the mirror
     // never applies it over newer data, and a write after the stamp keeps the track owed.
@@ -164,12 +170,36 @@ std::vector<mirror::MirrorRequest> RemoteAdaptor::TakeResyncRecords(size_t max) 
   return batch;
 }
 
+size_t RemoteAdaptor::ResyncAllowance(size_t wanted) {
+  if (options_.resync_max_rate == 0 || wanted == 0) return wanted;
+  const double bytes_per_second = options_.resync_max_rate / 8.0;
+  const double track = cache_->track_size();
+  const double burst = std::max<double>(1, options_.resync_window / 4) * track;
+  const absl::Time now = absl::Now();
+  absl::MutexLock lock(&rate_mu_);
+  if (resync_refilled_ == absl::InfinitePast()) resync_tokens_ = burst;
+  resync_tokens_ = std::min(
+      burst, resync_tokens_ + absl::ToDoubleSeconds(now - resync_refilled_) * bytes_per_second);
+  resync_refilled_ = now;
+  const size_t allowed = std::min(wanted, static_cast<size_t>(resync_tokens_ / track));
+  resync_tokens_ -= static_cast<double>(allowed) * track;
+  resync_due_ns_ =
+      allowed > 0
+          ? 0
+          : absl::ToUnixNanos(now + absl::Seconds((track - resync_tokens_) / bytes_per_second));
+  return allowed;
+}
+
 absl::Time RemoteAdaptor::NextDeadline() {
   // A message on the wire: its completion wakes the sender or ships (Kick); until then
   // only the timeouts matter.
   const bool on_wire = on_wire_;
   absl::Time next = shipper_.NextDeadline(/*can_send=*/!on_wire);
   if (cycles_ != nullptr) next = std::min(next, cycles_->NextSwitch());
+  // resync.max_rate held the resync back: look again when it allows a track.
+  if (const int64_t due = resync_due_ns_.load(); due != 0) {
+    next = std::min(next, absl::FromUnixNanos(due));
+  }
   // The write's completion clears on_wire_ without waking the sender (in the steady state it
   // ships itself, Kick). If it was on the wire just now, what falls due meanwhile (a
   // heartbeat, a record the delay fault held) is looked at again within a heartbeat period,

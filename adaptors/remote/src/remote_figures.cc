@@ -63,6 +63,10 @@ void Describe(const LinkCounters& c, FigureSink& sink) {
       {"simarray_resync_seconds_left", kGauge,
        "The running resync's pending tracks at its rate (0 when idle).", "resync_seconds_left"},
       c.resync_seconds_left);
+  sink.Add(
+      {"simarray_link_emulated_losses_total", kCounter,
+       "Messages the emulated link lost, both ways (docs/link-emulation.md).", "messages_lost"},
+      c.messages_lost);
   sink.Add({"simarray_mirror_applied_sequence", kGauge,
             "Highest sequence the mirror reported applied.", "mirror_applied_sequence"},
            c.mirror_applied_sequence);

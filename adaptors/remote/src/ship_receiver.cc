@@ -1,6 +1,7 @@
 // ShipReceiver: one Ship stream on the mirror (ship_receiver.h).
 #include "ship_receiver.h"
 
+#include "absl/strings/str_cat.h"
 #include "simarray/base/crc32c.h"
 #include "simarray/rpc/rpc.h"
 #include "spdlog/spdlog.h"
@@ -38,6 +39,24 @@ void ShipReceiver::OnReadDone(bool ok) {
   }
   next_ = 0;
   answer_.Clear();
+  // A message that never came (a lost one on an emulated link, link_emulation.h): its
+  // records were not applied, and those after it must not be acked past them. The stream
+  // ends; the source counts what was in flight lost and resyncs it.
+  const uint64_t number = request_.message_number();
+  if (number != 0 && next_message_ != 0 && number != next_message_) {
+    spdlog::warn(
+        "peer service: message {} of the Ship stream from {} never came (message {} "
+        "did); ending the stream",
+        next_message_, peer_, number);
+    absl::MutexLock lock(&mu_);
+    status_ = grpc::Status(grpc::StatusCode::DATA_LOSS,
+                           absl::StrCat("Ship stream: expected message ", next_message_,
+                                        ", got message ", number, " (one was lost)"));
+    reads_done_ = true;
+    MaybeFinishLocked();
+    return;
+  }
+  if (number != 0) next_message_ = number + 1;
   // A source that resyncs: this image mixes moments from the first of its records on.
   if (request_.source_resyncing()) applier_->SetSourceResyncing(true);
   if (ApplyFrom(/*may_wait=*/false)) {

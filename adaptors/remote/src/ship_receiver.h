@@ -69,8 +69,9 @@ class ShipReceiver final : public grpc::ServerBidiReactor<v1::ShipRequest, v1::S
   // thread), never while a read is outstanding.
   v1::ShipRequest request_;
   int next_ = 0;
-  uint64_t received_ = 0;  // the last record id handled
-  v1::ShipReply answer_;   // refused ids of this message
+  uint64_t received_ = 0;      // the last record id handled
+  uint64_t next_message_ = 0;  // the message number due next (0: none seen yet)
+  v1::ShipReply answer_;       // refused ids of this message
 
   absl::Mutex mu_;
   grpc::Status status_ ABSL_GUARDED_BY(mu_);

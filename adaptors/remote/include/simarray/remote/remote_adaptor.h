@@ -59,6 +59,7 @@
 #include "simarray/mirror/commit_point.h"
 #include "simarray/mirror/mirror_queue.h"
 #include "simarray/mirror/owed_tracks.h"
+#include "simarray/remote/link_emulation.h"
 #include "simarray/remote/pair_state.h"
 #include "simarray/remote/shipper.h"
 #include "simarray/rpc/rpc.h"
@@ -94,6 +95,10 @@ struct RemoteAdaptorOptions {
   size_t batch_bytes = 4 << 20;
   size_t max_in_flight = 4096;
   size_t resync_window = 64;  // whole-track records in flight during resync
+  // resync.max_rate: bits a second of whole tracks a resync may ship; 0: no limit.
+  uint64_t resync_max_rate = 0;
+  // The link as a real one between sites (link_emulation.h, link.emulate); off by default.
+  LinkEmulations emulation;
 };
 
 // The shipper's record counters (shipper.h) and the link's own.
@@ -109,6 +114,8 @@ struct LinkCounters : ShipperCounters {
   uint64_t mirror_applied_sequence = 0;
   double resync_tracks_per_second = 0;
   double resync_seconds_left = 0;
+  LinkEmulations emulation;    // as set now
+  uint64_t messages_lost = 0;  // by the emulated link, both ways
 };
 // The counters as figures (simarray/base/figures.h), in a link section.
 void Describe(const LinkCounters& counters, FigureSink& sink);
@@ -165,6 +172,9 @@ class RemoteAdaptor {
   void Suspend();
   void Resume();
   void DropFor(absl::Duration duration);
+  // Admin: EmulateLink (link_emulation.h). Applies from the next message, on the stream up
+  // now and every later one.
+  void SetEmulation(const LinkEmulations& emulation) { emulator_.Set(emulation); }
 
   // False while writes must be refused (policy "fail" and the pair not synchronized).
   bool AdmitsWrites();
@@ -249,6 +259,9 @@ class RemoteAdaptor {
   // Whole tracks of the resync set (at most resync_window queued or in flight).
   size_t FillResync() ABSL_EXCLUSIVE_LOCKS_REQUIRED(send_mu_);
   std::vector<mirror::MirrorRequest> TakeResyncRecords(size_t max);
+  // resync.max_rate: how many of `wanted` tracks the rate allows now, taken from a token
+  // bucket of a quarter window of tracks; when none, resync_due_ns_ says when one will be.
+  size_t ResyncAllowance(size_t wanted) ABSL_LOCKS_EXCLUDED(rate_mu_);
 
   // remote_adaptor_cycles.cc: async mode.
   // The next records: the transmit cycle first (whole, before any resync record, so the
@@ -272,6 +285,7 @@ class RemoteAdaptor {
   disk::VolumeCatalog* const volumes_;
   disk::DiskAdaptor* const disk_;
   FaultInjector* const faults_;
+  LinkEmulator emulator_;
   mirror::CommitPoint* const commit_;
   mirror::CycleSet* const cycles_;  // async mode; null in sync mode
   std::shared_ptr<grpc::Channel> channel_ ABSL_GUARDED_BY(mu_);
@@ -325,6 +339,11 @@ class RemoteAdaptor {
   bool suspended_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time held_until_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   absl::Time resync_started_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex rate_mu_;
+  double resync_tokens_ ABSL_GUARDED_BY(rate_mu_) = 0;  // bytes the rate allows now
+  absl::Time resync_refilled_ ABSL_GUARDED_BY(rate_mu_) = absl::InfinitePast();
+  // When the rate allows the next track (unix ns; 0: not waiting): the sender's deadline.
+  std::atomic<int64_t> resync_due_ns_{0};
   uint64_t resynced_at_start_ ABSL_GUARDED_BY(mu_) = 0;
   LinkCounters counters_ ABSL_GUARDED_BY(mu_);  // the link's own; the shipper keeps its
   Histogram ship_latency_;
