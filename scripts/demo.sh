@@ -150,6 +150,16 @@ done
 "$CTL" --admin $PRIMARY_ADMIN status | grep -A5 '^cycles:' || bad "status shows no cycles"
 "$CTL" --admin $MIRROR_ADMIN status | grep '^cycles:' || bad "the mirror shows no cycles"
 
+step "The link as one between sites: 20 ms each way, 100 Mbit/s (docs/link-emulation.md)"
+"$CTL" --admin $PRIMARY_ADMIN link emulate --latency-ms 20 --bandwidth 100Mbit \
+  || bad "link emulate"
+"$CTL" write --host $HA0 demo 8M --pattern 0x5a --length 4M --stream --chunk 128K >/dev/null \
+  || bad "write over the emulated link"
+"$CTL" --admin $PRIMARY_ADMIN consistency demo --wait 10000 \
+  && ok "4 MiB crossed the emulated link; the mirror is consistent" || bad "not consistent"
+"$CTL" --admin $PRIMARY_ADMIN status | grep -E '^  (emulated|records)' || bad "no emulation shown"
+"$CTL" --admin $PRIMARY_ADMIN link emulate --off || bad "link emulate --off"
+
 step "Stop both async daemons"
 cleanup
 pids=()

@@ -267,6 +267,11 @@ std::string FormatStatus(const v1::StatusReply& s) {
                                       l.resync_tracks_per_second(), l.resync_seconds_left())});
     }
     rows.push_back({"  mirror applied", absl::StrCat("sequence ", l.mirror_applied_sequence())});
+    if (l.emulation_out() != "off" || l.emulation_back() != "off") {
+      rows.push_back(
+          {"  emulated", absl::StrCat("out ", l.emulation_out(), "; back ", l.emulation_back(),
+                                      "; ", l.messages_lost(), " messages lost")});
+    }
   }
   if (s.has_cycles()) AsyncRows(s.cycles(), s.role() == "primary", rows);
   rows.push_back({"streams cancelled", absl::StrCat(s.writes_cancelled())});
