@@ -196,9 +196,14 @@ absl::Time RemoteAdaptor::NextDeadline() {
   const bool on_wire = on_wire_;
   absl::Time next = shipper_.NextDeadline(/*can_send=*/!on_wire);
   if (cycles_ != nullptr) next = std::min(next, cycles_->NextSwitch());
-  // resync.max_rate held the resync back: look again when it allows a track.
-  if (const int64_t due = resync_due_ns_.load(); due != 0) {
-    next = std::min(next, absl::FromUnixNanos(due));
+  // resync.max_rate held the resync back: look again when it allows a track. A time that
+  // has passed is looked at once and forgotten: the resync may have ended meanwhile (a
+  // resync still held back sets a new one), and a stale one must not wake the sender for
+  // ever.
+  if (int64_t due = resync_due_ns_.load(); due != 0) {
+    const absl::Time at = absl::FromUnixNanos(due);
+    if (at <= absl::Now()) resync_due_ns_.compare_exchange_strong(due, 0);
+    next = std::min(next, at);
   }
   // The write's completion clears on_wire_ without waking the sender (in the steady state it
   // ships itself, Kick). If it was on the wire just now, what falls due meanwhile (a
