@@ -47,7 +47,7 @@ grpc::Status AdminServiceImpl::EmulateLink(grpc::ServerContext* context,
   e.loss = in.loss();
   if (absl::Status s = remote::Validate(e); !s.ok()) return rpc::ToGrpc(s);
   remote::RemoteAdaptor& ra = *(*group)->remote();
-  remote::LinkEmulations now = ra.Counters().emulation;
+  remote::LinkEmulations now = ra.emulation();
   if (direction != "back") now.out = e;
   if (direction != "out") now.back = e;
   ra.SetEmulation(now);

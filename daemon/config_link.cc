@@ -38,7 +38,7 @@ void ReadDirection(Reader& r, const std::string& key, const toml::table& t,
     absl::StatusOr<double> loss = absl::InvalidArgumentError("expected a percentage");
     if (const auto* s = node.as_string()) loss = remote::ParseLoss(s->get());
     if (const auto* f = node.as_floating_point())
-      loss = remote::ParseLoss(std::to_string(f->get()));
+      loss = remote::ParseLoss(absl::StrFormat("%.17g", f->get()));
     if (const auto* i = node.as_integer()) loss = remote::ParseLoss(std::to_string(i->get()));
     if (loss.ok()) {
       out->loss = *loss;

@@ -4,7 +4,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "daemon/admin_service.h"
 #include "daemon/array.h"
 #include "daemon/array_figures.h"
 #include "daemon/status_report.h"
@@ -152,17 +151,15 @@ std::string MetricsWriter::FigureLabels(const Figure& figure) const {
   return labels;
 }
 
-void MetricsWriter::Add(const Figure& figure, uint64_t value) {
+template <typename T>
+void MetricsWriter::AddFigure(const Figure& figure, T value) {
   const std::string name(figure.metric);
   Family(name, figure.kind == FigureKind::kCounter ? "counter" : "gauge", std::string(figure.help));
   Sample(name, FigureLabels(figure), value);
 }
 
-void MetricsWriter::Add(const Figure& figure, double value) {
-  const std::string name(figure.metric);
-  Family(name, figure.kind == FigureKind::kCounter ? "counter" : "gauge", std::string(figure.help));
-  Sample(name, FigureLabels(figure), value);
-}
+void MetricsWriter::Add(const Figure& figure, uint64_t value) { AddFigure(figure, value); }
+void MetricsWriter::Add(const Figure& figure, double value) { AddFigure(figure, value); }
 
 void MetricsWriter::Enter(const FigureSection& section) {
   section_labels_.push_back(

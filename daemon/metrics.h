@@ -57,6 +57,9 @@ class MetricsWriter final : public FigureSink {
   };
   // The labels of a figure: the sections' and its own.
   std::string FigureLabels(const Figure& figure) const;
+  // A figure as a sample of its family.
+  template <typename T>
+  void AddFigure(const Figure& figure, T value);
 
   std::vector<FamilyText> families_;
   std::map<std::string, size_t, std::less<>> index_;

@@ -14,11 +14,6 @@ bool DelayLine::At(absl::Time at, std::function<void()> action) {
   return true;
 }
 
-size_t DelayLine::waiting() {
-  absl::MutexLock lock(&mu_);
-  return actions_.size();
-}
-
 void DelayLine::Stop() {
   {
     absl::MutexLock lock(&mu_);

@@ -27,8 +27,6 @@ class DelayLine {
 
   // Runs `action` at `at` (at once if that has passed). False once stopped.
   bool At(absl::Time at, std::function<void()> action) ABSL_LOCKS_EXCLUDED(mu_);
-  // Actions waiting.
-  size_t waiting() ABSL_LOCKS_EXCLUDED(mu_);
   // Drops what waits, waits for a running action and ends the thread. Idempotent.
   void Stop() ABSL_LOCKS_EXCLUDED(mu_);
 

@@ -175,6 +175,7 @@ class RemoteAdaptor {
   // Admin: EmulateLink (link_emulation.h). Applies from the next message, on the stream up
   // now and every later one.
   void SetEmulation(const LinkEmulations& emulation) { emulator_.Set(emulation); }
+  LinkEmulations emulation() { return emulator_.Get(); }
 
   // False while writes must be refused (policy "fail" and the pair not synchronized).
   bool AdmitsWrites();
