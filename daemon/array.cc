@@ -160,6 +160,7 @@ absl::StatusOr<BoundAddresses> Array::Start() {
   parts.faults = &faults_;
   parts.image_lock = &applier_->image_lock();
   parts.admit_write = [this](const disk::Volume& volume) { return AdmitWrite(volume); };
+  parts.pacer = &pacer_;
   if (config_.holding_pen == "bypass") {
     spdlog::warn(
         "holding_pen = \"bypass\": writes skip the holding pen and are NOT validated (a "
@@ -266,6 +267,7 @@ void Array::Shutdown() {
   events_.Close();                 // event watchers end
   if (console_) console_->Stop();  // its streams end before the HTTP port stops
   if (http_) http_->Stop();        // before what it reads goes away
+  pacer_.Stop();                   // paced writes are answered now, so their calls can end
   // Stop accepting, drain, then destroy (reverse of Start).
   for (auto& server : servers_)
     server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));

@@ -202,6 +202,9 @@ class Array {
   std::unique_ptr<remote::CycleJournal> journal_;  // async mirror: data_dir/cycles.journal
   remote::CycleMark journal_applied_;              // what it said at start
   std::unique_ptr<remote::RecordApplier> applier_;
+  // Paced host writes' replies wait here (docs/async.md, "Write pacing"); before hosts_, so
+  // it outlives them.
+  DelayLine pacer_{DelayLine::AtStop::kRun};
   std::vector<std::unique_ptr<host::HostAdaptor>> hosts_;
   std::vector<std::unique_ptr<host::GrpcHostService>> host_services_;
   // NBD ports; after hosts_ so they are destroyed first (and after the pools stopped).

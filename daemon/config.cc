@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "daemon/config_cycles.h"
 #include "daemon/config_link.h"
 #include "daemon/config_reader.h"
 #include "simarray/base/size.h"
@@ -87,6 +88,10 @@ void CheckGroup(Reader& r, const std::string& prefix, const GroupConfig& g) {
     r.Fail(prefix + "consistency",
            "\"multi-group\" is for async groups (a sync group has no cycles to switch)");
   }
+  if (g.pacing.on && g.mode != "async") {
+    r.Fail(prefix + "pacing.mode",
+           "\"on\" is for async groups (a sync write already waits for its mirror)");
+  }
 }
 
 // The [[rdf_group]] tables. A key the table does not know is an error (a misspelt
@@ -102,7 +107,8 @@ void ReadGroups(Reader& r, const toml::table& root, std::vector<GroupConfig>* gr
   static const std::map<std::string, std::set<std::string>> kTables = {
       {"peer", {"address"}},
       {"link", {"policy", "ack_timeout_ms", "emulate"}},
-      {"resync", {"max_rate"}}};
+      {"resync", {"max_rate"}},
+      {"pacing", {"mode", "threshold_percent", "max_delay_us"}}};
   for (size_t i = 0; i < tables->size(); ++i) {
     const std::string key = absl::StrCat("rdf_group[", i, "]");
     const toml::table* t = (*tables)[i].as_table();
@@ -125,7 +131,7 @@ void ReadGroups(Reader& r, const toml::table& root, std::vector<GroupConfig>* gr
         r.Fail(absl::StrCat(key, ".", name),
                "unknown key (expected name, number, role, mode, cycle_ms, "
                "cycle_cache_percent, consistency, peer.address, link.policy, "
-               "link.ack_timeout_ms, link.emulate or resync.max_rate)");
+               "link.ack_timeout_ms, link.emulate, resync.max_rate or pacing.*)");
       }
     }
     GroupConfig g;
@@ -148,6 +154,7 @@ void ReadGroups(Reader& r, const toml::table& root, std::vector<GroupConfig>* gr
     r.Integer(key + ".link.ack_timeout_ms", &g.ack_timeout_ms, view["link"]["ack_timeout_ms"]);
     ReadLinkEmulation(r, key + ".link.emulate", view["link"]["emulate"], &g.link_emulation);
     ReadRate(r, key + ".resync.max_rate", view["resync"]["max_rate"], &g.resync_max_rate);
+    ReadPacing(r, key + ".pacing", view["pacing"], &g.pacing);
     CheckGroup(r, key + ".", g);
     for (const GroupConfig& other : *groups) {
       if (other.name == g.name)
@@ -248,6 +255,7 @@ absl::StatusOr<DaemonConfig> ParseConfig(std::string_view text, const std::strin
   r.Integer("link.ack_timeout_ms", &c.ack_timeout_ms);
   ReadLinkEmulation(r, "link.emulate", root.at_path("link.emulate"), &c.link_emulation);
   ReadRate(r, "resync.max_rate", root.at_path("resync.max_rate"), &c.resync_max_rate);
+  ReadPacing(r, "pacing", root.at_path("pacing"), &c.pacing);
   r.String("log.level", &c.log_level);
 
   if (auto* has = root["host_adaptor"].as_array()) {
@@ -307,7 +315,7 @@ absl::StatusOr<DaemonConfig> ParseConfig(std::string_view text, const std::strin
     // One form or the other: a group's settings are in its table.
     for (const char* key :
          {"mode", "cycle_ms", "cycle_cache_percent", "peer.address", "link.policy",
-          "link.ack_timeout_ms", "link.emulate", "resync.max_rate"}) {
+          "link.ack_timeout_ms", "link.emulate", "resync.max_rate", "pacing"}) {
       if (root.at_path(key)) {
         r.Fail(key,
                "given at the top level and [[rdf_group]] is used too: move it into the "
@@ -346,6 +354,7 @@ absl::StatusOr<DaemonConfig> ParseConfig(std::string_view text, const std::strin
     c.ack_timeout_ms = g.ack_timeout_ms;
     c.link_emulation = g.link_emulation;
     c.resync_max_rate = g.resync_max_rate;
+    c.pacing = g.pacing;
   }
   if (c.data_dir.empty()) r.Fail("data_dir", "required (or pass --data-dir)");
   if (c.track_size < 4096 || c.track_size > (1 << 20) || (c.track_size & (c.track_size - 1))) {
@@ -418,6 +427,7 @@ GroupConfig DaemonConfig::SinglePeerGroup() const {
   g.ack_timeout_ms = ack_timeout_ms;
   g.link_emulation = link_emulation;
   g.resync_max_rate = resync_max_rate;
+  g.pacing = pacing;
   return g;
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "simarray/mirror/write_pacing.h"
 #include "simarray/remote/link_emulation.h"
 #include "simarray/rpc/rpc.h"
 
@@ -54,6 +55,8 @@ struct GroupConfig {
   // group of the array switches its cycles at once, so their targets together hold one
   // consistent image (SRDF's MSC, docs/groups.md "Consistency across groups").
   std::string consistency = "group";
+  // async: write pacing (docs/async.md, "Write pacing"); off.
+  mirror::PacingSettings pacing;
   // Where the group's state files live: data_dir itself for "default" (the single-peer
   // form's files stay where they always were), data_dir/groups/NAME for any other.
   std::string StateDir(const std::string& data_dir) const;
@@ -103,6 +106,7 @@ struct DaemonConfig {
   uint32_t ack_timeout_ms = 5000;
   remote::LinkEmulations link_emulation;  // [link.emulate]
   uint64_t resync_max_rate = 0;           // resync.max_rate
+  mirror::PacingSettings pacing;          // [pacing]
   // The RDF groups: the [[rdf_group]] tables, or the one the single-peer form makes when it
   // names a peer or the mirror role (a primary without either has none until a Hello
   // teaches it one, docs/groups.md). At most kMaxGroups, and at most one of them R2 at a

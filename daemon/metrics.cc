@@ -199,6 +199,11 @@ std::string RenderMetrics(Array& a) {
   HostLatency(w, a);
   if (a.remote() != nullptr) Link(w, *a.remote());
   if (a.group() != nullptr) Groups(w, a);
+  if (a.group() != nullptr && a.group()->source() && a.group()->cycles() != nullptr) {
+    w.Family("simarray_pacing_delays_seconds", "histogram",
+             "Delays write pacing gave async writes' replies (docs/async.md).");
+    w.Histograms("simarray_pacing_delays_seconds", "", a.group()->cycles()->pacing_delays().Read());
+  }
   return w.Text();
 }
 

@@ -99,6 +99,7 @@ absl::Status RdfGroup::Open() {
         std::max<uint64_t>(1, parts_.cache->slot_count() * config_.cycle_cache_percent / 100);
     cycles_ = std::make_unique<mirror::CycleSet>(parts_.cache, owed_.get(),
                                                  absl::Milliseconds(config_.cycle_ms), limit);
+    cycles_->SetPacing(config_.pacing);
   }
   return absl::OkStatus();
 }

@@ -178,6 +178,13 @@ void AsyncRows(const v1::CycleStatus& c, bool primary,
   rows.push_back(
       {"  cache pinned", absl::StrCat(c.pinned_slots(), " of at most ", c.slot_limit(),
                                       " slots; pulled ahead ", c.pull_aheads(), " times")});
+  if (c.pacing_threshold() != 0) {
+    rows.push_back(
+        {"  write pacing", absl::StrFormat("above %d slots; now %.1f ms a write; %d writes paced, "
+                                           "%.2f s in all",
+                                           c.pacing_threshold(), c.pacing_delay_us() / 1000.0,
+                                           c.writes_paced(), c.pacing_seconds())});
+  }
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "simarray/mirror/commit_point.h"
 
+#include <algorithm>
 #include <bit>
 
 namespace simarray::mirror {
@@ -46,6 +47,16 @@ uint32_t CommitPoint::WaitingPortions(uint32_t portions, uint32_t groups) const 
     sync += waits_for_mirror(std::countr_zero(bits)) ? 1 : 0;
   }
   return portions * sync;
+}
+
+absl::Duration CommitPoint::TakePacingDelay(uint32_t groups) const {
+  absl::Duration delay;
+  for (uint32_t bits = groups & routes(); bits != 0; bits &= bits - 1) {
+    if (CycleSet* cycles = routes_[std::countr_zero(bits)].cycles; cycles != nullptr) {
+      delay = std::max(delay, cycles->TakePacingDelay());
+    }
+  }
+  return delay;
 }
 
 bool CommitPoint::OpenFor(uint32_t groups) const { return (closed_ & groups) == 0; }

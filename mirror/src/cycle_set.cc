@@ -46,8 +46,7 @@ void CycleSet::Capture(cache::TrackKey key, uint64_t sequence, uint32_t offset, 
   capture_.bytes += t.end - t.begin;
   t.slot = std::move(slot);  // the older image of the track is no longer pinned
   t.sequence = sequence;
-  const uint64_t pinned =
-      capture_.tracks.size() + transmit_.tracks.size() + transmit_.shipped.size();
+  const uint64_t pinned = PinnedLocked();
   if (pinned > SlotLimitLocked()) {
     // Pull-ahead: the cycles cannot drain fast enough. Fall back to owed tracks (a resync
     // after the transmit cycle) rather than pin ever more cache.
@@ -57,6 +56,7 @@ void CycleSet::Capture(cache::TrackKey key, uint64_t sequence, uint32_t offset, 
     cycling_ = false;
     consistent_ = false;
   }
+  if (fresh) PaceLocked();
 }
 
 bool CycleSet::CanSwitch() {
@@ -163,6 +163,7 @@ void CycleSet::Applied(uint64_t cycle) {
     consistent_ = cycling_ && transmit_.consistent && !transmit_.tainted;
     ++counters_.cycles_applied;
     transmit_ = Cycle{};
+    PaceLocked();
   }
   for (const Shipped& s : shipped) {
     owed_->Acked(s.key, s.sequence, /*resync=*/false);
@@ -176,11 +177,35 @@ void CycleSet::LinkLost() {
   ToOwedLocked(capture_);
   cycling_ = false;
   consistent_ = false;
+  PaceLocked();
 }
 
 void CycleSet::LimitToPeer(uint64_t slots) {
   absl::MutexLock lock(&mu_);
   peer_slot_limit_ = std::max<uint64_t>(1, slots);
+  PaceLocked();
+}
+
+void CycleSet::SetPacing(const PacingSettings& settings) {
+  absl::MutexLock lock(&mu_);
+  pacing_ = settings;
+  PaceLocked();
+}
+
+void CycleSet::PaceLocked() {
+  const absl::Duration delay = PacingDelay(pacing_, PinnedLocked(), SlotLimitLocked());
+  pacing_delay_ns_.store(absl::ToInt64Nanoseconds(delay), std::memory_order_relaxed);
+}
+
+absl::Duration CycleSet::TakePacingDelay() {
+  if (pacing_delay_ns_.load(std::memory_order_relaxed) == 0) return absl::ZeroDuration();
+  absl::MutexLock lock(&mu_);
+  const absl::Duration delay = absl::Nanoseconds(pacing_delay_ns_.load(std::memory_order_relaxed));
+  if (delay == absl::ZeroDuration()) return delay;
+  ++counters_.writes_paced;
+  counters_.pacing_seconds += absl::ToDoubleSeconds(delay);
+  pacing_delays_.Record(delay);
+  return delay;
 }
 
 void CycleSet::NumberAfter(uint64_t cycle) {
@@ -189,6 +214,10 @@ void CycleSet::NumberAfter(uint64_t cycle) {
 }
 
 uint64_t CycleSet::SlotLimitLocked() const { return std::min(slot_limit_, peer_slot_limit_); }
+
+uint64_t CycleSet::PinnedLocked() const {
+  return capture_.tracks.size() + transmit_.tracks.size() + transmit_.shipped.size();
+}
 
 bool CycleSet::cycling() {
   absl::MutexLock lock(&mu_);
@@ -221,8 +250,10 @@ CycleCounters CycleSet::Counters() {
   c.capture_bytes = capture_.bytes;
   c.transmit_tracks = transmit_.tracks.size() + transmit_.shipped.size();
   c.transmit_bytes = transmit_.bytes;
-  c.pinned_slots = capture_.tracks.size() + c.transmit_tracks;
+  c.pinned_slots = PinnedLocked();
   c.slot_limit = SlotLimitLocked();
+  c.pacing_threshold = PacingThreshold(pacing_, c.slot_limit);
+  c.pacing_delay_us = pacing_delay_ns_.load(std::memory_order_relaxed) / 1000;
   return c;
 }
 

@@ -102,6 +102,20 @@ void Describe(const CycleCounters& c, FigureSink& sink) {
             "Most cache slots the cycles may pin before they pull ahead (cycle_cache_percent).",
             "slot_limit"},
            c.slot_limit);
+  sink.Add({"simarray_pacing_threshold_slots", kGauge,
+            "Write pacing starts when the cycles pin more slots than this (0: pacing off).",
+            "pacing_threshold"},
+           c.pacing_threshold);
+  sink.Add(
+      {"simarray_pacing_delay_us", kGauge,
+       "How long write pacing holds back the reply to a write committed now.", "pacing_delay_us"},
+      c.pacing_delay_us);
+  sink.Add({"simarray_writes_paced_total", kCounter,
+            "Async writes whose reply write pacing held back.", "writes_paced"},
+           c.writes_paced);
+  sink.Add({"simarray_pacing_delay_seconds_total", kCounter,
+            "Time write pacing held replies back, summed over the writes paced.", "pacing_seconds"},
+           c.pacing_seconds);
   sink.Add({"simarray_cycles_cycling", kGauge,
             "1 while writes go to cycles; 0 while they go to owed tracks (link down, pulled "
             "ahead)."},

@@ -109,7 +109,11 @@ mirror::CycleCounters SomeCycleCounters() {
           .cycle_records_shipped = 14,
           .pull_aheads = 15,
           .pinned_slots = 16,
-          .slot_limit = 17};
+          .slot_limit = 17,
+          .pacing_threshold = 18,
+          .pacing_delay_us = 19,
+          .writes_paced = 20,
+          .pacing_seconds = 21.5};
 }
 
 // The sections as DescribeArray (daemon/array_figures.cc) makes them.

@@ -229,9 +229,18 @@ void HostWrite::Finish(WriteDone done) {
   if (ticket) {
     sequence->store(seq);
     ticket->Ack();
-  } else {
-    done(WriteResult{seq, false, portions});
+    return;
   }
+  // An async or local write is answered now, or, paced, once its delay is over. (A write
+  // that also goes down a sync group waits for its mirror instead.)
+  const WriteResult result{seq, false, portions};
+  const absl::Duration pace = commit.TakePacingDelay(groups_);
+  DelayLine* pacer = adaptor_->parts_.pacer;
+  if (pace > absl::ZeroDuration() && pacer != nullptr &&
+      pacer->At(absl::Now() + pace, [done, result] { done(result); })) {
+    return;
+  }
+  done(result);
 }
 
 }  // namespace simarray::host

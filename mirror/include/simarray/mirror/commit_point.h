@@ -160,6 +160,11 @@ class CommitPoint {
   // route.
   uint32_t WaitingPortions(uint32_t portions, uint32_t groups) const;
   CycleSet* cycles(uint32_t route = 0) const { return routes_[route].cycles; }
+  // Write pacing (write_pacing.h): how long the reply to a write just committed down
+  // `groups` is held back, the longest any of their async routes asks for (each counts the
+  // write as paced). Zero, and one atomic load per route, while no cycles are past their
+  // pacing threshold.
+  absl::Duration TakePacingDelay(uint32_t groups) const;
 
  private:
   uint64_t PublishAndQueue(std::vector<Portion>& portions, std::vector<MirrorRequest> requests,

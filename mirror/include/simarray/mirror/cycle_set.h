@@ -26,6 +26,7 @@
 // atomic with sequence assignment, so every write with a sequence at or below a cycle's
 // boundary is in that cycle or an earlier one. Thread-safe (one mutex).
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <unordered_map>
@@ -35,9 +36,11 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "simarray/base/figures.h"
+#include "simarray/base/histogram.h"
 #include "simarray/cache/cache_memory.h"
 #include "simarray/mirror/mirror_request.h"
 #include "simarray/mirror/owed_tracks.h"
+#include "simarray/mirror/write_pacing.h"
 
 namespace simarray::mirror {
 
@@ -59,6 +62,12 @@ struct CycleCounters {
   uint64_t pull_aheads = 0;
   uint64_t pinned_slots = 0;
   uint64_t slot_limit = 0;
+  // Write pacing (write_pacing.h): the slots it starts above (0: off), the delay a write
+  // gets now, and the writes it delayed and by how long in all.
+  uint64_t pacing_threshold = 0;
+  uint64_t pacing_delay_us = 0;
+  uint64_t writes_paced = 0;
+  double pacing_seconds = 0;
 };
 // Figures a target describes too, from what it applied (RecordApplier).
 inline constexpr Figure kMirrorConsistentFigure{
@@ -147,6 +156,14 @@ class CycleSet {
   // The mirror last applied cycle `cycle`: later cycles are numbered above it.
   void NumberAfter(uint64_t cycle);
 
+  // Write pacing (write_pacing.h); off until set. At start or at run time.
+  void SetPacing(const PacingSettings& settings) ABSL_LOCKS_EXCLUDED(mu_);
+  // The delay pacing gives a write committed now (lock-free: one atomic load while it is 0),
+  // counted as a paced write when not 0.
+  absl::Duration TakePacingDelay() ABSL_LOCKS_EXCLUDED(mu_);
+  // The delays TakePacingDelay gave, in seconds.
+  const Histogram& pacing_delays() const { return pacing_delays_; }
+
   bool cycling();
   uint64_t pull_aheads();
   // Nothing captured or in transit.
@@ -181,6 +198,9 @@ class CycleSet {
   void ToOwedLocked(Cycle& cycle) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OpenCaptureLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint64_t SlotLimitLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint64_t PinnedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Works out the pacing delay again: every time the slots pinned or their limit change.
+  void PaceLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   cache::CacheMemory* const cache_;
   OwedTracks* const owed_;
@@ -198,6 +218,9 @@ class CycleSet {
   uint64_t applied_sequence_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time applied_switched_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   CycleCounters counters_ ABSL_GUARDED_BY(mu_);
+  PacingSettings pacing_ ABSL_GUARDED_BY(mu_);
+  std::atomic<int64_t> pacing_delay_ns_{0};  // what PaceLocked worked out last
+  Histogram pacing_delays_{Histogram::LatencyBounds()};
 };
 
 }  // namespace simarray::mirror

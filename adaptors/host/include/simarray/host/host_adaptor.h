@@ -29,6 +29,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "simarray/base/delay_line.h"
 #include "simarray/base/fault_injector.h"
 #include "simarray/base/figures.h"
 #include "simarray/base/histogram.h"
@@ -99,6 +100,10 @@ struct ArrayParts {
   // group whose target this array is, UNAVAILABLE while link.policy = "fail" holds its
   // group's writes. Unset: yes.
   std::function<absl::Status(const disk::Volume& volume)> admit_write;
+  // Where the reply to a paced write waits out its delay (CommitPoint::TakePacingDelay,
+  // docs/async.md "Write pacing"); it runs waiting replies at once when stopped. Null: no
+  // write is paced.
+  DelayLine* pacer = nullptr;
 };
 
 struct HostAdaptorOptions {

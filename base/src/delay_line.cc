@@ -1,8 +1,8 @@
-#include "delay_line.h"
+#include "simarray/base/delay_line.h"
 
-namespace simarray::remote {
+namespace simarray {
 
-DelayLine::DelayLine() : thread_([this] { Run(); }) {}
+DelayLine::DelayLine(AtStop at_stop) : at_stop_(at_stop), thread_([this] { Run(); }) {}
 
 DelayLine::~DelayLine() { Stop(); }
 
@@ -15,13 +15,17 @@ bool DelayLine::At(absl::Time at, std::function<void()> action) {
 }
 
 void DelayLine::Stop() {
+  decltype(actions_) left;
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
-    actions_.clear();
+    left.swap(actions_);
     changed_.Signal();
   }
   if (thread_.joinable()) thread_.join();
+  if (at_stop_ == AtStop::kRun) {
+    for (auto& [when, action] : left) action();
+  }
 }
 
 void DelayLine::Run() {
@@ -44,4 +48,4 @@ void DelayLine::Run() {
   }
 }
 
-}  // namespace simarray::remote
+}  // namespace simarray
