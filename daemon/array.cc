@@ -103,8 +103,9 @@ absl::Status Array::OpenStorage() {
                         : std::string("cannot be redone (the cache is not persistent)"));
     note.applied = note.applying;
     note.applied.consistent = note.applying.consistent && redone;
+    redo_cycle_ = note.applying.cycle;  // its paged-out records are redone in Start
     note.applying = {};
-    if (absl::Status s = journal_->Write(note); !s.ok()) return s;
+    redo_note_ = note;
   }
   // Without a persistent cache, what was applied but not destaged is gone.
   if (report.fresh || !cache_->persistent()) note.applied.consistent = false;
@@ -144,11 +145,44 @@ absl::Status Array::CreateConfiguredVolumes() {
   return absl::OkStatus();
 }
 
+absl::Status Array::OpenTargetSpill() {
+  if (config_.dse_max_size != 0) {
+    auto dse = mirror::DeltaSetExtension::Open(config_.data_dir + "/dse-r2.spill",
+                                               config_.dse_max_size, config_.track_size,
+                                               /*keep=*/true);
+    if (!dse.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("config ", config_.path, ": key dse.max_size: ", dse.status().message()));
+    }
+    target_dse_ = *std::move(dse);
+    applier_->SetSpill(
+        target_dse_.get(),
+        std::max<uint64_t>(1, cache_->slot_count() * config_.cycle_cache_percent / 100));
+  }
+  if (redo_cycle_ != 0) {
+    absl::StatusOr<uint64_t> redone = applier_->RedoSpilled(redo_cycle_);
+    if (!redone.ok()) {
+      spdlog::error("cycle journal: cycle {}: its paged-out records cannot be redone: {}",
+                    redo_cycle_, std::string(redone.status().message()));
+      redo_note_.applied.consistent = false;
+    } else if (*redone != 0) {
+      spdlog::warn(
+          "cycle journal: cycle {}: {} paged-out tracks redone from the delta set extension",
+          redo_cycle_, *redone);
+    }
+    if (absl::Status s = journal_->Write(redo_note_); !s.ok()) return s;
+    if (!redo_note_.applied.consistent) applier_->ForgetBoundary();
+  }
+  if (target_dse_ != nullptr) target_dse_->Clear();
+  return absl::OkStatus();
+}
+
 absl::StatusOr<BoundAddresses> Array::Start() {
   if (absl::Status s = OpenStorage(); !s.ok()) return s;
   commit_ = std::make_unique<mirror::CommitPoint>(cache_.get());
   applier_ = std::make_unique<remote::RecordApplier>(cache_.get(), volumes_.get(), journal_.get(),
                                                      &faults_, journal_applied_);
+  if (absl::Status s = OpenTargetSpill(); !s.ok()) return s;
   if (absl::Status s = OpenGroups(); !s.ok()) return s;
 
   BoundAddresses bound;

@@ -28,6 +28,7 @@
 #include "simarray/host/grpc_host_service.h"
 #include "simarray/host/host_adaptor.h"
 #include "simarray/mirror/commit_point.h"
+#include "simarray/mirror/delta_set_extension.h"
 #include "simarray/mirror/mirror_queue.h"
 #include "simarray/mirror/owed_tracks.h"
 #include "simarray/nbd/nbd_server.h"
@@ -104,6 +105,8 @@ class Array {
   // What the array did, one event per state change (docs/events.md).
   EventLog& events() { return events_; }
   const std::vector<std::unique_ptr<host::HostAdaptor>>& host_adaptors() { return hosts_; }
+  // Async target: the delta set extension its cycles page out to (null: dse.max_size 0).
+  mirror::DeltaSetExtension* target_dse() { return target_dse_.get(); }
   const std::vector<std::unique_ptr<nbd::NbdServer>>& nbd_servers() { return nbd_servers_; }
   uint64_t streams_cancelled();
 
@@ -168,6 +171,9 @@ class Array {
   // The peer service's view of the groups (PeerServiceParts).
   remote::PeerServiceParts PeerParts();
   // The group's RdfGroup::LearnPeer, serialised with role changes.
+  // Opens the target's delta set extension (dse.max_size) and redoes from it the cycle the
+  // journal said was being applied; then writes the journal.
+  absl::Status OpenTargetSpill();
   absl::Status LearnPeer(RdfGroup& group, const std::string& address, uint64_t generation);
   // At start, with the group wired: a failed-over marker keeps the adaptor suspended; one on
   // a target (a failover cut short) is dropped.
@@ -201,6 +207,12 @@ class Array {
   std::unique_ptr<mirror::CommitPoint> commit_;
   std::unique_ptr<remote::CycleJournal> journal_;  // async mirror: data_dir/cycles.journal
   remote::CycleMark journal_applied_;              // what it said at start
+  // A cycle it said was being applied: redone from cache in OpenStorage, and from the delta
+  // set extension in Start, which then writes `redo_note_` (0: none).
+  uint64_t redo_cycle_ = 0;
+  remote::CycleNote redo_note_;
+  // Async target: the delta set extension a cycle past the cache share pages out to.
+  std::unique_ptr<mirror::DeltaSetExtension> target_dse_;
   std::unique_ptr<remote::RecordApplier> applier_;
   // Paced host writes' replies wait here (docs/async.md, "Write pacing"); before hosts_, so
   // it outlives them.

@@ -7,7 +7,11 @@ namespace simarray::daemon {
 void DescribeCycles(Array& a, RdfGroup* group, FigureSink& sink) {
   const bool source = group != nullptr && group->source() && group->cycles() != nullptr;
   remote::DescribeCycles(a.applier(), /*target=*/!source, sink);
-  if (source) mirror::Describe(group->cycles()->Counters(), sink);
+  if (source) {
+    mirror::Describe(group->cycles()->Counters(), sink);
+  } else if (a.target_dse() != nullptr) {
+    mirror::Describe(a.target_dse()->Counters(), sink);  // what the target stages
+  }
 }
 
 void DescribeArray(Array& a, FigureSink& sink, bool slot_counts) {

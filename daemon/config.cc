@@ -88,6 +88,10 @@ void CheckGroup(Reader& r, const std::string& prefix, const GroupConfig& g) {
     r.Fail(prefix + "consistency",
            "\"multi-group\" is for async groups (a sync group has no cycles to switch)");
   }
+  if (g.dse_max_size != 0 && g.mode != "async") {
+    r.Fail(prefix + "dse.max_size",
+           "a delta set extension is for async groups (a sync group has no cycles to page out)");
+  }
   if (g.pacing.on && g.mode != "async") {
     r.Fail(prefix + "pacing.mode",
            "\"on\" is for async groups (a sync write already waits for its mirror)");
@@ -108,7 +112,8 @@ void ReadGroups(Reader& r, const toml::table& root, std::vector<GroupConfig>* gr
       {"peer", {"address"}},
       {"link", {"policy", "ack_timeout_ms", "emulate"}},
       {"resync", {"max_rate"}},
-      {"pacing", {"mode", "threshold_percent", "max_delay_us"}}};
+      {"pacing", {"mode", "threshold_percent", "max_delay_us"}},
+      {"dse", {"max_size"}}};
   for (size_t i = 0; i < tables->size(); ++i) {
     const std::string key = absl::StrCat("rdf_group[", i, "]");
     const toml::table* t = (*tables)[i].as_table();
@@ -131,7 +136,7 @@ void ReadGroups(Reader& r, const toml::table& root, std::vector<GroupConfig>* gr
         r.Fail(absl::StrCat(key, ".", name),
                "unknown key (expected name, number, role, mode, cycle_ms, "
                "cycle_cache_percent, consistency, peer.address, link.policy, "
-               "link.ack_timeout_ms, link.emulate, resync.max_rate or pacing.*)");
+               "link.ack_timeout_ms, link.emulate, resync.max_rate, pacing.* or dse.max_size)");
       }
     }
     GroupConfig g;
@@ -155,6 +160,7 @@ void ReadGroups(Reader& r, const toml::table& root, std::vector<GroupConfig>* gr
     ReadLinkEmulation(r, key + ".link.emulate", view["link"]["emulate"], &g.link_emulation);
     ReadRate(r, key + ".resync.max_rate", view["resync"]["max_rate"], &g.resync_max_rate);
     ReadPacing(r, key + ".pacing", view["pacing"], &g.pacing);
+    r.Size(key + ".dse.max_size", &g.dse_max_size, view["dse"]["max_size"]);
     CheckGroup(r, key + ".", g);
     for (const GroupConfig& other : *groups) {
       if (other.name == g.name)
@@ -256,6 +262,7 @@ absl::StatusOr<DaemonConfig> ParseConfig(std::string_view text, const std::strin
   ReadLinkEmulation(r, "link.emulate", root.at_path("link.emulate"), &c.link_emulation);
   ReadRate(r, "resync.max_rate", root.at_path("resync.max_rate"), &c.resync_max_rate);
   ReadPacing(r, "pacing", root.at_path("pacing"), &c.pacing);
+  r.Size("dse.max_size", &c.dse_max_size);
   r.String("log.level", &c.log_level);
 
   if (auto* has = root["host_adaptor"].as_array()) {
@@ -315,7 +322,7 @@ absl::StatusOr<DaemonConfig> ParseConfig(std::string_view text, const std::strin
     // One form or the other: a group's settings are in its table.
     for (const char* key :
          {"mode", "cycle_ms", "cycle_cache_percent", "peer.address", "link.policy",
-          "link.ack_timeout_ms", "link.emulate", "resync.max_rate", "pacing"}) {
+          "link.ack_timeout_ms", "link.emulate", "resync.max_rate", "pacing", "dse.max_size"}) {
       if (root.at_path(key)) {
         r.Fail(key,
                "given at the top level and [[rdf_group]] is used too: move it into the "
@@ -355,6 +362,7 @@ absl::StatusOr<DaemonConfig> ParseConfig(std::string_view text, const std::strin
     c.link_emulation = g.link_emulation;
     c.resync_max_rate = g.resync_max_rate;
     c.pacing = g.pacing;
+    c.dse_max_size = g.dse_max_size;
   }
   if (c.data_dir.empty()) r.Fail("data_dir", "required (or pass --data-dir)");
   if (c.track_size < 4096 || c.track_size > (1 << 20) || (c.track_size & (c.track_size - 1))) {
@@ -428,6 +436,7 @@ GroupConfig DaemonConfig::SinglePeerGroup() const {
   g.link_emulation = link_emulation;
   g.resync_max_rate = resync_max_rate;
   g.pacing = pacing;
+  g.dse_max_size = dse_max_size;
   return g;
 }
 

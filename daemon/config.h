@@ -57,6 +57,8 @@ struct GroupConfig {
   std::string consistency = "group";
   // async: write pacing (docs/async.md, "Write pacing"); off.
   mirror::PacingSettings pacing;
+  // async: dse.max_size, the delta set extension's most bytes (docs/async.md); 0: none.
+  uint64_t dse_max_size = 0;
   // Where the group's state files live: data_dir itself for "default" (the single-peer
   // form's files stay where they always were), data_dir/groups/NAME for any other.
   std::string StateDir(const std::string& data_dir) const;
@@ -107,6 +109,7 @@ struct DaemonConfig {
   remote::LinkEmulations link_emulation;  // [link.emulate]
   uint64_t resync_max_rate = 0;           // resync.max_rate
   mirror::PacingSettings pacing;          // [pacing]
+  uint64_t dse_max_size = 0;              // dse.max_size
   // The RDF groups: the [[rdf_group]] tables, or the one the single-peer form makes when it
   // names a peer or the mirror role (a primary without either has none until a Hello
   // teaches it one, docs/groups.md). At most kMaxGroups, and at most one of them R2 at a

@@ -100,6 +100,16 @@ absl::Status RdfGroup::Open() {
     cycles_ = std::make_unique<mirror::CycleSet>(parts_.cache, owed_.get(),
                                                  absl::Milliseconds(config_.cycle_ms), limit);
     cycles_->SetPacing(config_.pacing);
+    if (config_.dse_max_size != 0) {
+      auto dse = mirror::DeltaSetExtension::Open(state_dir_ + "/dse-r1.spill", config_.dse_max_size,
+                                                 track_size, /*keep=*/false);
+      if (!dse.ok()) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("group ", config_.name, ": dse.max_size: ", dse.status().message()));
+      }
+      dse_ = *std::move(dse);
+      cycles_->SetSpill(dse_.get());
+    }
   }
   return absl::OkStatus();
 }

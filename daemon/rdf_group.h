@@ -140,7 +140,9 @@ class RdfGroup {
   const std::string state_dir_;
   std::unique_ptr<mirror::MirrorQueue> queue_;
   std::unique_ptr<mirror::OwedTracks> owed_;
-  std::unique_ptr<mirror::CycleSet> cycles_;  // async mode
+  // Async mode: the cycles, and their delta set extension (dse.max_size, on the source).
+  std::unique_ptr<mirror::DeltaSetExtension> dse_;
+  std::unique_ptr<mirror::CycleSet> cycles_;
   std::unique_ptr<remote::RemoteAdaptor> remote_;
   std::atomic<bool> failed_over_{false};
   std::atomic<SplitSide> split_{SplitSide::kNone};

@@ -148,6 +148,15 @@ std::string Pens(const v1::StatusReply& s) {
   return FormatTable(rows, {false, false, true, true, true, true, true, true, true, false});
 }
 
+// The delta set extension the cycles page out to (a source's, or where a target stages).
+void DseRow(const v1::CycleStatus& c, std::vector<std::vector<std::string>>& rows) {
+  if (c.dse_capacity() == 0) return;
+  rows.push_back(
+      {"  paged out (DSE)", absl::StrCat(c.dse_tracks(), " tracks, ", FormatSize(c.dse_bytes()),
+                                         " (at most ", c.dse_capacity(), " tracks); ",
+                                         FormatSize(c.dse_bytes_spilled()), " paged out in all")});
+}
+
 // Async mode: the primary's cycles, or what the mirror applied.
 void AsyncRows(const v1::CycleStatus& c, bool primary,
                std::vector<std::vector<std::string>>& rows) {
@@ -158,6 +167,7 @@ void AsyncRows(const v1::CycleStatus& c, bool primary,
                                 c.mirror_consistent() ? "consistent" : "NOT consistent")});
     rows.push_back({"  applied", absl::StrCat(c.cycles_applied(), " whole, ", c.cycles_discarded(),
                                               " discarded unfinished")});
+    DseRow(c, rows);
     return;
   }
   rows.push_back({"cycles", absl::StrCat(c.state(), ", every ", c.cycle_ms(), " ms; capture ",
@@ -178,6 +188,7 @@ void AsyncRows(const v1::CycleStatus& c, bool primary,
   rows.push_back(
       {"  cache pinned", absl::StrCat(c.pinned_slots(), " of at most ", c.slot_limit(),
                                       " slots; pulled ahead ", c.pull_aheads(), " times")});
+  DseRow(c, rows);
   if (c.pacing_threshold() != 0) {
     rows.push_back(
         {"  write pacing", absl::StrFormat("above %d slots; now %.1f ms a write; %d writes paced, "

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/time/clock.h"
+#include "spdlog/spdlog.h"
 
 namespace simarray::mirror {
 
@@ -17,7 +18,10 @@ void CycleSet::OpenCaptureLocked() {
 }
 
 void CycleSet::ToOwedLocked(Cycle& cycle) {
-  for (const auto& [key, track] : cycle.tracks) owed_->NeedResync(key);
+  for (auto& [key, track] : cycle.tracks) {
+    owed_->NeedResync(key);
+    UnspillLocked(cycle, track);
+  }
   for (const Shipped& s : cycle.shipped) owed_->NeedResync(s.key);
   const uint64_t number = cycle.number;
   cycle = Cycle{};
@@ -39,17 +43,19 @@ void CycleSet::Capture(cache::TrackKey key, uint64_t sequence, uint32_t offset, 
     t.end = offset + length;
   } else {
     ++counters_.writes_folded;
+    UnspillLocked(capture_, t);  // the new image holds the older bytes too
     capture_.bytes -= t.end - t.begin;
     t.begin = std::min(t.begin, offset);
     t.end = std::max(t.end, offset + length);
   }
   capture_.bytes += t.end - t.begin;
+  t.image_slot = slot.slot();
   t.slot = std::move(slot);  // the older image of the track is no longer pinned
   t.sequence = sequence;
-  const uint64_t pinned = PinnedLocked();
-  if (pinned > SlotLimitLocked()) {
-    // Pull-ahead: the cycles cannot drain fast enough. Fall back to owed tracks (a resync
-    // after the transmit cycle) rather than pin ever more cache.
+  if (TracksLocked() > CapacityLocked() || (PinnedLocked() > slot_limit_ && !SpillLocked(key, t))) {
+    // Pull-ahead: the cycles cannot drain fast enough, and the delta set extension (if any)
+    // is full too. Fall back to owed tracks (a resync after the transmit cycle) rather than
+    // pin ever more cache.
     ++counters_.pull_aheads;
     ToOwedLocked(capture_);
     transmit_.tainted = true;  // a resync follows it
@@ -106,11 +112,29 @@ std::vector<MirrorRequest> CycleSet::TakeTransmit(size_t max) {
     Track& t = node.mapped();
     MirrorRequest r;
     r.key = node.key();
-    r.slot = t.slot.slot();
+    r.slot = t.image_slot;
     r.offset = t.begin;
     r.length = t.end - t.begin;
     r.sequence = t.sequence;
-    r.data = std::move(t.slot);
+    if (t.chunk) {
+      // Paged out: read back now (the chunk is free again once the bytes are in memory).
+      SpillHeader header;
+      auto bytes = std::make_shared<std::string>();
+      const absl::Status read = dse_->Get(*t.chunk, &header, bytes.get());
+      UnspillLocked(transmit_, t);
+      if (!read.ok() || bytes->size() != r.length) {
+        // The cycle can no longer carry this track: it goes to the resync, and the cycle
+        // does not claim to be a boundary.
+        spdlog::error("cycles: {}; track {} of volume {} is resynced instead",
+                      std::string(read.message()), r.key.track, r.key.volume_id);
+        owed_->NeedResync(r.key);
+        transmit_.consistent = false;
+        continue;
+      }
+      r.spilled = std::move(bytes);
+    } else {
+      r.data = std::move(t.slot);
+    }
     r.cycle = transmit_.number;
     transmit_.shipped.push_back(Shipped{r.key, r.slot, r.sequence});
     ++counters_.cycle_records_shipped;
@@ -180,10 +204,35 @@ void CycleSet::LinkLost() {
   PaceLocked();
 }
 
-void CycleSet::LimitToPeer(uint64_t slots) {
+void CycleSet::LimitToPeer(uint64_t tracks) {
   absl::MutexLock lock(&mu_);
-  peer_slot_limit_ = std::max<uint64_t>(1, slots);
+  peer_slot_limit_ = std::max<uint64_t>(1, tracks);
   PaceLocked();
+}
+
+void CycleSet::SetSpill(DeltaSetExtension* dse) {
+  absl::MutexLock lock(&mu_);
+  dse_ = dse;
+  PaceLocked();
+}
+
+bool CycleSet::SpillLocked(const cache::TrackKey& key, Track& t) {
+  if (dse_ == nullptr || !t.slot.valid()) return false;
+  const std::span<const uint8_t> bytes = t.slot.data().subspan(t.begin, t.end - t.begin);
+  const std::optional<uint32_t> chunk =
+      dse_->Put(SpillHeader{capture_.number, key, t.begin, t.end - t.begin, t.sequence}, bytes);
+  if (!chunk) return false;
+  t.chunk = chunk;
+  t.slot = cache::SlotRef();  // the image's slot may be written in place or evicted now
+  ++capture_.spilled;
+  return true;
+}
+
+void CycleSet::UnspillLocked(Cycle& cycle, Track& t) {
+  if (!t.chunk) return;
+  dse_->Free(*t.chunk);
+  t.chunk.reset();
+  --cycle.spilled;
 }
 
 void CycleSet::SetPacing(const PacingSettings& settings) {
@@ -193,7 +242,7 @@ void CycleSet::SetPacing(const PacingSettings& settings) {
 }
 
 void CycleSet::PaceLocked() {
-  const absl::Duration delay = PacingDelay(pacing_, PinnedLocked(), SlotLimitLocked());
+  const absl::Duration delay = PacingDelay(pacing_, TracksLocked(), CapacityLocked());
   pacing_delay_ns_.store(absl::ToInt64Nanoseconds(delay), std::memory_order_relaxed);
 }
 
@@ -215,8 +264,17 @@ void CycleSet::NumberAfter(uint64_t cycle) {
 
 uint64_t CycleSet::SlotLimitLocked() const { return std::min(slot_limit_, peer_slot_limit_); }
 
-uint64_t CycleSet::PinnedLocked() const {
+uint64_t CycleSet::TracksLocked() const {
   return capture_.tracks.size() + transmit_.tracks.size() + transmit_.shipped.size();
+}
+
+uint64_t CycleSet::PinnedLocked() const {
+  return TracksLocked() - capture_.spilled - transmit_.spilled;
+}
+
+uint64_t CycleSet::CapacityLocked() const {
+  const uint64_t spill = dse_ != nullptr ? dse_->chunks() : 0;
+  return std::min(slot_limit_ + spill, peer_slot_limit_);
 }
 
 bool CycleSet::cycling() {
@@ -252,7 +310,8 @@ CycleCounters CycleSet::Counters() {
   c.transmit_bytes = transmit_.bytes;
   c.pinned_slots = PinnedLocked();
   c.slot_limit = SlotLimitLocked();
-  c.pacing_threshold = PacingThreshold(pacing_, c.slot_limit);
+  c.pacing_threshold = PacingThreshold(pacing_, CapacityLocked());
+  if (dse_ != nullptr) c.dse = dse_->Counters();
   c.pacing_delay_us = pacing_delay_ns_.load(std::memory_order_relaxed) / 1000;
   return c;
 }

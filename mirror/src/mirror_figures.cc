@@ -59,6 +59,22 @@ void Describe(OwedTracks& owed, FigureSink& sink) {
            owed.tracks_resynced());
 }
 
+void Describe(const SpillCounters& c, FigureSink& sink) {
+  sink.Add({"simarray_dse_tracks", FigureKind::kGauge,
+            "Track images of async cycles paged out to the delta set extension now.", "dse_tracks"},
+           c.chunks_used);
+  sink.Add({"simarray_dse_bytes", FigureKind::kGauge,
+            "Bytes of the track images in the delta set extension now.", "dse_bytes"},
+           c.bytes_held);
+  sink.Add({"simarray_dse_spilled_bytes_total", FigureKind::kCounter,
+            "Bytes of track images paged out to the delta set extension.", "dse_bytes_spilled"},
+           c.bytes_spilled);
+  sink.Add({"simarray_dse_capacity_tracks", FigureKind::kGauge,
+            "Track images the delta set extension holds at most (0: none, dse.max_size).",
+            "dse_capacity"},
+           c.chunks);
+}
+
 void Describe(const CycleCounters& c, FigureSink& sink) {
   sink.Add(kMirrorConsistentFigure, c.consistent);
   sink.Add({kCycleNumber, kGauge, kCycleNumberHelp, "capture_cycle", "cycle", "capture"},
@@ -116,6 +132,7 @@ void Describe(const CycleCounters& c, FigureSink& sink) {
   sink.Add({"simarray_pacing_delay_seconds_total", kCounter,
             "Time write pacing held replies back, summed over the writes paced.", "pacing_seconds"},
            c.pacing_seconds);
+  Describe(c.dse, sink);
   sink.Add({"simarray_cycles_cycling", kGauge,
             "1 while writes go to cycles; 0 while they go to owed tracks (link down, pulled "
             "ahead)."},

@@ -113,7 +113,8 @@ mirror::CycleCounters SomeCycleCounters() {
           .pacing_threshold = 18,
           .pacing_delay_us = 19,
           .writes_paced = 20,
-          .pacing_seconds = 21.5};
+          .pacing_seconds = 21.5,
+          .dse = {.chunks = 22, .chunks_used = 23, .bytes_held = 24, .bytes_spilled = 25}};
 }
 
 // The sections as DescribeArray (daemon/array_figures.cc) makes them.

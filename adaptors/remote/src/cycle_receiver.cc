@@ -22,7 +22,9 @@ void CycleReceiver::Discard() {
       "cycle {}",
       cycle_, staged_.size(), marker_ ? ", marker received" : "", applier_->applied_cycle());
   applier_->CycleDiscarded();
+  applier_->DropSpilled(staged_);
   staged_.clear();  // the staged slots are freed
+  in_cache_ = 0;
   skipped_ = 0;
   marker_ = false;
 }
@@ -32,8 +34,8 @@ absl::Status CycleReceiver::Stage(const v1::ShipRecord& record) {
     if (!staged_.empty() || marker_ || skipped_ != 0) Discard();
     cycle_ = record.cycle();
   }
-  auto staged = applier_->Stage(record.volume_id(), record.track(), record.offset(),
-                                Bytes(record.data()), record.sequence());
+  auto staged = applier_->StageInCycle(record.volume_id(), record.track(), record.offset(),
+                                       Bytes(record.data()), record.sequence(), cycle_, in_cache_);
   if (!staged.ok()) {
     const absl::StatusCode code = staged.status().code();
     if (code != absl::StatusCode::kNotFound && code != absl::StatusCode::kOutOfRange) {
@@ -45,6 +47,7 @@ absl::Status CycleReceiver::Stage(const v1::ShipRecord& record) {
     ApplyIfComplete();
     return absl::OkStatus();
   }
+  if (!staged->chunk) ++in_cache_;
   staged_.push_back(*std::move(staged));
   ApplyIfComplete();
   return absl::OkStatus();
@@ -74,6 +77,7 @@ void CycleReceiver::ApplyIfComplete() {
   const size_t records = staged_.size();
   applier_->ApplyCycle(std::move(staged_), cycle_, boundary_, consistent_, stream_);
   staged_.clear();
+  in_cache_ = 0;
   skipped_ = 0;
   marker_ = false;
   spdlog::debug("peer service: cycle {} applied: {} tracks, boundary sequence {}", cycle_, records,

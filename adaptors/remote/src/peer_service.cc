@@ -67,6 +67,7 @@ grpc::Status PeerServiceImpl::Hello(grpc::ServerContext* context, const v1::Hell
   }
   reply->set_mode(side->mode);
   reply->set_cache_slots(parts_.cache->slot_count());
+  reply->set_stage_tracks(parts_.applier->stage_capacity());
   reply->set_daemon_id(parts_.daemon_id);
   reply->set_role(side->source ? "primary" : "mirror");
   reply->set_generation(parts_.cache->generation());

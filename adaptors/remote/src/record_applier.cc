@@ -28,14 +28,8 @@ absl::StatusOr<StagedRecord> RecordApplier::Stage(uint32_t volume_id, uint64_t t
 std::optional<absl::StatusOr<StagedRecord>> RecordApplier::StageRecord(
     uint32_t volume_id, uint64_t track, uint32_t offset, std::span<const uint8_t> data,
     uint64_t sequence, bool may_wait) {
-  auto volume = volumes_->FindById(volume_id);
-  if (volume == nullptr) return absl::NotFoundError(absl::StrCat("no volume with id ", volume_id));
+  if (absl::Status s = CheckRecord(volume_id, track, offset, data.size()); !s.ok()) return s;
   const uint32_t track_size = cache_->track_size();
-  if (data.empty() || offset >= track_size || data.size() > track_size - offset ||
-      (track + 1) * track_size > volume->size) {
-    return absl::OutOfRangeError(absl::StrCat("record for track ", track, " [", offset, ", +",
-                                              data.size(), ") is outside volume ", volume->name));
-  }
   const cache::TrackKey key{volume_id, track};
   StagedRecord record;
   if (data.size() < track_size) {
@@ -160,15 +154,19 @@ void RecordApplier::ForgetBoundary() {
 bool RecordApplier::ApplyCycle(std::vector<StagedRecord> records, uint64_t cycle, uint64_t boundary,
                                bool consistent, uint64_t stream) {
   // A cycle holds one record per track; publishing in sequence order keeps the cache's
-  // contract (commits in order) all the same.
-  std::sort(records.begin(), records.end(),
-            [](const StagedRecord& a, const StagedRecord& b) { return a.sequence < b.sequence; });
+  // contract (commits in order) all the same. Among the tracks of one write (one sequence)
+  // the paged-out ones go last: the same order every time, whatever the staging order.
+  std::sort(records.begin(), records.end(), [](const StagedRecord& a, const StagedRecord& b) {
+    return std::make_pair(a.sequence, a.chunk.has_value()) <
+           std::make_pair(b.sequence, b.chunk.has_value());
+  });
   absl::WriterMutexLock image(&image_mu_);
   absl::MutexLock lock(&mu_);
   if (stream != stream_epoch_.load()) {
     cycles_discarded_.fetch_add(1);
     spdlog::warn("record applier: cycle {} came on a stream the primary gave up on; not applied",
                  cycle);
+    DropSpilled(records);
     return false;
   }
   // A repair record newer than the boundary means the image is not that boundary.
@@ -176,9 +174,15 @@ bool RecordApplier::ApplyCycle(std::vector<StagedRecord> records, uint64_t cycle
   outside_sequence_ = 0;
   // Every record becomes a whole-track image, filled from the track's image as it is now
   // (nothing else changes it under these locks), and sealed: what a restart redoes if the
-  // daemon dies before the cycle is applied whole.
+  // daemon dies before the cycle is applied whole. A paged-out record is redone from its
+  // chunk instead (RedoSpilled).
   const uint32_t track_size = cache_->track_size();
+  std::vector<uint32_t> chunks;
   for (StagedRecord& r : records) {
+    if (r.chunk) {
+      chunks.push_back(*r.chunk);
+      continue;
+    }
     if (r.length < track_size) {
       uint64_t unused = 0;
       cache::SlotRef current = cache_->PeekTrack(r.staged.key(), &unused);  // pinned
@@ -217,6 +221,17 @@ bool RecordApplier::ApplyCycle(std::vector<StagedRecord> records, uint64_t cycle
           cycle, i, records.size());
       ::raise(SIGKILL);
     }
+    if (records[i].chunk) {
+      auto back = Unspill(records[i]);
+      if (!back.ok()) {
+        // The track keeps its older image: the mirror is not this cycle's boundary.
+        spdlog::error("record applier: cycle {}: {}; the image is not a cycle boundary", cycle,
+                      std::string(back.status().message()));
+        consistent = false;
+        continue;
+      }
+      records[i] = *std::move(back);
+    }
     records[i].write_continues = i + 1 < records.size();  // a cycle is shipped on whole
     PublishLocked(std::move(records[i]));
   }
@@ -225,7 +240,8 @@ bool RecordApplier::ApplyCycle(std::vector<StagedRecord> records, uint64_t cycle
   applied_cycle_.store(cycle);
   cycles_applied_.fetch_add(1);
   consistent_ = consistent;
-  Note(CycleNote{{}, after});
+  Note(CycleNote{{}, CycleMark{cycle, boundary, consistent}});
+  for (const uint32_t chunk : chunks) dse_->Free(chunk);
   return true;
 }
 

@@ -3,6 +3,7 @@
 // in remote_adaptor_ship.cc.
 #include "simarray/remote/remote_adaptor.h"
 
+#include <algorithm>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -317,7 +318,9 @@ bool RemoteAdaptor::Connect() {
         reply.daemon_id(), reply.mode(), options_.mode);
   }
   if (cycles_ != nullptr && reply.cache_slots() != 0) {
-    cycles_->LimitToPeer(reply.cache_slots() * options_.cycle_cache_percent / 100);
+    // The share of the mirror's slots (with its delta set extension, what it says it stages).
+    cycles_->LimitToPeer(
+        std::max(reply.stage_tracks(), reply.cache_slots() * options_.cycle_cache_percent / 100));
   }
   if (cycles_ != nullptr) {
     cycles_->NumberAfter(reply.applied_cycle());

@@ -76,7 +76,11 @@ Shipper::Sent Shipper::SendDue(ShipTransport& transport) {
   for (const ShippedRecord& s : batch) {
     const mirror::MirrorRequest& r = s.request;
     std::span<const uint8_t> data;
-    if (r.data.valid()) data = r.data.data().subspan(r.offset, r.length);
+    if (r.data.valid()) {
+      data = r.data.data().subspan(r.offset, r.length);
+    } else if (r.spilled) {
+      data = {reinterpret_cast<const uint8_t*>(r.spilled->data()), r.spilled->size()};
+    }
     v1::ShipRecord* rec = message.add_records();
     rec->set_cycle(r.cycle);
     rec->set_cycle_end(r.cycle_end);

@@ -17,10 +17,11 @@
 //    *consistent*: once the mirror applies it, it holds the primary's image as of the
 //    cycle's boundary;
 //  - owed: the link is down, or the cycles pinned more than `slot_limit` cache slots
-//    (pull-ahead). A commit then only marks its track for resync, as a sync pair does with
-//    its link down. Resume returns to cycling once the link is up and at most half of
-//    `slot_limit` tracks are left to resync, so memory stays bounded however long the link
-//    is slow or gone.
+//    (pull-ahead; with a delta set extension, only once it is full too: until then the
+//    tracks past the limit are paged out to it, docs/async.md "Delta set extension"). A commit then
+//    only marks its track for resync, as a sync pair does with its link down. Resume returns to
+//    cycling once the link is up and at most half of `slot_limit` tracks are left to resync, so
+//    memory stays bounded however long the link is slow or gone.
 //
 // The commit point calls Capture, Switch and Resume under its own lock: that makes a switch
 // atomic with sequence assignment, so every write with a sequence at or below a cycle's
@@ -29,6 +30,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <unordered_map>
 #include <vector>
 
@@ -38,6 +40,7 @@
 #include "simarray/base/figures.h"
 #include "simarray/base/histogram.h"
 #include "simarray/cache/cache_memory.h"
+#include "simarray/mirror/delta_set_extension.h"
 #include "simarray/mirror/mirror_request.h"
 #include "simarray/mirror/owed_tracks.h"
 #include "simarray/mirror/write_pacing.h"
@@ -68,6 +71,7 @@ struct CycleCounters {
   uint64_t pacing_delay_us = 0;
   uint64_t writes_paced = 0;
   double pacing_seconds = 0;
+  SpillCounters dse;  // the delta set extension's (all 0: none)
 };
 // Figures a target describes too, from what it applied (RecordApplier).
 inline constexpr Figure kMirrorConsistentFigure{
@@ -150,9 +154,12 @@ class CycleSet {
   // the state becomes owed.
   void LinkLost();
 
-  // The mirror stages a whole cycle in its own cache: the limit is also at most `slots`
-  // (its share of the mirror's slots, told in Hello).
-  void LimitToPeer(uint64_t slots);
+  // The mirror stages a whole cycle in its own cache (and its delta set extension): the
+  // cycles hold at most `tracks` (what it told in Hello).
+  void LimitToPeer(uint64_t tracks);
+  // Pages track images past the slot limit out to `dse` (borrowed, outlives this) instead of
+  // pulling ahead. Before the first capture.
+  void SetSpill(DeltaSetExtension* dse);
   // The mirror last applied cycle `cycle`: later cycles are numbered above it.
   void NumberAfter(uint64_t cycle);
 
@@ -172,7 +179,9 @@ class CycleSet {
 
  private:
   struct Track {
-    cache::SlotRef slot;
+    cache::SlotRef slot;            // not valid while spilled
+    uint32_t image_slot = 0;        // the slot the write published (its mirror-owed flag)
+    std::optional<uint32_t> chunk;  // paged out to the delta set extension
     uint64_t sequence = 0;
     uint32_t begin = 0, end = 0;  // bytes of the track changed in the cycle
   };
@@ -188,6 +197,7 @@ class CycleSet {
     absl::Time switched;
     std::unordered_map<cache::TrackKey, Track, cache::TrackKeyHash> tracks;
     uint64_t bytes = 0;
+    uint64_t spilled = 0;  // tracks paged out to the delta set extension
     // Transmit only: what was taken for shipping, acknowledged when the cycle applies.
     std::vector<Shipped> shipped;
     bool marker_taken = false;
@@ -198,7 +208,14 @@ class CycleSet {
   void ToOwedLocked(Cycle& cycle) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OpenCaptureLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint64_t SlotLimitLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Tracks in the capture and transmit cycles, those of them in cache, and how many they
+  // may hold in all (cache share plus delta set extension, at most what the mirror stages).
+  uint64_t TracksLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   uint64_t PinnedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  uint64_t CapacityLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Pages `track` of the capture cycle out; false when there is no room (or no DSE).
+  bool SpillLocked(const cache::TrackKey& key, Track& track) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UnspillLocked(Cycle& cycle, Track& track) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Works out the pacing delay again: every time the slots pinned or their limit change.
   void PaceLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -207,6 +224,7 @@ class CycleSet {
   const absl::Duration cycle_time_;
   const uint64_t slot_limit_;
   uint64_t peer_slot_limit_ ABSL_GUARDED_BY(mu_) = UINT64_MAX;
+  DeltaSetExtension* dse_ = nullptr;
   absl::Mutex mu_;
   bool cycling_ ABSL_GUARDED_BY(mu_) = false;
   bool consistent_ ABSL_GUARDED_BY(mu_) = false;

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "simarray/cache/cache_memory.h"
 #include "simarray/mirror/write_ticket.h"
@@ -22,8 +23,11 @@ struct MirrorRequest {
   uint32_t offset = 0;  // byte range inside the track
   uint32_t length = 0;
   uint64_t write_id = 0;
-  uint64_t sequence = 0;                // set at commit
-  cache::SlotRef data;                  // pin on the write's bytes, taken at commit
+  uint64_t sequence = 0;  // set at commit
+  cache::SlotRef data;    // pin on the write's bytes, taken at commit
+  // Instead of `data`: a cycle record read back from the delta set extension, exactly the
+  // bytes [offset, offset + length) (docs/async.md, "Delta set extension").
+  std::shared_ptr<const std::string> spilled;
   std::shared_ptr<WriteTicket> ticket;  // sync writes only
   // Async mode: the cycle this record belongs to (0: none, applied on arrival). The cycle's
   // end marker has no data; its `sequence` is the cycle's boundary.

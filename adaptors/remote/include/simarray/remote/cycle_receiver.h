@@ -50,8 +50,9 @@ class CycleReceiver {
   const uint64_t stream_;
   uint64_t cycle_ = 0;
   std::vector<StagedRecord> staged_;
-  uint64_t skipped_ = 0;  // records of cycle_ that cannot be applied
-  bool marker_ = false;   // the marker of cycle_ came; the cycle is not applied yet
+  uint64_t in_cache_ = 0;  // of staged_, those in cache slots (the rest are paged out)
+  uint64_t skipped_ = 0;   // records of cycle_ that cannot be applied
+  bool marker_ = false;    // the marker of cycle_ came; the cycle is not applied yet
   uint64_t marker_id_ = 0;
   uint64_t boundary_ = 0;
   uint64_t expected_ = 0;

@@ -8,7 +8,10 @@
 // (ApplyCycle) under the image lock, which host reads take shared, so a reader sees the
 // mirror either before or after a cycle, never in between. ApplyCycle first makes every
 // record a whole-track image sealed with the cycle's write id; with a CycleJournal the apply
-// is then atomic across a crash too (cycle_journal.h).
+// is then atomic across a crash too (cycle_journal.h). A cycle larger than the mirror's
+// cache share pages the records past it out to a delta set extension (StageInCycle); those
+// are redone from their chunks instead of from sealed slots (docs/async.md, "Delta set
+// extension").
 // Thread-safe (applies are serialised).
 
 #include <atomic>
@@ -25,6 +28,7 @@
 #include "simarray/base/figures.h"
 #include "simarray/cache/cache_memory.h"
 #include "simarray/disk/volume_catalog.h"
+#include "simarray/mirror/delta_set_extension.h"
 #include "simarray/remote/cycle_journal.h"
 
 namespace simarray::remote {
@@ -42,6 +46,9 @@ struct StagedRecord {
   cache::TrackRange changed;
   // More records of the same write follow (ShipRecord.write_continues).
   bool write_continues = false;
+  // Paged out to the delta set extension (its chunk holds track and bytes): `staged` and
+  // `pin` are empty until the cycle is applied.
+  std::optional<uint32_t> chunk;
 };
 
 class RecordApplier {
@@ -75,6 +82,26 @@ class RecordApplier {
   // as Apply.
   absl::StatusOr<StagedRecord> Stage(uint32_t volume_id, uint64_t track, uint32_t offset,
                                      std::span<const uint8_t> data, uint64_t sequence);
+  // Async: Stage for a record of cycle `cycle` of which `in_cache` records are staged in
+  // cache already; once that is the cache share SetSpill gave, the record goes to the delta
+  // set extension instead (or to cache when it is full).
+  absl::StatusOr<StagedRecord> StageInCycle(uint32_t volume_id, uint64_t track, uint32_t offset,
+                                            std::span<const uint8_t> data, uint64_t sequence,
+                                            uint64_t cycle, uint64_t in_cache);
+  // Frees the chunks of records never applied (a cycle discarded), wiping their headers so a
+  // restart never takes them for a cycle being applied.
+  void DropSpilled(std::vector<StagedRecord>& records);
+  // Records of a cycle past `stage_slots` in cache page out to `dse` (borrowed; outlives
+  // this). Before the first stream.
+  void SetSpill(mirror::DeltaSetExtension* dse, uint64_t stage_slots);
+  // Tracks a cycle may stage here: the cache share and the delta set extension's chunks
+  // (Hello tells the source; 0 without a SetSpill).
+  uint64_t stage_capacity() const;
+  // At start, before any stream: cycle `cycle` was being applied when the daemon stopped;
+  // its paged-out records are published again from their chunks (its sealed slots were
+  // redone with the cache). Returns how many.
+  absl::StatusOr<uint64_t> RedoSpilled(uint64_t cycle) ABSL_LOCKS_EXCLUDED(image_mu_, mu_);
+
   // Cascaded arrays (docs/groups.md, "Topologies"): called with every record, under the
   // applier's lock, in apply order. It may publish the record itself (a volume that groups
   // of this array ship on, CommitPoint::PublishForwarded) and return whether it was applied,
@@ -130,6 +157,11 @@ class RecordApplier {
   // Publishes a staged record outside any cycle; both locks held.
   bool ApplyStagedLocked(StagedRecord record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool PublishLocked(StagedRecord record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // NOT_FOUND or OUT_OF_RANGE for a record that no volume of this array can take.
+  absl::Status CheckRecord(uint32_t volume_id, uint64_t track, uint32_t offset,
+                           size_t length) const;
+  // A paged-out record back in a staging slot (waits for one), its chunk still held.
+  absl::StatusOr<StagedRecord> Unspill(const StagedRecord& record);
   void Note(const CycleNote& note) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   cache::CacheMemory* const cache_;
@@ -150,6 +182,8 @@ class RecordApplier {
   std::atomic<uint64_t> cycles_discarded_{0};
   std::atomic<bool> consistent_{false};
   std::atomic<uint64_t> stream_epoch_{0};
+  mirror::DeltaSetExtension* dse_ = nullptr;
+  uint64_t stage_slots_ = 0;
   // Highest sequence applied outside the cycles since the last cycle.
   uint64_t outside_sequence_ ABSL_GUARDED_BY(mu_) = 0;
 };
