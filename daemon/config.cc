@@ -259,9 +259,9 @@ absl::StatusOr<DaemonConfig> ParseConfig(std::string_view text, const std::strin
   r.String("peer.tls.server_name", &c.peer_tls.server_name);
   r.String("link.policy", &c.link_policy);
   r.Integer("link.ack_timeout_ms", &c.ack_timeout_ms);
-  ReadLinkEmulation(r, "link.emulate", root.at_path("link.emulate"), &c.link_emulation);
-  ReadRate(r, "resync.max_rate", root.at_path("resync.max_rate"), &c.resync_max_rate);
-  ReadPacing(r, "pacing", root.at_path("pacing"), &c.pacing);
+  ReadLinkEmulation(r, "link.emulate", r.Named("link.emulate"), &c.link_emulation);
+  ReadRate(r, "resync.max_rate", r.Named("resync.max_rate"), &c.resync_max_rate);
+  ReadPacing(r, "pacing", r.Named("pacing"), &c.pacing);
   r.Size("dse.max_size", &c.dse_max_size);
   r.String("log.level", &c.log_level);
 
@@ -307,6 +307,7 @@ absl::StatusOr<DaemonConfig> ParseConfig(std::string_view text, const std::strin
       c.volumes.push_back(v);
     }
   }
+  r.FailUnknownKeys({"host_adaptor", "volume", "rdf_group"});
   if (!r.status().ok()) return r.status();
 
   if (!data_dir_override.empty()) c.data_dir = data_dir_override;

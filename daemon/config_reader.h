@@ -6,7 +6,9 @@
 
 #include <limits>
 #include <optional>
+#include <set>
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -36,10 +38,10 @@ class Reader {
       Fail(key, "expected a string");
     }
   }
-  void String(const std::string& key, std::string* out) { String(key, out, root_.at_path(key)); }
+  void String(const std::string& key, std::string* out) { String(key, out, Named(key)); }
 
   void Bool(const std::string& key, bool* out) {
-    auto node = root_.at_path(key);
+    auto node = Named(key);
     if (!node) return;
     if (const auto* v = node.as_boolean()) {
       *out = v->get();
@@ -71,12 +73,12 @@ class Reader {
   }
   template <typename T>
   void Size(const std::string& key, T* out) {
-    Size(key, out, root_.at_path(key));
+    Size(key, out, Named(key));
   }
 
   template <typename T>
   void Integer(const std::string& key, T* out) {
-    Integer(key, out, root_.at_path(key));
+    Integer(key, out, Named(key));
   }
   template <typename T>
   void Integer(const std::string& key, T* out, const toml::node_view<const toml::node>& node) {
@@ -94,7 +96,35 @@ class Reader {
     *out = static_cast<T>(*i);
   }
 
+  // The node at `key` of the root table, for a reader of its own (ReadPacing, ...): the key
+  // and everything under it count as read for UnknownKeys.
+  toml::node_view<const toml::node> Named(const std::string& key) {
+    read_.insert(key);
+    return root_.at_path(key);
+  }
+  // Fails on the first key of the root table (outside the arrays of tables in `arrays`,
+  // which their readers check) that no read asked for by name: a misspelt "cache.sise" or a
+  // key that landed in the wrong table must not be silently ignored.
+  void FailUnknownKeys(std::initializer_list<std::string_view> arrays) { Walk(root_, "", arrays); }
+
  private:
+  void Walk(const toml::table& table, const std::string& prefix,
+            std::initializer_list<std::string_view> arrays) {
+    for (const auto& [k, v] : table) {
+      const std::string key = prefix + std::string(k.str());
+      if (read_.count(key) != 0) continue;
+      bool array = false;
+      for (std::string_view a : arrays) array = array || key == a;
+      if (array) continue;
+      if (const toml::table* sub = v.as_table()) {
+        Walk(*sub, key + ".", arrays);
+      } else {
+        Fail(key, "unknown key (the README's configuration table lists every key)");
+      }
+    }
+  }
+
+  std::set<std::string> read_;
   const std::string path_;
   const toml::table& root_;
   absl::Status status_;

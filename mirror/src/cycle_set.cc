@@ -62,7 +62,7 @@ void CycleSet::Capture(cache::TrackKey key, uint64_t sequence, uint32_t offset, 
     cycling_ = false;
     consistent_ = false;
   }
-  if (fresh) PaceLocked();
+  PaceLocked();
 }
 
 bool CycleSet::CanSwitch() {

@@ -144,6 +144,9 @@ TEST_CASE("a bad config file makes the daemon exit non-zero naming file, key and
       {"[link]\nack_timeout_ms = 4294967296\n", "link.ack_timeout_ms"},
       {"[link]\nack_timeout_ms = 2.6e20\n", "expected a non-negative integer"},
       {"track_size = 65536.0\n", "expected a size"},
+      // A misspelt key, or one that landed in the table above it, is not silently ignored.
+      {"[cache]\nsise = \"64M\"\n", "key cache.sise: unknown key"},
+      {"[log]\nlevel = \"info\"\ndse.max_size = \"1G\"\n", "key log.dse.max_size: unknown key"},
   };
   for (size_t i = 0; i < cases.size(); ++i) {
     INFO("config: " << cases[i].text);

@@ -112,6 +112,8 @@ class Bench {
 
   Report& report() { return report_; }
   bool failed() const { return failed_; }
+  // The daemon the bench starts: --simarrayd, else the one built beside it, else on PATH.
+  std::string DaemonPath() const;
 
  private:
   std::chrono::duration<double> warmup() const {
@@ -120,7 +122,6 @@ class Bench {
   std::chrono::duration<double> duration() const {
     return std::chrono::duration<double>(flags_.duration_s);
   }
-  std::string DaemonPath() const;
   // The bench starts its own pairs (no --primary): the rows that need fresh pairs can run.
   bool OwnPairs() const { return flags_.primary_admin.empty(); }
   // Stops the pair the first rows measured (once they and CheckMirror are done), so that the

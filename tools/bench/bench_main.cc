@@ -1,4 +1,5 @@
 // simarray-bench [--duration-s S] [--warmup-s S] [--json] [--only ROW,...] [--simarrayd PATH]
+//                [--rpo-study]
 //                [--primary ADMIN --primary-host HA [--primary-nbd NBD] [--mirror ADMIN]
 //                 [--primary-token-file F] [--mirror-token-file F]]
 //
@@ -22,6 +23,7 @@
 #include "fmt/format.h"
 #include "tools/bench/bench.h"
 #include "tools/bench/report.h"
+#include "tools/bench/rpo_study.h"
 
 namespace simarray::bench {
 namespace {
@@ -93,6 +95,10 @@ int Main(int argc, char** argv) {
   app.add_option("--mirror-token-file", flags.mirror_token_file,
                  "the mirror's admin token file (its admin.token_file)")
       ->needs(mirror);
+  bool rpo_study = false;
+  app.add_flag("--rpo-study", rpo_study,
+               "run the RPO study of docs/async.md instead of the rows (minutes; --duration-s "
+               "is each run's length)");
   primary->needs(host);
   host->needs(primary);
   CLI11_PARSE(app, argc, argv);
@@ -103,6 +109,7 @@ int Main(int argc, char** argv) {
     return 2;
   }
   Bench bench(flags, scratch.path());
+  if (rpo_study) return RunRpoStudy(bench.DaemonPath(), scratch.path(), flags.duration_s);
   Report& report = bench.report();
   report.set_machine(DescribeMachine());
   report.set_duration_s(flags.duration_s);

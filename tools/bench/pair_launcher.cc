@@ -61,7 +61,7 @@ std::string Config(const PairOptions& options, const std::string& role, const st
   if (!peer_address.empty()) absl::StrAppend(&config, "address = \"", peer_address, "\"\n");
   absl::StrAppend(&config, "[link]\npolicy = \"continue\"\nack_timeout_ms = 5000\n",
                   "[log]\nlevel = \"warn\"\n");
-  if (role == "primary") absl::StrAppend(&config, options.primary_extra);
+  absl::StrAppend(&config, role == "primary" ? options.primary_extra : options.mirror_extra);
   return config;
 }
 

@@ -28,6 +28,7 @@ struct PairOptions {
   uint32_t cycle_cache_percent = 25;
   std::string track_size = "64K";  // the config's track_size (power of two, 4K to 1M)
   std::string primary_extra;       // more TOML for the primary's config, appended verbatim
+  std::string mirror_extra;        // and for the mirror's
 };
 
 // Where one daemon listens.
