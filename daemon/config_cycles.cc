@@ -31,7 +31,7 @@ void ReadPacing(Reader& r, const std::string& key, const toml::node_view<const t
   r.Integer(key + ".threshold_percent", &out->threshold_percent, node["threshold_percent"]);
   if (out->threshold_percent < 1 || out->threshold_percent > 99) {
     r.Fail(key + ".threshold_percent",
-           absl::StrCat("expected 1 to 99 (percent of the cycles' slot limit), got ",
+           absl::StrCat("expected 1 to 99 (percent of the tracks the cycles may hold), got ",
                         out->threshold_percent));
   }
   uint64_t max_delay_us = absl::ToInt64Microseconds(out->max_delay);

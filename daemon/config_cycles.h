@@ -4,7 +4,8 @@
 //
 //   [pacing]
 //   mode = "on"               # "off" (default) | "on"
-//   threshold_percent = 60    # of the cycles' slot limit; pacing starts above it (1 .. 99)
+//   threshold_percent = 60    # of the tracks the cycles may hold; pacing starts above it
+//                             # (1 .. 99)
 //   max_delay_us = 50000      # the delay at the limit (1 .. 1000000)
 //
 // (`pacing = "on"` cannot sit beside `pacing.max_delay_us` in TOML, a key is a value or a

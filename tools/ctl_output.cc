@@ -191,7 +191,7 @@ void AsyncRows(const v1::CycleStatus& c, bool primary,
   DseRow(c, rows);
   if (c.pacing_threshold() != 0) {
     rows.push_back(
-        {"  write pacing", absl::StrFormat("above %d slots; now %.1f ms a write; %d writes paced, "
+        {"  write pacing", absl::StrFormat("above %d tracks; now %.1f ms a write; %d writes paced, "
                                            "%.2f s in all",
                                            c.pacing_threshold(), c.pacing_delay_us() / 1000.0,
                                            c.writes_paced(), c.pacing_seconds())});

@@ -118,8 +118,8 @@ void Describe(const CycleCounters& c, FigureSink& sink) {
             "Most cache slots the cycles may pin before they pull ahead (cycle_cache_percent).",
             "slot_limit"},
            c.slot_limit);
-  sink.Add({"simarray_pacing_threshold_slots", kGauge,
-            "Write pacing starts when the cycles pin more slots than this (0: pacing off).",
+  sink.Add({"simarray_pacing_threshold_tracks", kGauge,
+            "Write pacing starts when the cycles hold more tracks than this (0: pacing off).",
             "pacing_threshold"},
            c.pacing_threshold);
   sink.Add(

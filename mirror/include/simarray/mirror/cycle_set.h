@@ -65,7 +65,7 @@ struct CycleCounters {
   uint64_t pull_aheads = 0;
   uint64_t pinned_slots = 0;
   uint64_t slot_limit = 0;
-  // Write pacing (write_pacing.h): the slots it starts above (0: off), the delay a write
+  // Write pacing (write_pacing.h): the tracks held it starts above (0: off), the delay a write
   // gets now, and the writes it delayed and by how long in all.
   uint64_t pacing_threshold = 0;
   uint64_t pacing_delay_us = 0;
@@ -216,7 +216,8 @@ class CycleSet {
   // Pages `track` of the capture cycle out; false when there is no room (or no DSE).
   bool SpillLocked(const cache::TrackKey& key, Track& track) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UnspillLocked(Cycle& cycle, Track& track) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Works out the pacing delay again: every time the slots pinned or their limit change.
+  // Works out the pacing delay again: after every capture, and whenever the tracks held or
+  // the limits change.
   void PaceLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   cache::CacheMemory* const cache_;
@@ -224,7 +225,7 @@ class CycleSet {
   const absl::Duration cycle_time_;
   const uint64_t slot_limit_;
   uint64_t peer_slot_limit_ ABSL_GUARDED_BY(mu_) = UINT64_MAX;
-  DeltaSetExtension* dse_ = nullptr;
+  DeltaSetExtension* dse_ ABSL_GUARDED_BY(mu_) = nullptr;
   absl::Mutex mu_;
   bool cycling_ ABSL_GUARDED_BY(mu_) = false;
   bool consistent_ ABSL_GUARDED_BY(mu_) = false;
