@@ -106,14 +106,7 @@ TEST_CASE("a mirror killed while applying a paged-out cycle redoes it from the e
   Pair pair(primary, mirror);
   pair.CreateVolume("burst", kBurstTracks * kTrack);
   REQUIRE(WaitPairState(*pair.primary, "Consistent"));
-  {
-    grpc::ClientContext context;
-    pair.mirror->Authorize(context);
-    v1::InjectFaultRequest request;
-    request.set_kind(v1::FAULT_CRASH_MID_APPLY);
-    v1::InjectFaultReply reply;
-    REQUIRE(pair.mirror->admin().InjectFault(&context, request, &reply).ok());
-  }
+  InjectFault(*pair.mirror, v1::FAULT_CRASH_MID_APPLY);  // the next cycle's apply
   std::string data(kBurstTracks * kTrack, '\0');
   for (uint64_t t = 0; t < kBurstTracks; ++t) data.replace(t * kTrack, 4096, Pattern(4096, t));
   REQUIRE(Write(pair.primary->host(), "burst", 0, data).status.ok());
