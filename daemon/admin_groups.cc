@@ -98,6 +98,8 @@ grpc::Status RoleReply(Array& array, RdfGroup* group, const char* what,
       remote::PairStateName(group != nullptr ? array.pair_state(*group) : array.pair_state())));
   reply->set_tracks_copied(change->tracks_copied);
   reply->set_description(change->description);
+  reply->set_image_sequence(change->image_sequence);
+  reply->set_gold_tracks_restored(change->gold_tracks);
   return grpc::Status::OK;
 }
 

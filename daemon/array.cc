@@ -182,8 +182,11 @@ absl::StatusOr<BoundAddresses> Array::Start() {
   commit_ = std::make_unique<mirror::CommitPoint>(cache_.get());
   applier_ = std::make_unique<remote::RecordApplier>(cache_.get(), volumes_.get(), journal_.get(),
                                                      &faults_, journal_applied_);
+  if (absl::Status s = OpenGoldCopy(); !s.ok()) return s;
   if (absl::Status s = OpenTargetSpill(); !s.ok()) return s;
   if (absl::Status s = OpenGroups(); !s.ok()) return s;
+  // Promoted, and stopped before the gold copy was published back: it is published now.
+  if (gold_ != nullptr && gold_->held() && inbound_group() == nullptr) PublishGoldBack(nullptr);
 
   BoundAddresses bound;
   host::ArrayParts parts;
@@ -193,6 +196,13 @@ absl::StatusOr<BoundAddresses> Array::Start() {
   parts.commit = commit_.get();
   parts.faults = &faults_;
   parts.image_lock = &applier_->image_lock();
+  if (gold_ != nullptr) {
+    parts.gold_image = [gold = gold_.get()](cache::TrackKey key,
+                                            std::span<uint8_t> track) -> absl::StatusOr<bool> {
+      if (!gold->held()) return false;
+      return gold->Read(key, track);
+    };
+  }
   parts.admit_write = [this](const disk::Volume& volume) { return AdmitWrite(volume); };
   parts.pacer = &pacer_;
   if (config_.holding_pen == "bypass") {

@@ -44,6 +44,10 @@ class EventWatcher;
 struct RoleChange {
   uint64_t tracks_copied = 0;
   std::string description;
+  // An async target promoted: the primary's sequence its image stands for (0: not a cycle
+  // boundary), and the gold copy's tracks published back first (docs/async.md, "Gold copy").
+  uint64_t image_sequence = 0;
+  uint64_t gold_tracks = 0;
 };
 
 struct BoundAddresses {
@@ -107,6 +111,8 @@ class Array {
   const std::vector<std::unique_ptr<host::HostAdaptor>>& host_adaptors() { return hosts_; }
   // Async target: the delta set extension its cycles page out to (null: dse.max_size 0).
   mirror::DeltaSetExtension* target_dse() { return target_dse_.get(); }
+  // Async target: its gold copy (null: gold_copy = "off").
+  remote::GoldCopy* gold() { return gold_.get(); }
   const std::vector<std::unique_ptr<nbd::NbdServer>>& nbd_servers() { return nbd_servers_; }
   uint64_t streams_cancelled();
 
@@ -174,6 +180,13 @@ class Array {
   // Opens the target's delta set extension (dse.max_size) and redoes from it the cycle the
   // journal said was being applied; then writes the journal.
   absl::Status OpenTargetSpill();
+  // The gold copy (array_gold.cc, docs/async.md "Gold copy"): opened (and a copy left from
+  // before reloaded) after the applier, before OpenTargetSpill's redo; published back
+  // through the commit point when the target is promoted (or at a start that finds the
+  // array promoted with a copy still held), with what the image then is said in `change`.
+  absl::Status OpenGoldCopy();
+  void PublishGoldBack(RoleChange* change);
+  absl::Status CommitGoldTrack(cache::TrackKey key, std::span<const uint8_t> image);
   absl::Status LearnPeer(RdfGroup& group, const std::string& address, uint64_t generation);
   // At start, with the group wired: a failed-over marker keeps the adaptor suspended; one on
   // a target (a failover cut short) is dropped.
@@ -186,7 +199,8 @@ class Array {
   absl::Status PromotedByPeer(RdfGroup& group, const v1::RoleRequest& request);
   // The group's side changes; for the first group the daemon's role too.
   absl::Status BecomeMirror(RdfGroup& group, bool graceful);
-  absl::Status BecomePrimary(RdfGroup& group, bool ship);
+  // `change`, when given, learns what the promoted image is (RoleChange::image_sequence).
+  absl::Status BecomePrimary(RdfGroup& group, bool ship, RoleChange* change = nullptr);
   // Ships `theirs` (the peer's owed tracks) and this side's, whole, to the peer; waits
   // until done and returns how many were copied.
   absl::StatusOr<uint64_t> CopyBack(RdfGroup& group, absl::Duration wait,
@@ -213,6 +227,7 @@ class Array {
   remote::CycleNote redo_note_;
   // Async target: the delta set extension a cycle past the cache share pages out to.
   std::unique_ptr<mirror::DeltaSetExtension> target_dse_;
+  std::unique_ptr<remote::GoldCopy> gold_;  // before applier_, which borrows it
   std::unique_ptr<remote::RecordApplier> applier_;
   // Paced host writes' replies wait here (docs/async.md, "Write pacing"); before hosts_, so
   // it outlives them.

@@ -12,6 +12,10 @@ void DescribeCycles(Array& a, RdfGroup* group, FigureSink& sink) {
   } else if (a.target_dse() != nullptr) {
     mirror::Describe(a.target_dse()->Counters(), sink);  // what the target stages
   }
+  // Held on a target; after a promotion it still tells what was published back.
+  if (a.gold() != nullptr && (group == a.group() || group == a.inbound_group())) {
+    remote::Describe(a.gold()->Counters(), sink);
+  }
 }
 
 void DescribeArray(Array& a, FigureSink& sink, bool slot_counts) {

@@ -80,14 +80,17 @@ absl::Status Array::BecomeMirror(RdfGroup& group, bool graceful) {
     link->DrainStopped();  // so does what reached the queue while it stopped
   }
   if (group.index() == 0) cache_->SetRole(cache::Role::kMirror);
+  applier_->SetApplying(true);
   spdlog::warn("role: {} is now the target (mirror) of RDF group {}", config_.name, group.name());
   return absl::OkStatus();
 }
 
-absl::Status Array::BecomePrimary(RdfGroup& group, bool ship) {
+absl::Status Array::BecomePrimary(RdfGroup& group, bool ship, RoleChange* change) {
   absl::MutexLock lock(&role_mu_);
   if (group.source()) return absl::OkStatus();
   if (absl::Status s = group.SetSource(true); !s.ok()) return s;
+  // Nothing the old primary sent lands on this image from now on.
+  applier_->SetApplying(false);
   remote::RemoteAdaptor* link = group.remote();
   if (const uint64_t generation = group.learned_generation(); generation != 0) {
     group.SetPeerGeneration(generation);
@@ -97,6 +100,8 @@ absl::Status Array::BecomePrimary(RdfGroup& group, bool ship) {
   }
   ship ? link->Resume() : link->Suspend();
   if (group.index() == 0) cache_->SetRole(cache::Role::kPrimary);
+  // Before the gate opens to host writes: a gold copy held is the image to promote.
+  PublishGoldBack(change);
   applier_->ForgetBoundary();  // host writes from now on: no longer a mirror's boundary
   commit_->Open(group.index());
   if (group.index() == 0) is_primary_ = true;
@@ -130,7 +135,7 @@ absl::StatusOr<RoleChange> Array::Failover(RdfGroup& group) {
     out.description = "the link is down: the old primary was not demoted";
   }
   split_brain_seen_ = peer_service_->split_brain_refusals();
-  if (absl::Status s = BecomePrimary(group, /*ship=*/false); !s.ok()) {
+  if (absl::Status s = BecomePrimary(group, /*ship=*/false, &out); !s.ok()) {
     if (absl::Status undone = group.SetFailedOver(false); !undone.ok()) {
       spdlog::error("failover: {}; the mirror restarts as a mirror all the same",
                     std::string(undone.message()));
@@ -220,14 +225,17 @@ absl::StatusOr<RoleChange> Array::Swap(RdfGroup& group, absl::Duration wait) {
   // still leaves both sides as they were.
   if (absl::Status s = group.SetFailedOver(false); !s.ok()) return Unpersisted("swap", s);
   if (absl::Status s = group.remote()->Demote(); !s.ok()) return s;
-  if (absl::Status s = BecomePrimary(group, /*ship=*/true); !s.ok()) return s;
+  RoleChange out;
+  if (absl::Status s = BecomePrimary(group, /*ship=*/true, &out); !s.ok()) return s;
   auto theirs = group.remote()->PeerOwed();
   if (!theirs.ok()) return theirs.status();
   auto copied = CopyBack(group, wait, *theirs);
   if (!copied.ok()) return copied.status();
-  RoleChange out;
   out.tracks_copied = *copied;
-  out.description = "roles exchanged: this daemon is the primary for good";
+  out.description =
+      out.description.empty()
+          ? "roles exchanged: this daemon is the primary for good"
+          : absl::StrCat("roles exchanged: this daemon is the primary for good; ", out.description);
   spdlog::warn("swap: {}", out.description);
   return out;
 }

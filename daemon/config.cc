@@ -263,6 +263,7 @@ absl::StatusOr<DaemonConfig> ParseConfig(std::string_view text, const std::strin
   ReadRate(r, "resync.max_rate", r.Named("resync.max_rate"), &c.resync_max_rate);
   ReadPacing(r, "pacing", r.Named("pacing"), &c.pacing);
   r.Size("dse.max_size", &c.dse_max_size);
+  r.String("gold_copy", &c.gold_copy);
   r.String("log.level", &c.log_level);
 
   if (auto* has = root["host_adaptor"].as_array()) {
@@ -371,6 +372,9 @@ absl::StatusOr<DaemonConfig> ParseConfig(std::string_view text, const std::strin
   }
   if (c.max_write == 0 || c.max_write > (256ull << 20)) {
     r.Fail("max_write", absl::StrCat("expected 1 byte to 256M, got ", c.max_write));
+  }
+  if (!OneOf(c.gold_copy, {"auto", "off"})) {
+    r.Fail("gold_copy", absl::StrCat("expected \"auto\" or \"off\", got \"", c.gold_copy, "\""));
   }
   if (c.holding_pen == "bypass") {
     r.Fail("holding_pen",

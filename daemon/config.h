@@ -110,6 +110,9 @@ struct DaemonConfig {
   uint64_t resync_max_rate = 0;           // resync.max_rate
   mirror::PacingSettings pacing;          // [pacing]
   uint64_t dse_max_size = 0;              // dse.max_size
+  // An async target keeps a gold copy of its last consistent image while a resync
+  // overwrites it (docs/async.md, "Gold copy"): "auto" or "off".
+  std::string gold_copy = "auto";
   // The RDF groups: the [[rdf_group]] tables, or the one the single-peer form makes when it
   // names a peer or the mirror role (a primary without either has none until a Hello
   // teaches it one, docs/groups.md). At most kMaxGroups, and at most one of them R2 at a

@@ -67,6 +67,12 @@ absl::Status Array::PromotedByPeer(RdfGroup& group, const v1::RoleRequest& reque
   // The peer made this side identical before handing over (or, for a split, this side is
   // its image): from here the owed tracks are this side's changes.
   group.owed()->ClearAll();
+  // For the same reason a gold copy is not the image to promote: the newest one is. A split
+  // promotes this side's own image, whose last consistent one the copy is.
+  if (!request.split() && gold_ != nullptr && gold_->held()) {
+    absl::WriterMutexLock image(&applier_->image_lock());  // no host read sees half of each
+    gold_->Drop("promoted by the peer, which made this image identical to its own first");
+  }
   return BecomePrimary(group, /*ship=*/!request.split());
 }
 

@@ -157,6 +157,21 @@ void DseRow(const v1::CycleStatus& c, std::vector<std::vector<std::string>>& row
                                          FormatSize(c.dse_bytes_spilled()), " paged out in all")});
 }
 
+// The gold copy a mirror keeps while a resync overwrites its last consistent image.
+void GoldRow(const v1::CycleStatus& c, std::vector<std::vector<std::string>>& rows) {
+  if (c.gold_held()) {
+    rows.push_back({"  gold copy", absl::StrFormat("held: the image as of cycle %d (sequence "
+                                                   "%d), %d tracks kept, taken %.1f s ago",
+                                                   c.gold_cycle(), c.gold_sequence(),
+                                                   c.gold_tracks(), c.gold_age_seconds())});
+  } else if (c.gold_taken() != 0) {
+    rows.push_back(
+        {"  gold copy",
+         absl::StrCat("none held; ", c.gold_taken(), " taken, ", c.gold_tracks_restored(),
+                      " tracks published back, ", c.gold_lost(), " lost")});
+  }
+}
+
 // Async mode: the primary's cycles, or what the mirror applied.
 void AsyncRows(const v1::CycleStatus& c, bool primary,
                std::vector<std::vector<std::string>>& rows) {
@@ -167,6 +182,7 @@ void AsyncRows(const v1::CycleStatus& c, bool primary,
                                 c.mirror_consistent() ? "consistent" : "NOT consistent")});
     rows.push_back({"  applied", absl::StrCat(c.cycles_applied(), " whole, ", c.cycles_discarded(),
                                               " discarded unfinished")});
+    GoldRow(c, rows);
     DseRow(c, rows);
     return;
   }

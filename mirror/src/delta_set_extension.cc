@@ -171,6 +171,22 @@ std::vector<uint32_t> DeltaSetExtension::ChunksOf(uint64_t cycle) const {
   return found;
 }
 
+std::vector<uint32_t> DeltaSetExtension::Hold(uint64_t cycle) {
+  std::vector<uint32_t> held = ChunksOf(cycle);
+  absl::MutexLock lock(&mu_);
+  for (const uint32_t chunk : held) {
+    bytes_[chunk] = track_size_;
+    ++counters_.chunks_used;
+    counters_.bytes_held += track_size_;
+  }
+  std::vector<uint32_t> still_free;
+  for (const uint32_t chunk : free_) {
+    if (bytes_[chunk] == 0) still_free.push_back(chunk);
+  }
+  free_ = std::move(still_free);
+  return held;
+}
+
 void DeltaSetExtension::Clear() {
   absl::MutexLock lock(&mu_);
   if (::ftruncate(fd_, 0) != 0)

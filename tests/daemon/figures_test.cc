@@ -7,6 +7,7 @@
 #include <set>
 #include <string>
 
+#include "absl/time/clock.h"
 #include "daemon/metrics.h"
 #include "daemon/status_figures.h"
 #include "google/protobuf/descriptor.h"
@@ -15,6 +16,7 @@
 #include "simarray/mirror/holding_pen.h"
 #include "simarray/mirror/mirror_queue.h"
 #include "simarray/nbd/nbd_server.h"
+#include "simarray/remote/gold_copy.h"
 #include "simarray/remote/remote_adaptor.h"
 #include "simarray/v1/admin.pb.h"
 
@@ -150,6 +152,16 @@ void DescribeSections(FigureSink& sink) {
   {
     FigureScope cycles(sink, {.field = "cycles"});
     mirror::Describe(SomeCycleCounters(), sink);
+    remote::Describe(remote::GoldCounters{.on = true,
+                                          .held = true,
+                                          .mark = {.cycle = 31, .sequence = 32},
+                                          .since = absl::Now() - absl::Seconds(34),
+                                          .tracks = 33,
+                                          .taken = 35,
+                                          .dropped = 36,
+                                          .restored = 37,
+                                          .lost = 38},
+                     sink);
   }
 }
 
@@ -195,6 +207,11 @@ TEST_CASE("figures: every counter of pens nbd link and cycles has a figure that 
   CHECK(cycles.seconds_behind() == 5.5);
   CHECK(cycles.slot_limit() == 17);
   CHECK(cycles.mirror_consistent());
+  CHECK(cycles.gold_held());
+  CHECK(cycles.gold_sequence() == 32);
+  CHECK(cycles.gold_tracks() == 33);
+  CHECK(cycles.gold_age_seconds() >= 34);
+  CHECK(cycles.gold_lost() == 38);
   // cycles_applied and cycles_discarded are the target's (RecordApplier); cycle_ms is config.
   CHECK(ZeroFields(cycles, {"cycles_applied", "cycles_discarded", "cycle_ms"}) ==
         std::set<std::string>{});

@@ -149,35 +149,86 @@ class DependentWriteChecker {
   // reports, block for block. Returns the first difference, or "" when all hold.
   std::string Verify() {
     if (!failures_.empty()) return "a write failed: " + failures_.front();
+    for (const Snapshot& s : snapshots_) {
+      if (std::string diff = VerifyOne(s); !diff.empty()) return diff;
+    }
+    return "";
+  }
+
+  // `s` equals the source's image as of the sequence it reports, block for block: the first
+  // difference, or "". After StopWriters.
+  std::string VerifyOne(const Snapshot& s) {
+    std::lock_guard<std::mutex> lock(mu_);
     std::sort(writes_.begin(), writes_.end(),
               [](const StampedWrite& a, const StampedWrite& b) { return a.sequence < b.sequence; });
     std::map<uint64_t, uint64_t> sequence_of;
     for (const StampedWrite& w : writes_) sequence_of[w.tag] = w.sequence;
-    for (const Snapshot& s : snapshots_) {
-      uint64_t expected[kVolumes][kBlocks] = {};
-      for (const StampedWrite& w : writes_) {
-        if (w.sequence > s.applied_sequence) break;
-        for (uint64_t b = 0; b < w.blocks; ++b) expected[w.volume][w.first_block + b] = w.tag;
-      }
-      for (int v = 0; v < kVolumes; ++v) {
-        for (uint64_t b = 0; b < kBlocks; ++b) {
-          const std::string block = s.volumes[v].substr(b * kBlock, kBlock);
-          uint64_t found = 0;
-          std::memcpy(&found, block.data(), 8);
-          const std::string want = expected[v][b] == 0 ? std::string(kBlock, '\0')
-                                                       : StampBlocks(expected[v][b], v, b, 1);
-          if (block == want) continue;
-          return "snapshot (" + s.why + ") applied through sequence " +
-                 std::to_string(s.applied_sequence) + ": volume " + names[v] + " block " +
-                 std::to_string(b) + " holds write " + std::to_string(found) + " (sequence " +
-                 std::to_string(sequence_of[found]) + "), the primary had write " +
-                 std::to_string(expected[v][b]) + " (sequence " +
-                 std::to_string(sequence_of[expected[v][b]]) + ")" +
-                 (found != 0 && block != StampBlocks(found, v, b, 1) ? "; the block is torn" : "");
-        }
+    uint64_t expected[kVolumes][kBlocks] = {};
+    for (const StampedWrite& w : writes_) {
+      if (w.sequence > s.applied_sequence) break;
+      for (uint64_t b = 0; b < w.blocks; ++b) expected[w.volume][w.first_block + b] = w.tag;
+    }
+    for (int v = 0; v < kVolumes; ++v) {
+      for (uint64_t b = 0; b < kBlocks; ++b) {
+        const std::string block = s.volumes[v].substr(b * kBlock, kBlock);
+        uint64_t found = 0;
+        std::memcpy(&found, block.data(), 8);
+        const std::string want =
+            expected[v][b] == 0 ? std::string(kBlock, '\0') : StampBlocks(expected[v][b], v, b, 1);
+        if (block == want) continue;
+        return "snapshot (" + s.why + ") applied through sequence " +
+               std::to_string(s.applied_sequence) + ": volume " + names[v] + " block " +
+               std::to_string(b) + " holds write " + std::to_string(found) + " (sequence " +
+               std::to_string(sequence_of[found]) + "), the primary had write " +
+               std::to_string(expected[v][b]) + " (sequence " +
+               std::to_string(sequence_of[expected[v][b]]) + ")" +
+               (found != 0 && block != StampBlocks(found, v, b, 1) ? "; the block is torn" : "");
       }
     }
     return "";
+  }
+
+  // Writes refused once the source was demoted (a failover) are not failures of the test.
+  void ForgiveFailures() {
+    std::lock_guard<std::mutex> lock(mu_);
+    failures_.clear();
+  }
+
+  // Reads the mirror's volumes whole (after a failover: the promoted image).
+  std::vector<std::string> ReadMirror() {
+    std::vector<std::string> volumes;
+    for (const std::string& name : names)
+      volumes.push_back(Read(mirror_.host(), name, 0, kVolumeSize));
+    return volumes;
+  }
+
+  // After StopWriters, with no claim from the mirror: whether `volumes` is the source's
+  // image as of some point of its history. That point can only be the newest write any
+  // block holds (an older point lacks it; a newer one would show a later write, since every
+  // write leaves its stamp). Sets `prefix` to it; returns the first difference, or "".
+  std::string VerifyPrefix(const std::vector<std::string>& volumes, uint64_t* prefix) {
+    std::map<uint64_t, uint64_t> sequence_of;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const StampedWrite& w : writes_) sequence_of[w.tag] = w.sequence;
+    }
+    uint64_t newest = 0;
+    for (int v = 0; v < kVolumes; ++v) {
+      for (uint64_t b = 0; b < kBlocks; ++b) {
+        uint64_t found = 0;
+        std::memcpy(&found, volumes[v].data() + b * kBlock, 8);
+        if (found == 0) continue;
+        auto it = sequence_of.find(found);
+        if (it == sequence_of.end()) {
+          return "volume " + names[v] + " block " + std::to_string(b) + " holds write " +
+                 std::to_string(found) + ", which no acknowledged write made";
+        }
+        newest = std::max(newest, it->second);
+      }
+    }
+    *prefix = newest;
+    Snapshot s{newest, "the image as of its newest write", volumes};
+    return VerifyOne(s);
   }
 
   // Once everything is applied: the mirror equals the primary.

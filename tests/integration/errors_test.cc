@@ -147,6 +147,7 @@ TEST_CASE("a bad config file makes the daemon exit non-zero naming file, key and
       // A misspelt key, or one that landed in the table above it, is not silently ignored.
       {"[cache]\nsise = \"64M\"\n", "key cache.sise: unknown key"},
       {"[log]\nlevel = \"info\"\ndse.max_size = \"1G\"\n", "key log.dse.max_size: unknown key"},
+      {"gold_copy = \"on\"\n", "gold_copy: expected \"auto\" or \"off\", got \"on\""},
   };
   for (size_t i = 0; i < cases.size(); ++i) {
     INFO("config: " << cases[i].text);

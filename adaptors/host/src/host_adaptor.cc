@@ -116,6 +116,7 @@ absl::Status HostAdaptor::Read(const std::string& name, uint64_t offset, uint64_
   std::optional<absl::ReaderMutexLock> image;
   if (parts_.image_lock != nullptr) image.emplace(parts_.image_lock);
   std::vector<uint8_t> around;  // a track read around the cache
+  std::vector<uint8_t> gold;    // a track of the gold copy
   uint64_t pos = offset;
   const uint64_t end = offset + length;
   while (pos < end) {
@@ -123,6 +124,16 @@ absl::Status HostAdaptor::Read(const std::string& name, uint64_t offset, uint64_
     const uint64_t in_track = pos % track_size;
     const uint64_t n = std::min(end - pos, track_size - in_track);
     const cache::TrackKey key{(*volume)->id, track};
+    if (parts_.gold_image) {
+      if (gold.empty()) gold.resize(track_size);
+      absl::StatusOr<bool> golden = parts_.gold_image(key, gold);
+      if (!golden.ok()) return golden.status();
+      if (*golden) {
+        out->append(reinterpret_cast<const char*>(gold.data()) + in_track, n);
+        pos += n;
+        continue;
+      }
+    }
     auto slot = parts_.cache->ReadTrack(key);
     if (absl::IsResourceExhausted(slot.status())) {
       // Every slot is write-pending and the destage is failing: the track is not in cache

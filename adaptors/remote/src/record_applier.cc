@@ -107,8 +107,11 @@ absl::StatusOr<bool> RecordApplier::Apply(uint32_t volume_id, uint64_t track, ui
   record->write_continues = write_continues;
   absl::WriterMutexLock image(&image_mu_);
   absl::MutexLock lock(&mu_);
+  if (!applying_) return NotApplying();
   if (consistent_.exchange(false)) {
-    // From now on the image mixes moments: a restart must not claim a boundary.
+    // From now on the image mixes moments: a restart must not claim a boundary, and the
+    // boundary it was is kept as a gold copy.
+    BeginGoldLocked();
     Note(CycleNote{{}, {applied_cycle_.load(), applied_sequence_.load(), false}});
   }
   return ApplyStagedLocked(*std::move(record));
@@ -128,7 +131,11 @@ std::optional<absl::StatusOr<bool>> RecordApplier::TryApply(uint32_t volume_id, 
   // if the lock is taken, and the caller applies again where waiting is allowed.
   if (!image_mu_.TryLock()) return std::nullopt;
   absl::MutexLock lock(&mu_);
-  if (consistent_.load()) {
+  if (!applying_) {
+    image_mu_.Unlock();
+    return NotApplying();
+  }
+  if (consistent_.load() || (gold_held() && GoldNeedsReadLocked((*record)->staged.key()))) {
     image_mu_.Unlock();
     return std::nullopt;
   }
@@ -139,10 +146,22 @@ std::optional<absl::StatusOr<bool>> RecordApplier::TryApply(uint32_t volume_id, 
 
 bool RecordApplier::ApplyStagedLocked(StagedRecord record) {
   const uint64_t sequence = record.sequence;
+  KeepGoldLocked(record.staged.key());
   const bool applied = PublishLocked(std::move(record));
   if (sequence > applied_sequence_.load()) applied_sequence_.store(sequence);
   outside_sequence_ = std::max(outside_sequence_, sequence);
   return applied;
+}
+
+absl::Status RecordApplier::NotApplying() const {
+  return absl::FailedPreconditionError(
+      "this daemon was promoted: records of its old primary are no longer applied");
+}
+
+void RecordApplier::SetApplying(bool applying) {
+  absl::WriterMutexLock image(&image_mu_);
+  absl::MutexLock lock(&mu_);
+  applying_ = applying;
 }
 
 void RecordApplier::ForgetBoundary() {
@@ -162,10 +181,11 @@ bool RecordApplier::ApplyCycle(std::vector<StagedRecord> records, uint64_t cycle
   });
   absl::WriterMutexLock image(&image_mu_);
   absl::MutexLock lock(&mu_);
-  if (stream != stream_epoch_.load()) {
+  if (stream != stream_epoch_.load() || !applying_) {
     cycles_discarded_.fetch_add(1);
-    spdlog::warn("record applier: cycle {} came on a stream the primary gave up on; not applied",
-                 cycle);
+    spdlog::warn("record applier: cycle {} {}; not applied", cycle,
+                 applying_ ? "came on a stream the primary gave up on"
+                           : "came from the old primary of this promoted daemon");
     DropSpilled(records);
     return false;
   }
@@ -208,6 +228,13 @@ bool RecordApplier::ApplyCycle(std::vector<StagedRecord> records, uint64_t cycle
       consistent = false;
     }
   }
+  // A cycle that leaves a consistent image a mix (closed while the primary still owed
+  // tracks) begins a gold copy; every track the cycle changes is kept before the note, so
+  // the redo of a cycle cut short by a crash never changes a track the copy lacks.
+  if (consistent_.load() && !consistent) BeginGoldLocked();
+  if (gold_held()) {
+    for (const StagedRecord& r : records) KeepGoldLocked(r.chunk ? r.spilled_key : r.staged.key());
+  }
   const CycleMark before{applied_cycle_.load(), applied_sequence_.load(), consistent_.load()};
   const CycleMark after{cycle, boundary, consistent};
   if (!records.empty()) Note(CycleNote{after, before});  // an empty cycle has nothing to redo
@@ -241,6 +268,10 @@ bool RecordApplier::ApplyCycle(std::vector<StagedRecord> records, uint64_t cycle
   cycles_applied_.fetch_add(1);
   consistent_ = consistent;
   Note(CycleNote{{}, CycleMark{cycle, boundary, consistent}});
+  if (consistent && gold_held()) {
+    gold_->Drop(absl::StrCat("cycle ", cycle, " (sequence ", boundary,
+                             ") was applied whole: the image is consistent again"));
+  }
   for (const uint32_t chunk : chunks) dse_->Free(chunk);
   return true;
 }

@@ -46,6 +46,7 @@ absl::StatusOr<StagedRecord> RecordApplier::StageInCycle(uint32_t volume_id, uin
       record.length = static_cast<uint32_t>(data.size());
       record.sequence = sequence;
       record.chunk = chunk;
+      record.spilled_key = header.key;
       return record;
     }
     // Full: the record takes a cache slot after all (the source counted on fewer chunks).
@@ -82,7 +83,10 @@ absl::StatusOr<uint64_t> RecordApplier::RedoSpilled(uint64_t cycle) {
   const uint64_t redone = records.size();
   absl::WriterMutexLock image(&image_mu_);
   absl::MutexLock lock(&mu_);
-  for (StagedRecord& r : records) PublishLocked(std::move(r));
+  for (StagedRecord& r : records) {
+    KeepGoldLocked(r.staged.key());  // kept before the stop; a copy begun since keeps them now
+    PublishLocked(std::move(r));
+  }
   return redone;
 }
 

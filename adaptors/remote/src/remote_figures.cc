@@ -1,4 +1,6 @@
-// The figures (simarray/base/figures.h) of the peer link and of the record applier.
+// The figures (simarray/base/figures.h) of the peer link, the record applier and the gold
+// copy.
+#include "absl/time/clock.h"
 #include "simarray/base/figures.h"
 #include "simarray/mirror/cycle_set.h"
 #include "simarray/remote/record_applier.h"
@@ -98,6 +100,42 @@ void DescribeCycles(const RecordApplier& applier, bool target, FigureSink& sink)
   sink.Add(mirror::kMirrorConsistentFigure, applier.consistent());
   sink.Add(mirror::kAppliedCycleFigure, applier.applied_cycle());
   sink.Add(mirror::kCycleAppliedSequenceFigure, applier.applied_sequence());
+}
+
+void Describe(const GoldCounters& c, FigureSink& sink) {
+  sink.Add({"simarray_gold_copy_held", kGauge,
+            "Whether the mirror holds a gold copy of its last consistent image now (a resync "
+            "is overwriting it).",
+            "gold_held"},
+           c.held);
+  sink.Add({"simarray_gold_copy_cycle", kGauge,
+            "The cycle boundary the gold copy stands for (0: none held).", "gold_cycle"},
+           c.held ? c.mark.cycle : 0);
+  sink.Add(
+      {"simarray_gold_copy_sequence", kGauge,
+       "The primary's sequence the gold copy's image stands for (0: none held).", "gold_sequence"},
+      c.held ? c.mark.sequence : 0);
+  sink.Add({"simarray_gold_copy_tracks", kGauge, "Tracks the gold copy keeps now.", "gold_tracks"},
+           c.tracks);
+  sink.Add({"simarray_gold_copy_age_seconds", kGauge,
+            "Time since the gold copy was taken (0: none held).", "gold_age_seconds"},
+           c.held ? absl::ToDoubleSeconds(absl::Now() - c.since) : 0.0);
+  sink.Add({"simarray_gold_copies_taken_total", kCounter, "Gold copies taken.", "gold_taken"},
+           c.taken);
+  sink.Add({"simarray_gold_copies_dropped_total", kCounter,
+            "Gold copies ended: the image was consistent again, it was published back at a "
+            "promotion, or it was lost.",
+            "gold_dropped"},
+           c.dropped);
+  sink.Add({"simarray_gold_tracks_restored_total", kCounter,
+            "Tracks of gold copies published back when the mirror was promoted.",
+            "gold_tracks_restored"},
+           c.restored);
+  sink.Add({"simarray_gold_copies_lost_total", kCounter,
+            "Gold copies lost because a track could not be kept (its file was full or could "
+            "not be written).",
+            "gold_lost"},
+           c.lost);
 }
 
 }  // namespace simarray::remote

@@ -69,6 +69,9 @@ class DeltaSetExtension {
   void Free(uint32_t chunk, bool forget = false) ABSL_LOCKS_EXCLUDED(mu_);
   // Chunks whose header is whole and names `cycle` (the redo after a restart).
   std::vector<uint32_t> ChunksOf(uint64_t cycle) const;
+  // ChunksOf, and those chunks are held from now on (a gold copy reloaded at a restart,
+  // remote/gold_copy.h). Right after Open with `keep`, before any Put.
+  std::vector<uint32_t> Hold(uint64_t cycle) ABSL_LOCKS_EXCLUDED(mu_);
   // Frees every chunk and empties the file.
   void Clear() ABSL_LOCKS_EXCLUDED(mu_);
 

@@ -96,6 +96,10 @@ struct ArrayParts {
   // Held shared while a read copies, so it never sees half of an async cycle being applied
   // (RecordApplier::image_lock). May be null.
   absl::Mutex* image_lock = nullptr;
+  // Under the image lock: the image a host read sees of a track instead of the cache's, into
+  // its argument (a whole track) — an async mirror's gold copy while a resync overwrites
+  // its image (docs/async.md, "Gold copy"). Returns false for the cache's. Unset: always.
+  std::function<absl::StatusOr<bool>(cache::TrackKey key, std::span<uint8_t> track)> gold_image;
   // Whether a host write to `volume` may begin now: FAILED_PRECONDITION for a volume of a
   // group whose target this array is, UNAVAILABLE while link.policy = "fail" holds its
   // group's writes. Unset: yes.

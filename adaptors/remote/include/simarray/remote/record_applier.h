@@ -12,6 +12,9 @@
 // cache share pages the records past it out to a delta set extension (StageInCycle); those
 // are redone from their chunks instead of from sealed slots (docs/async.md, "Delta set
 // extension").
+// With a GoldCopy (gold_copy.h), the first record that makes a consistent image stop being a
+// cycle boundary begins a gold copy of that boundary, every track is kept before its first
+// change, and the next consistent cycle drops the copy (docs/async.md, "Gold copy").
 // Thread-safe (applies are serialised).
 
 #include <atomic>
@@ -30,6 +33,7 @@
 #include "simarray/disk/volume_catalog.h"
 #include "simarray/mirror/delta_set_extension.h"
 #include "simarray/remote/cycle_journal.h"
+#include "simarray/remote/gold_copy.h"
 
 namespace simarray::remote {
 
@@ -49,6 +53,7 @@ struct StagedRecord {
   // Paged out to the delta set extension (its chunk holds track and bytes): `staged` and
   // `pin` are empty until the cycle is applied.
   std::optional<uint32_t> chunk;
+  cache::TrackKey spilled_key;  // a paged-out record's track
 };
 
 class RecordApplier {
@@ -102,6 +107,24 @@ class RecordApplier {
   // redone with the cache). Returns how many.
   absl::StatusOr<uint64_t> RedoSpilled(uint64_t cycle) ABSL_LOCKS_EXCLUDED(image_mu_, mu_);
 
+  // Keeps a gold copy of the last consistent image in `gold` (borrowed; outlives this),
+  // which Reload has already been called on. Before the first stream.
+  void SetGoldCopy(GoldCopy* gold) { gold_ = gold; }
+  // This daemon is promoted (failover or swap) while it holds a gold copy: under the image
+  // lock, every kept track is published back through `commit` (a new write of the whole
+  // image, which the caller makes owed to the old primary), the copy is dropped, and the
+  // applied marks say the gold boundary. Returns the boundary, or nullopt when no copy was
+  // held. On an error the tracks not yet published back keep their newer data, and the
+  // copy is dropped as lost (a primary reads its live image).
+  using GoldCommit =
+      std::function<absl::Status(cache::TrackKey key, std::span<const uint8_t> image)>;
+  struct GoldRestored {
+    CycleMark mark;  // the boundary the image is now
+    uint64_t tracks = 0;
+  };
+  absl::StatusOr<std::optional<GoldRestored>> RestoreGold(const GoldCommit& commit)
+      ABSL_LOCKS_EXCLUDED(image_mu_, mu_);
+
   // Cascaded arrays (docs/groups.md, "Topologies"): called with every record, under the
   // applier's lock, in apply order. It may publish the record itself (a volume that groups
   // of this array ship on, CommitPoint::PublishForwarded) and return whether it was applied,
@@ -132,6 +155,11 @@ class RecordApplier {
                   bool consistent, uint64_t stream) ABSL_LOCKS_EXCLUDED(image_mu_, mu_);
   // This daemon becomes a primary: its image is no longer a mirror's cycle boundary.
   void ForgetBoundary() ABSL_LOCKS_EXCLUDED(mu_);
+  // Whether records are applied: false from a promotion (before anything else of it) until
+  // the daemon is a target again, so a record or cycle of the old primary still queued here
+  // never lands on the promoted image (Apply and TryApply say FAILED_PRECONDITION,
+  // ApplyCycle discards). Returns once no apply is in progress.
+  void SetApplying(bool applying) ABSL_LOCKS_EXCLUDED(image_mu_, mu_);
   // A cycle was dropped unfinished (its stream ended before its end marker).
   void CycleDiscarded() { cycles_discarded_.fetch_add(1); }
 
@@ -157,12 +185,21 @@ class RecordApplier {
   // Publishes a staged record outside any cycle; both locks held.
   bool ApplyStagedLocked(StagedRecord record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool PublishLocked(StagedRecord record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status NotApplying() const;
   // NOT_FOUND or OUT_OF_RANGE for a record that no volume of this array can take.
   absl::Status CheckRecord(uint32_t volume_id, uint64_t track, uint32_t offset,
                            size_t length) const;
   // A paged-out record back in a staging slot (waits for one), its chunk still held.
   absl::StatusOr<StagedRecord> Unspill(const StagedRecord& record);
   void Note(const CycleNote& note) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The gold copy (record_applier_gold.cc). Begins one standing for the image now, which
+  // must be a cycle boundary; keeps `key`'s image before it changes (reading it from disk
+  // when not cached); a copy that fails either is dropped, logged as lost.
+  void BeginGoldLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void KeepGoldLocked(cache::TrackKey key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether keeping `key` would need a disk read (TryApply does not wait for one).
+  bool GoldNeedsReadLocked(cache::TrackKey key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool gold_held() const { return gold_ != nullptr && gold_->held(); }
 
   cache::CacheMemory* const cache_;
   disk::VolumeCatalog* const volumes_;
@@ -184,6 +221,8 @@ class RecordApplier {
   std::atomic<uint64_t> stream_epoch_{0};
   mirror::DeltaSetExtension* dse_ = nullptr;
   uint64_t stage_slots_ = 0;
+  GoldCopy* gold_ = nullptr;
+  bool applying_ ABSL_GUARDED_BY(mu_) = true;
   // Highest sequence applied outside the cycles since the last cycle.
   uint64_t outside_sequence_ ABSL_GUARDED_BY(mu_) = 0;
 };
