@@ -63,7 +63,7 @@ void Array::PublishGoldBack(RoleChange* change) {
       change->image_sequence = r.mark.sequence;
       change->gold_tracks = r.tracks;
     }
-  } else if (config_.mode == "async") {
+  } else if (applier_->applied_cycle() != 0) {  // an async mirror (it applied cycles)
     said =
         applier_->consistent()
             ? absl::StrCat("the image is the primary's as of sequence ",

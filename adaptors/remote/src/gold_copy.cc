@@ -52,9 +52,10 @@ absl::StatusOr<bool> GoldCopy::Reload(bool consistent, uint64_t capacity) {
     return false;
   }
   if (consistent) {
-    Drop(
-        "the cycle journal says the image is a cycle boundary: the gold copy left from "
-        "before the stop is not needed");
+    spdlog::info(
+        "gold copy: the one left from before the stop is dropped: the cycle journal says the "
+        "image is a cycle boundary");
+    Drop("not needed");
     return false;
   }
   std::stringstream text;
