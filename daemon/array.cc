@@ -159,6 +159,21 @@ absl::Status Array::OpenTargetSpill() {
         target_dse_.get(),
         std::max<uint64_t>(1, cache_->slot_count() * config_.cycle_cache_percent / 100));
   }
+  // dse.max_size removed since a stop mid-apply: the file still holds the cycle's paged-out
+  // records, which are redone all the same; then it goes.
+  std::unique_ptr<mirror::DeltaSetExtension> redo_only;
+  const std::string spill_path = config_.data_dir + "/dse-r2.spill";
+  if (target_dse_ == nullptr && redo_cycle_ != 0) {
+    std::error_code ec;
+    const uint64_t size = std::filesystem::file_size(spill_path, ec);
+    if (!ec && size != 0) {
+      auto dse = mirror::DeltaSetExtension::Open(spill_path, size + 64 + config_.track_size,
+                                                 config_.track_size, /*keep=*/true);
+      if (!dse.ok()) return dse.status();
+      redo_only = *std::move(dse);
+      applier_->SetSpill(redo_only.get(), 0);
+    }
+  }
   if (redo_cycle_ != 0) {
     absl::StatusOr<uint64_t> redone = applier_->RedoSpilled(redo_cycle_);
     if (!redone.ok()) {
@@ -174,6 +189,12 @@ absl::Status Array::OpenTargetSpill() {
     if (!redo_note_.applied.consistent) applier_->ForgetBoundary();
   }
   if (target_dse_ != nullptr) target_dse_->Clear();
+  if (redo_only != nullptr) applier_->SetSpill(nullptr, 0);
+  if (target_dse_ == nullptr) {  // no extension now: a file left from one means nothing
+    redo_only.reset();
+    std::error_code ec;
+    std::filesystem::remove(spill_path, ec);
+  }
   return absl::OkStatus();
 }
 

@@ -97,7 +97,7 @@ class RecordApplier {
   // restart never takes them for a cycle being applied.
   void DropSpilled(std::vector<StagedRecord>& records);
   // Records of a cycle past `stage_slots` in cache page out to `dse` (borrowed; outlives
-  // this). Before the first stream.
+  // this; null: none). Before the first stream.
   void SetSpill(mirror::DeltaSetExtension* dse, uint64_t stage_slots);
   // Tracks a cycle may stage here: the cache share and the delta set extension's chunks
   // (Hello tells the source; 0 without a SetSpill).
