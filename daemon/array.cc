@@ -218,10 +218,12 @@ absl::StatusOr<BoundAddresses> Array::Start() {
   parts.faults = &faults_;
   parts.image_lock = &applier_->image_lock();
   if (gold_ != nullptr) {
-    parts.gold_image = [gold = gold_.get()](cache::TrackKey key,
-                                            std::span<uint8_t> track) -> absl::StatusOr<bool> {
-      if (!gold->held()) return false;
-      return gold->Read(key, track);
+    parts.gold_image = [gold = gold_.get(), track_size = config_.track_size](
+                           cache::TrackKey key,
+                           std::vector<uint8_t>* track) -> absl::StatusOr<bool> {
+      if (!gold->held() || !gold->Holds(key)) return false;
+      track->resize(track_size);
+      return gold->Read(key, *track);
     };
   }
   parts.admit_write = [this](const disk::Volume& volume) { return AdmitWrite(volume); };

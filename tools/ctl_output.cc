@@ -164,7 +164,7 @@ void GoldRow(const v1::CycleStatus& c, std::vector<std::vector<std::string>>& ro
                                                    "%d), %d tracks kept, taken %.1f s ago",
                                                    c.gold_cycle(), c.gold_sequence(),
                                                    c.gold_tracks(), c.gold_age_seconds())});
-  } else if (c.gold_taken() != 0) {
+  } else if (c.gold_taken() != 0 || c.gold_dropped() != 0) {  // (a restart zeroes taken)
     rows.push_back(
         {"  gold copy",
          absl::StrCat("none held; ", c.gold_taken(), " taken, ", c.gold_tracks_restored(),

@@ -125,8 +125,7 @@ absl::Status HostAdaptor::Read(const std::string& name, uint64_t offset, uint64_
     const uint64_t n = std::min(end - pos, track_size - in_track);
     const cache::TrackKey key{(*volume)->id, track};
     if (parts_.gold_image) {
-      if (gold.empty()) gold.resize(track_size);
-      absl::StatusOr<bool> golden = parts_.gold_image(key, gold);
+      absl::StatusOr<bool> golden = parts_.gold_image(key, &gold);
       if (!golden.ok()) return golden.status();
       if (*golden) {
         out->append(reinterpret_cast<const char*>(gold.data()) + in_track, n);

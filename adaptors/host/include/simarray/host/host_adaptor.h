@@ -24,6 +24,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -97,9 +98,10 @@ struct ArrayParts {
   // (RecordApplier::image_lock). May be null.
   absl::Mutex* image_lock = nullptr;
   // Under the image lock: the image a host read sees of a track instead of the cache's, into
-  // its argument (a whole track) — an async mirror's gold copy while a resync overwrites
-  // its image (docs/async.md, "Gold copy"). Returns false for the cache's. Unset: always.
-  std::function<absl::StatusOr<bool>(cache::TrackKey key, std::span<uint8_t> track)> gold_image;
+  // `track` (made a whole track) — an async mirror's gold copy while a resync overwrites its
+  // image (docs/async.md, "Gold copy"). Returns false, `track` untouched, for the cache's.
+  // Unset: always the cache's.
+  std::function<absl::StatusOr<bool>(cache::TrackKey key, std::vector<uint8_t>* track)> gold_image;
   // Whether a host write to `volume` may begin now: FAILED_PRECONDITION for a volume of a
   // group whose target this array is, UNAVAILABLE while link.policy = "fail" holds its
   // group's writes. Unset: yes.
