@@ -156,7 +156,8 @@ void DeltaSetExtension::Free(uint32_t chunk, bool forget) {
   free_.push_back(chunk);
 }
 
-std::vector<uint32_t> DeltaSetExtension::ChunksOf(uint64_t cycle) const {
+std::vector<uint32_t> DeltaSetExtension::ChunksOf(uint64_t cycle,
+                                                  std::vector<SpillHeader>* headers) const {
   std::vector<uint32_t> found;
   for (uint64_t c = 0; c < chunks_; ++c) {
     OnDisk h;
@@ -165,14 +166,15 @@ std::vector<uint32_t> DeltaSetExtension::ChunksOf(uint64_t cycle) const {
     if (h.magic != kMagic || h.cycle != cycle) continue;
     SpillHeader header;
     std::string bytes;
-    if (Get(static_cast<uint32_t>(c), &header, &bytes).ok())
-      found.push_back(static_cast<uint32_t>(c));
+    if (!Get(static_cast<uint32_t>(c), &header, &bytes).ok()) continue;
+    found.push_back(static_cast<uint32_t>(c));
+    if (headers != nullptr) headers->push_back(header);
   }
   return found;
 }
 
-std::vector<uint32_t> DeltaSetExtension::Hold(uint64_t cycle) {
-  std::vector<uint32_t> held = ChunksOf(cycle);
+std::vector<uint32_t> DeltaSetExtension::Hold(uint64_t cycle, std::vector<SpillHeader>* headers) {
+  std::vector<uint32_t> held = ChunksOf(cycle, headers);
   absl::MutexLock lock(&mu_);
   for (const uint32_t chunk : held) {
     bytes_[chunk] = track_size_;

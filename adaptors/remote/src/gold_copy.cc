@@ -75,11 +75,10 @@ absl::StatusOr<bool> GoldCopy::Reload(bool consistent, uint64_t capacity) {
   mark.consistent = true;
   absl::MutexLock lock(&mu_);
   if (absl::Status s = OpenChunks(capacity, /*keep=*/true); !s.ok()) return s;
-  for (const uint32_t chunk : chunks_->Hold(mark.cycle)) {
-    mirror::SpillHeader header;
-    std::string bytes;
-    if (absl::Status s = chunks_->Get(chunk, &header, &bytes); !s.ok()) return s;
-    if (header.sequence == mark.sequence) kept_[header.key] = chunk;
+  std::vector<mirror::SpillHeader> headers;
+  const std::vector<uint32_t> held = chunks_->Hold(mark.cycle, &headers);
+  for (size_t i = 0; i < held.size(); ++i) {
+    if (headers[i].sequence == mark.sequence) kept_[headers[i].key] = held[i];
   }
   mark_ = mark;
   since_ = absl::FromUnixMillis(since_ms);

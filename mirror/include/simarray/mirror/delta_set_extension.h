@@ -68,10 +68,12 @@ class DeltaSetExtension {
   // (a discarded cycle whose number may come again).
   void Free(uint32_t chunk, bool forget = false) ABSL_LOCKS_EXCLUDED(mu_);
   // Chunks whose header is whole and names `cycle` (the redo after a restart).
-  std::vector<uint32_t> ChunksOf(uint64_t cycle) const;
+  // `headers`, when given, gets each one's header (in the same order).
+  std::vector<uint32_t> ChunksOf(uint64_t cycle, std::vector<SpillHeader>* headers = nullptr) const;
   // ChunksOf, and those chunks are held from now on (a gold copy reloaded at a restart,
   // remote/gold_copy.h). Right after Open with `keep`, before any Put.
-  std::vector<uint32_t> Hold(uint64_t cycle) ABSL_LOCKS_EXCLUDED(mu_);
+  std::vector<uint32_t> Hold(uint64_t cycle, std::vector<SpillHeader>* headers)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Frees every chunk and empties the file.
   void Clear() ABSL_LOCKS_EXCLUDED(mu_);
 
